@@ -1,0 +1,8 @@
+//! The node-side dentry tracer: loads the kernel programs, attaches them, reads their counters.
+pub mod cgroup;
+pub mod counters;
+pub mod probes;
+
+/// The kernel programs, built from `tracer-ebpf` by build.rs.
+pub static EBPF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-ebpf"));

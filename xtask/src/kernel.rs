@@ -1,0 +1,259 @@
+//! Debian cloud kernels (kprobes, BTF, no lockdown) fetched from the Debian archive with a
+//! private apt state in the cache, so the system's apt configuration is never touched.
+use std::{
+    fs::File,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, bail};
+
+use crate::{cache, command};
+
+/// The kernels the project is tested on: bookworm's 6.1 and bookworm-backports' 6.12.
+pub const DEFAULT_KERNELS: &[&str] = &["6.1", "6.12"];
+
+const SOURCES: &str = "\
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm-backports main
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian-security bookworm-security main
+";
+
+/// An unpacked kernel package.
+#[derive(Debug, Clone)]
+pub struct Kernel {
+    /// Debian package name, e.g. `linux-image-6.1.0-56-cloud-amd64-unsigned`.
+    pub package: String,
+    /// `uname -r`, e.g. `6.1.0-56-cloud-amd64`.
+    pub release: String,
+    root: PathBuf,
+}
+
+impl Kernel {
+    /// A kernel by series (`6.1`, `6.12`: the newest cloud build in the archive, or the one
+    /// already cached) or by exact package name. Downloads at most once per machine.
+    pub fn fetch(spec: &str) -> anyhow::Result<Kernel> {
+        let dir = cache::dir().join("kernels");
+        std::fs::create_dir_all(&dir)?;
+        // Tests fetch in parallel; one downloads, the others wait and then find it cached.
+        let lock = File::create(dir.join(".lock"))?;
+        lock.lock().context("locking the kernel cache")?;
+        if let Some(kernel) = cached(&dir, spec)? {
+            return Ok(kernel);
+        }
+        let package = resolve_package(spec)?;
+        eprintln!("kernel: downloading {package}");
+        unpack(&dir, &package)?;
+        cached(&dir, &package)?
+            .with_context(|| format!("{package} unpacked but no vmlinuz found in it"))
+    }
+
+    pub fn vmlinuz(&self) -> PathBuf {
+        self.root
+            .join("boot")
+            .join(format!("vmlinuz-{}", self.release))
+    }
+
+    /// `major.minor`, e.g. `6.12`.
+    pub fn series(&self) -> String {
+        self.release
+            .split('.')
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(".")
+    }
+
+    /// A module (`loop`, ...) as an uncompressed `.ko` that busybox `insmod` can load.
+    pub fn module(&self, name: &str) -> anyhow::Result<PathBuf> {
+        let modules = self.root.join("lib/modules").join(&self.release);
+        let file = format!("{name}.ko");
+        let found = find_file(&modules, &file)
+            .or_else(|| find_file(&modules, &format!("{file}.xz")))
+            .with_context(|| format!("module {name} not in {}", modules.display()))?;
+        if found.extension().is_some_and(|e| e == "ko") {
+            return Ok(found);
+        }
+        let plain = self.root.join("unpacked-modules").join(&file);
+        if !plain.is_file() {
+            std::fs::create_dir_all(self.root.join("unpacked-modules"))?;
+            let out = command::run(Command::new("xz").arg("-dc").arg(&found))?;
+            std::fs::write(&plain, out.stdout)?;
+        }
+        Ok(plain)
+    }
+}
+
+/// Does `package` belong to `spec` (a series like `6.1`, or an exact package name)?
+pub fn matches(spec: &str, package: &str) -> bool {
+    if package == spec {
+        return true;
+    }
+    let Some(version) = package
+        .strip_prefix("linux-image-")
+        .and_then(|rest| rest.strip_suffix("-cloud-amd64-unsigned"))
+    else {
+        return false;
+    };
+    let series: Vec<&str> = version.splitn(3, ['.', '-']).take(2).collect();
+    series.join(".") == spec
+}
+
+/// Orders package names by the numbers in them, so `6.1.0-56` sorts after `6.1.0-6`.
+fn version_key(package: &str) -> Vec<u64> {
+    package
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
+fn newest<'a>(spec: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    names
+        .filter(|name| matches(spec, name))
+        .max_by_key(|name| version_key(name))
+}
+
+fn cached(dir: &Path, spec: &str) -> anyhow::Result<Option<Kernel>> {
+    let mut complete = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.join(".complete").is_file()
+            && let Some(name) = path.file_name().and_then(|n| n.to_str())
+        {
+            complete.push(name.to_owned());
+        }
+    }
+    let Some(package) = newest(spec, complete.iter().map(String::as_str)) else {
+        return Ok(None);
+    };
+    let root = dir.join(package);
+    let boot = std::fs::read_dir(root.join("boot"))?;
+    let release = boot
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_prefix("vmlinuz-")
+                .map(String::from)
+        })
+        .next();
+    Ok(release.map(|release| Kernel {
+        package: package.to_owned(),
+        release,
+        root,
+    }))
+}
+
+/// `apt-get`/`apt-cache` with every piece of state redirected into the cache.
+fn apt(program: &str, args: &[&str]) -> Command {
+    let state = cache::dir().join("apt");
+    let opt = |k: &str, v: &Path| format!("-o{k}={}", v.display());
+    let mut cmd = Command::new(program);
+    cmd.arg(opt("Dir::Etc::SourceList", &state.join("sources.list")))
+        .arg("-oDir::Etc::SourceParts=/nonexistent")
+        .arg(opt("Dir::State::Lists", &state.join("lists")))
+        .arg(opt("Dir::Cache", &state))
+        .arg(opt("Dir::Cache::archives", &state.join("archives")))
+        .arg("-oAPT::Sandbox::User=root")
+        .args(args);
+    cmd
+}
+
+fn resolve_package(spec: &str) -> anyhow::Result<String> {
+    let state = cache::dir().join("apt");
+    for sub in ["lists/partial", "archives/partial"] {
+        std::fs::create_dir_all(state.join(sub))?;
+    }
+    std::fs::write(state.join("sources.list"), SOURCES)?;
+    command::run(&mut apt("apt-get", &["update", "-qq"]))
+        .context("updating the private package lists for the Debian kernel archive")?;
+    let names = command::stdout(&mut apt("apt-cache", &["pkgnames", "linux-image-"]))?;
+    match newest(spec, names.lines()) {
+        Some(name) => Ok(name.to_owned()),
+        None => bail!(
+            "no Debian cloud kernel matches {spec:?}: give a series like 6.1 or 6.12, or a package \
+             name like linux-image-6.1.0-56-cloud-amd64-unsigned"
+        ),
+    }
+}
+
+fn unpack(dir: &Path, package: &str) -> anyhow::Result<()> {
+    let debs = cache::dir().join("debs");
+    std::fs::create_dir_all(&debs)?;
+    command::run(apt("apt-get", &["download", "-qq", package]).current_dir(&debs))
+        .with_context(|| format!("downloading {package}"))?;
+    let deb = std::fs::read_dir(&debs)?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&format!("{package}_")) && n.ends_with(".deb"))
+        })
+        .with_context(|| format!("{package} downloaded but no .deb in {}", debs.display()))?;
+    let root = dir.join(package);
+    let _ = std::fs::remove_dir_all(&root);
+    command::run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root))?;
+    std::fs::write(root.join(".complete"), b"")?;
+    // The package stays unpacked; the .deb itself is not needed again.
+    std::fs::remove_file(&deb)?;
+    Ok(())
+}
+
+fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if let Some(found) = find_file(&path, name) {
+                return Some(found);
+            }
+        } else if path.file_name().is_some_and(|n| n == name) {
+            return Some(path);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_match_exactly() {
+        assert!(matches("6.1", "linux-image-6.1.0-56-cloud-amd64-unsigned"));
+        assert!(!matches(
+            "6.1",
+            "linux-image-6.12.117+deb12-cloud-amd64-unsigned"
+        ));
+        assert!(matches(
+            "6.12",
+            "linux-image-6.12.117+deb12-cloud-amd64-unsigned"
+        ));
+        assert!(!matches(
+            "6.1",
+            "linux-image-6.1.0-56-cloud-amd64-unsigned-dbg"
+        ));
+        assert!(matches(
+            "linux-image-6.1.0-50-cloud-amd64-unsigned",
+            "linux-image-6.1.0-50-cloud-amd64-unsigned"
+        ));
+    }
+
+    #[test]
+    fn newest_compares_numbers_not_text() {
+        let names = [
+            "linux-image-6.12.95+deb12-cloud-amd64-unsigned",
+            "linux-image-6.12.117+deb12-cloud-amd64-unsigned",
+            "linux-image-6.1.0-9-cloud-amd64-unsigned",
+            "linux-image-6.1.0-56-cloud-amd64-unsigned",
+        ];
+        assert_eq!(
+            newest("6.12", names.into_iter()),
+            Some("linux-image-6.12.117+deb12-cloud-amd64-unsigned")
+        );
+        assert_eq!(
+            newest("6.1", names.into_iter()),
+            Some("linux-image-6.1.0-56-cloud-amd64-unsigned")
+        );
+        assert_eq!(newest("5.10", names.into_iter()), None);
+    }
+}

@@ -1,0 +1,11 @@
+//! Tasks around the build: toolchain set-up, the real-kernel VM test bed, demo and release.
+//!
+//! The library half is what Rust tests use: `vm::VmRun` boots a Debian cloud kernel under qemu
+//! with the binaries a test names and returns the tagged lines its script printed.
+pub mod cache;
+pub mod command;
+pub mod initramfs;
+pub mod kernel;
+pub mod scenario;
+pub mod setup;
+pub mod vm;

@@ -1,0 +1,91 @@
+//! Workloads run inside the VM, shared by the demo and the VM tests so both show the same thing.
+use crate::vm::VmOutput;
+
+/// Where the tracer binary sits inside the VM.
+pub const TRACER: &str = "/bin/tracer";
+
+/// Two sibling cgroups, `traced` and `other`; the tracer is scoped to `traced`; each cgroup
+/// then looks up names that do not exist (each lookup allocates one dentry).
+#[derive(Debug, Clone, Copy)]
+pub struct TwoCgroups {
+    pub traced_lookups: u32,
+    pub other_lookups: u32,
+}
+
+/// What the tracer reported for one cgroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupCount {
+    pub name: String,
+    pub id: u64,
+    pub alloc: u64,
+}
+
+impl TwoCgroups {
+    pub fn script(&self) -> String {
+        let Self {
+            traced_lookups,
+            other_lookups,
+        } = *self;
+        format!(
+            r#"
+CG=/sys/fs/cgroup
+mkdir -p $CG/traced $CG/other /tmp/work
+echo "@@cgroup traced $(stat -c %i $CG/traced)"
+echo "@@cgroup other $(stat -c %i $CG/other)"
+{TRACER} --target-cgroup $CG/traced 2>/tmp/tracer.err &
+T=$!
+n=0
+until grep -q attached /tmp/tracer.err; do
+  n=$((n+1))
+  if [ $n -gt 1200 ] || ! kill -0 $T 2>/dev/null; then
+    sed 's/^/@@tracer-failed /' /tmp/tracer.err; exit 1
+  fi
+  sleep 0.1
+done
+echo "@@tracer-ready"
+lookups() {{
+  sh -c "echo \$\$ > $CG/$1/cgroup.procs; i=0; while [ \$i -lt $2 ]; do [ -e /tmp/work/$1-missing-\$i ]; i=\$((i+1)); done"
+}}
+lookups traced {traced_lookups}
+lookups other {other_lookups}
+kill -INT $T
+wait $T
+echo "@@tracer-exit $?"
+sed 's/^/@@tracer /' /tmp/tracer.err
+"#
+        )
+    }
+
+    /// Pairs the cgroup ids the script printed with the tracer's counts for them.
+    pub fn counts(output: &VmOutput) -> Vec<CgroupCount> {
+        let totals: Vec<(u64, u64)> = output
+            .tagged("tracer")
+            .into_iter()
+            .filter_map(|line| {
+                let rest = line.strip_prefix("cgroup ")?;
+                Some((field(rest, "cgroup_id")?, field(rest, "alloc")?))
+            })
+            .collect();
+        output
+            .tagged("cgroup")
+            .into_iter()
+            .filter_map(|line| {
+                let (name, id) = line.split_once(' ')?;
+                let id: u64 = id.trim().parse().ok()?;
+                let alloc = totals.iter().find(|(c, _)| *c == id).map_or(0, |(_, a)| *a);
+                Some(CgroupCount {
+                    name: name.to_owned(),
+                    id,
+                    alloc,
+                })
+            })
+            .collect()
+    }
+}
+
+fn field(line: &str, key: &str) -> Option<u64> {
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))?
+        .parse()
+        .ok()
+}
