@@ -1,23 +1,183 @@
 //! `#[repr(C)]` types shared by the kernel programs (`tracer-ebpf`) and the tracer's userspace.
 //!
-//! Every type here crosses the user/kernel boundary through a BPF map, so its layout is a
-//! contract between two separately compiled programs: change both sides together.
+//! Every type here crosses the user/kernel boundary through a BPF map or a global, so its layout
+//! is a contract between two separately compiled programs: change both sides together.
 #![no_std]
 
 /// Per-cgroup dentry counters, one copy per CPU (a `PerCpuHashMap` value) so the kernel side
 /// never takes a lock; userspace sums the CPUs when it reads them.
+///
+/// Semantics (docs/counters.md): `alloc` counts every dentry allocation (`__d_alloc`);
+/// `negative` counts dentries left without an inode (a lookup that found nothing: `d_add` or
+/// `d_splice_alias` with a NULL inode; an unlink: `d_delete`); `positive` counts dentries given
+/// an inode (`d_instantiate`, `d_instantiate_new`, `d_add`/`d_splice_alias` with an inode). A
+/// create therefore counts one alloc, one negative (its lookup) and one positive.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
-    /// Dentries allocated (`__d_alloc`, which every allocation path goes through).
     pub alloc: u64,
+    pub positive: u64,
+    pub negative: u64,
+    /// Calls of `shrink_dcache_sb` (remount, some unmount paths) made by this cgroup's tasks.
+    pub shrink_calls: u64,
+    /// Calls of `prune_dcache_sb` (the superblock shrinker: memory pressure, drop_caches).
+    pub prune_calls: u64,
+    /// Dentries `prune_dcache_sb` reported freed.
+    pub pruned: u64,
+}
+
+impl Counters {
+    /// Field-wise sum (per-CPU slots into a total, or totals across cgroups).
+    pub fn add(&self, other: &Counters) -> Counters {
+        Counters {
+            alloc: self.alloc + other.alloc,
+            positive: self.positive + other.positive,
+            negative: self.negative + other.negative,
+            shrink_calls: self.shrink_calls + other.shrink_calls,
+            prune_calls: self.prune_calls + other.prune_calls,
+            pruned: self.pruned + other.pruned,
+        }
+    }
+}
+
+/// What happened to a dentry, as carried by a trace event.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// A lookup allocated a dentry for a name not in the cache.
+    Alloc = 0,
+    /// A lookup found nothing: the dentry stays in the cache without an inode.
+    Negative = 1,
+    /// The dentry got an inode (lookup hit on disk, or create).
+    Positive = 2,
+    /// An unlink turned a positive dentry negative.
+    Delete = 3,
+    /// `shrink_dcache_sb`: a whole superblock's unused dentries dropped.
+    Shrink = 4,
+    /// `prune_dcache_sb`: the memory-pressure shrinker ran on a superblock.
+    Prune = 5,
+}
+
+impl Operation {
+    pub fn from_u32(raw: u32) -> Option<Operation> {
+        Some(match raw {
+            0 => Operation::Alloc,
+            1 => Operation::Negative,
+            2 => Operation::Positive,
+            3 => Operation::Delete,
+            4 => Operation::Shrink,
+            5 => Operation::Prune,
+            _ => return None,
+        })
+    }
+
+    /// The name in the TSV `operation` column.
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Alloc => "alloc",
+            Operation::Negative => "negative",
+            Operation::Positive => "positive",
+            Operation::Delete => "delete",
+            Operation::Shrink => "reclaim-shrink",
+            Operation::Prune => "reclaim-prune",
+        }
+    }
+}
+
+/// Path components walked from the dentry towards the filesystem root, at most.
+pub const MAX_DEPTH: usize = 16;
+/// Longest component name (NAME_MAX) plus its NUL.
+pub const NAME_BUF: usize = 256;
+/// Bytes for components; an offset into it is masked with `PATH_BUF - 1` (a power of two) so
+/// the verifier can prove every `NAME_BUF`-byte read stays inside `path`.
+pub const PATH_BUF: usize = 4096;
+pub const FSTYPE_LEN: usize = 16;
+pub const COMM_LEN: usize = 16;
+
+/// `EventHeader::flags`: the walk stopped before the root (depth or buffer exhausted).
+pub const FLAG_TRUNCATED: u16 = 1;
+
+/// Fixed part of a trace event. The ring buffer record is this header followed by
+/// `path_len` bytes: the path's components leaf first, each NUL-terminated.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct EventHeader {
+    /// CLOCK_MONOTONIC nanoseconds (`bpf_ktime_get_ns`).
+    pub ts_ns: u64,
+    pub cgroup_id: u64,
+    pub pid: u32,
+    /// An `Operation`.
+    pub op: u32,
+    pub comm: [u8; COMM_LEN],
+    pub fstype: [u8; FSTYPE_LEN],
+    pub path_len: u16,
+    pub depth: u16,
+    pub flags: u16,
+    pub _pad: u16,
+    /// For `Prune`: dentries freed (0 when not known).
+    pub count: u64,
+}
+
+/// A whole event as built in a per-CPU scratch slot. `NAME_BUF` of slack after `PATH_BUF`
+/// lets the last masked read overrun the logical end without leaving the value.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Event {
+    pub header: EventHeader,
+    pub path: [u8; PATH_BUF + NAME_BUF],
+}
+
+/// Byte offsets of the kernel struct fields the programs read, taken from the running
+/// kernel's BTF at load time (Rust eBPF has no CO-RE relocations).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelOffsets {
+    pub dentry_d_parent: u32,
+    pub dentry_d_name: u32,
+    pub dentry_d_inode: u32,
+    pub dentry_d_sb: u32,
+    pub qstr_name: u32,
+    pub super_block_s_type: u32,
+    pub file_system_type_name: u32,
+    pub _pad: u32,
+}
+
+/// Load-time settings (a read-only global: the verifier prunes what they switch off).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// Non-zero: emit trace events (counters always run).
+    pub trace: u32,
+    /// Non-zero: only tasks in `TARGETS` cgroups (or below them) produce events.
+    pub scoped: u32,
+    /// Bit n set: also match the task's ancestor cgroup at level n against `TARGETS`
+    /// (a pod's cgroup, so its containers, restarted ones included, are covered).
+    pub ancestor_levels: u32,
+    pub _pad: u32,
 }
 
 #[cfg(feature = "user")]
-// SAFETY: plain old data, `repr(C)`, no padding, every bit pattern valid.
-unsafe impl aya::Pod for Counters {}
+mod pod {
+    // SAFETY: plain old data, `repr(C)`, explicit padding, every bit pattern valid.
+    unsafe impl aya::Pod for super::Counters {}
+    unsafe impl aya::Pod for super::KernelOffsets {}
+    unsafe impl aya::Pod for super::Config {}
+}
 
-/// Name of the per-cgroup counters map in the eBPF object.
-pub const COUNTERS_MAP: &str = "COUNTERS";
+/// Map and global names in the eBPF object.
+pub mod names {
+    pub const COUNTERS: &str = "COUNTERS";
+    pub const TARGETS: &str = "TARGETS";
+    pub const EVENTS: &str = "EVENTS";
+    pub const DROPS: &str = "DROPS";
+    pub const FLOOR: &str = "FLOOR";
+    pub const OFFSETS: &str = "OFFSETS";
+    pub const CONFIG: &str = "CONFIG";
+}
+
 /// Upper bound on distinct cgroups counted at once; a busy node has a few thousand.
 pub const MAX_CGROUPS: u32 = 16384;
+/// Upper bound on target cgroups (a pod's containers, or explicit ones).
+pub const MAX_TARGETS: u32 = 1024;
+/// Deepest cgroup level `Config::ancestor_levels` can name.
+pub const MAX_CGROUP_LEVEL: u32 = 16;

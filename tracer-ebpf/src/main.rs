@@ -1,45 +1,172 @@
 //! Kernel programs of the dentry tracer.
 //!
-//! Counters live in a per-CPU hash keyed by the current task's cgroup v2 id, so the hot path
-//! takes no lock and userspace does nothing per event: it sums the CPUs when it scrapes.
+//! Every probe exists twice, as a kprobe (`kp_*`) and as fentry/fexit (`fe_*`, cheaper, needs
+//! BTF and no lockdown); the tracer picks per probe at load time. Both call the same handler,
+//! so maps and events are identical either way.
 #![no_std]
 #![no_main]
 
+mod dentry;
+mod emit;
+mod maps;
+
 use aya_ebpf::{
-    helpers::bpf_get_current_cgroup_id,
-    macros::{kprobe, map},
-    maps::PerCpuHashMap,
-    programs::ProbeContext,
+    macros::{fentry, fexit, kprobe, kretprobe},
+    programs::{FEntryContext, FExitContext, ProbeContext, RetProbeContext},
 };
-use dentry_common::{Counters, MAX_CGROUPS};
+use dentry_common::Operation;
 
-#[map(name = "COUNTERS")]
-static COUNTERS: PerCpuHashMap<u64, Counters> = PerCpuHashMap::with_max_entries(MAX_CGROUPS, 0);
+use crate::maps::{FLOOR, bump};
 
-/// `__d_alloc(sb, name)`: every dentry allocation goes through it on every kernel we support
-/// (on 6.12 the lookup path no longer calls `d_alloc`, see docs/architecture.md).
-#[kprobe]
-pub fn dentry_alloc(_ctx: ProbeContext) -> u32 {
-    count(|c| c.alloc += 1);
+type Ptr = *const u8;
+
+/// Declares the kprobe and the fentry variant of one entry probe.
+macro_rules! entry_probe {
+    ($function:literal, $kp:ident, $fe:ident, $handler:ident($($n:literal),*)) => {
+        #[kprobe]
+        #[allow(unused_variables, reason = "handlers without arguments ignore ctx")]
+        pub fn $kp(ctx: ProbeContext) -> u32 {
+            $handler($(ctx.arg::<Ptr>($n).unwrap_or(core::ptr::null())),*);
+            0
+        }
+
+        #[fentry(function = $function)]
+        #[allow(unused_variables, reason = "handlers without arguments ignore ctx")]
+        pub fn $fe(ctx: FEntryContext) -> u32 {
+            $handler($(ctx.arg::<Ptr>($n)),*);
+            0
+        }
+    };
+}
+
+// __d_alloc(sb, name): every allocation, on every kernel (6.12's lookup path skips d_alloc).
+entry_probe!("__d_alloc", kp_d_alloc_any, fe_d_alloc_any, on_alloc());
+// d_alloc_parallel(parent, name, wq): the lookup path's allocation, with the parent for a path.
+entry_probe!(
+    "d_alloc_parallel",
+    kp_d_alloc_parallel,
+    fe_d_alloc_parallel,
+    on_lookup_alloc(0, 1)
+);
+// d_alloc(parent, name): other named allocations (and, before 6.12, d_alloc_parallel's own).
+entry_probe!("d_alloc", kp_d_alloc, fe_d_alloc, on_named_alloc(0, 1));
+// d_add(dentry, inode): tmpfs-style lookups and some creates.
+entry_probe!("d_add", kp_d_add, fe_d_add, on_attach(0, 1));
+// d_splice_alias(inode, dentry): disk filesystems' lookups.
+entry_probe!(
+    "d_splice_alias",
+    kp_d_splice_alias,
+    fe_d_splice_alias,
+    on_attach(1, 0)
+);
+// d_instantiate(dentry, inode) / d_instantiate_new(dentry, inode): creates.
+entry_probe!(
+    "d_instantiate",
+    kp_d_instantiate,
+    fe_d_instantiate,
+    on_attach(0, 1)
+);
+entry_probe!(
+    "d_instantiate_new",
+    kp_d_instantiate_new,
+    fe_d_instantiate_new,
+    on_attach(0, 1)
+);
+// d_delete(dentry): unlink/rmdir; the dentry turns negative.
+entry_probe!("d_delete", kp_d_delete, fe_d_delete, on_delete(0));
+// shrink_dcache_sb(sb): remount and friends.
+entry_probe!(
+    "shrink_dcache_sb",
+    kp_shrink_dcache_sb,
+    fe_shrink_dcache_sb,
+    on_shrink(0)
+);
+// prune_dcache_sb(sb, sc): the superblock shrinker.
+entry_probe!(
+    "prune_dcache_sb",
+    kp_prune_dcache_sb,
+    fe_prune_dcache_sb,
+    on_prune(0)
+);
+
+/// prune_dcache_sb returns how many dentries it freed.
+#[kretprobe]
+pub fn kr_prune_dcache_sb(ctx: RetProbeContext) -> u32 {
+    on_pruned(ctx.ret::<i64>());
     0
 }
 
-#[inline(always)]
-fn count(bump: impl FnOnce(&mut Counters)) {
-    // SAFETY: the helper has no preconditions; it is `unsafe` only because it is FFI.
-    let cgroup = unsafe { bpf_get_current_cgroup_id() };
-    if let Some(ptr) = COUNTERS.get_ptr_mut(cgroup) {
-        // SAFETY: a per-CPU value is only ever touched by this CPU, and BPF programs are not
-        // preempted by other programs of the same type on one CPU.
-        bump(unsafe { &mut *ptr });
+#[fexit(function = "prune_dcache_sb")]
+pub fn fx_prune_dcache_sb(ctx: FExitContext) -> u32 {
+    on_pruned(ctx.arg::<i64>(2));
+    0
+}
+
+/// The benchmark's floor: the cheapest possible probe on the allocation path.
+#[kprobe]
+pub fn kp_floor(_ctx: ProbeContext) -> u32 {
+    if let Some(slot) = FLOOR.get_ptr_mut(0) {
+        // SAFETY: a per-CPU slot, only this CPU touches it.
+        unsafe { *slot += 1 };
+    }
+    0
+}
+
+#[fentry(function = "__d_alloc")]
+pub fn fe_floor(_ctx: FEntryContext) -> u32 {
+    if let Some(slot) = FLOOR.get_ptr_mut(0) {
+        // SAFETY: a per-CPU slot, only this CPU touches it.
+        unsafe { *slot += 1 };
+    }
+    0
+}
+
+fn on_alloc() {
+    bump(|c| c.alloc += 1);
+}
+
+fn on_lookup_alloc(parent: Ptr, name: Ptr) {
+    emit::remember_lookup(parent, name);
+    emit::event(Operation::Alloc, emit::Target::Child { parent, name }, 0);
+}
+
+fn on_named_alloc(parent: Ptr, name: Ptr) {
+    if emit::is_lookup_in_progress(parent, name) {
         return;
     }
-    let mut fresh = Counters::default();
-    bump(&mut fresh);
-    // From a BPF program an update of a per-CPU hash writes this CPU's slot only, so a racing
-    // first insert on another CPU loses nothing. A full map drops the event; the tracer
-    // reports how many cgroups it tracks against MAX_CGROUPS.
-    let _ = COUNTERS.insert(cgroup, fresh, 0);
+    emit::event(Operation::Alloc, emit::Target::Child { parent, name }, 0);
+}
+
+fn on_attach(dentry: Ptr, inode: Ptr) {
+    let op = if inode.is_null() {
+        bump(|c| c.negative += 1);
+        Operation::Negative
+    } else {
+        bump(|c| c.positive += 1);
+        Operation::Positive
+    };
+    emit::event(op, emit::Target::Dentry(dentry), 0);
+}
+
+fn on_delete(dentry: Ptr) {
+    bump(|c| c.negative += 1);
+    emit::event(Operation::Delete, emit::Target::Dentry(dentry), 0);
+}
+
+fn on_shrink(sb: Ptr) {
+    bump(|c| c.shrink_calls += 1);
+    emit::event(Operation::Shrink, emit::Target::SuperBlock(sb), 0);
+}
+
+fn on_prune(sb: Ptr) {
+    bump(|c| c.prune_calls += 1);
+    emit::event(Operation::Prune, emit::Target::SuperBlock(sb), 0);
+}
+
+fn on_pruned(freed: i64) {
+    if freed > 0 {
+        bump(|c| c.pruned += freed as u64);
+    }
 }
 
 #[cfg(not(test))]

@@ -1,9 +1,18 @@
 //! cgroup v2 identities as the kernel reports them to BPF programs.
 use std::{io, os::unix::fs::MetadataExt, path::Path};
 
-/// The id `bpf_get_current_cgroup_id()` returns for tasks in this cgroup: the inode number of
-/// its directory in the cgroup2 filesystem.
-pub fn id_of(dir: &Path) -> io::Result<u64> {
+/// A cgroup to scope tracing to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// What `bpf_get_current_cgroup_id()` returns for tasks in it: its directory's inode.
+    pub id: u64,
+    /// Depth below the cgroup2 root (the root is level 0), the level at which
+    /// `bpf_get_current_ancestor_cgroup_id` finds it for tasks in its descendants.
+    pub level: u32,
+}
+
+/// The target for `dir`, a directory under the cgroup2 mount `root`.
+pub fn target(root: &Path, dir: &Path) -> io::Result<Target> {
     let meta = std::fs::metadata(dir)?;
     if !meta.is_dir() {
         return Err(io::Error::new(
@@ -11,7 +20,22 @@ pub fn id_of(dir: &Path) -> io::Result<u64> {
             format!("{} is not a cgroup directory", dir.display()),
         ));
     }
-    Ok(meta.ino())
+    let root = std::fs::canonicalize(root)?;
+    let dir = std::fs::canonicalize(dir)?;
+    let below = dir.strip_prefix(&root).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} is not under the cgroup root {}",
+                dir.display(),
+                root.display()
+            ),
+        )
+    })?;
+    Ok(Target {
+        id: meta.ino(),
+        level: below.components().count() as u32,
+    })
 }
 
 #[cfg(test)]
@@ -19,15 +43,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn id_is_the_directory_inode() {
-        let dir = std::env::temp_dir();
-        let expected = std::fs::metadata(&dir).map(|m| m.ino()).ok();
-        assert_eq!(id_of(&dir).ok(), expected);
+    fn id_is_the_inode_and_level_the_depth() {
+        let root = tempfile::tempdir().unwrap();
+        let pod = root.path().join("kubepods/burstable/pod1234");
+        std::fs::create_dir_all(&pod).unwrap();
+        let t = target(root.path(), &pod).unwrap();
+        assert_eq!(t.level, 3);
+        assert_eq!(t.id, std::fs::metadata(&pod).unwrap().ino());
+        assert_eq!(target(root.path(), root.path()).unwrap().level, 0);
     }
 
     #[test]
-    fn a_file_is_not_a_cgroup() {
-        let err = id_of(Path::new("/proc/self/status")).unwrap_err();
+    fn outside_the_root_or_not_a_directory_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let err = target(root.path(), other.path()).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        let file = root.path().join("cgroup.procs");
+        std::fs::write(&file, "").unwrap();
+        assert_eq!(
+            target(root.path(), &file).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
     }
 }

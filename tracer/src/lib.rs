@@ -1,7 +1,10 @@
 //! The node-side dentry tracer: loads the kernel programs, attaches them, reads their counters.
+pub mod btf;
 pub mod cgroup;
 pub mod counters;
+pub mod events;
 pub mod probes;
+pub mod tsv;
 
 /// The kernel programs, built from `tracer-ebpf` by build.rs.
 pub static EBPF_OBJECT: &[u8] =

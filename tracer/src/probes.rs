@@ -1,16 +1,155 @@
 //! Loading the kernel programs and attaching them, with errors a user can act on.
+//!
+//! Each probe exists as fentry/fexit and as kprobe/kretprobe. In `auto` mode the tracer tries
+//! fentry first (cheaper; needs BTF and a kernel that allows it: lockdown refuses it) and falls
+//! back to the kprobe per probe; it reports what it used.
 use std::path::Path;
 
 use aya::{
-    Ebpf, EbpfLoader,
-    programs::{KProbe, ProgramError},
+    Btf, Ebpf, EbpfLoader,
+    maps::{HashMap, MapData},
+    programs::{FEntry, FExit, KProbe, ProgramError},
 };
+use dentry_common::{Config, KernelOffsets, names};
 
-/// Each kernel program and the function it is attached to.
-pub const KPROBES: &[(&str, &str)] = &[("dentry_alloc", "__d_alloc")];
+/// Which programs a run needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Set {
+    /// Per-cgroup counters (always attached, except in the floor benchmark).
+    Counters,
+    /// Extra probes only tracing needs (allocation events with the parent's path).
+    Trace,
+    /// The benchmark floor: one probe incrementing one per-CPU counter.
+    Floor,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Entry,
+    Return,
+}
+
+/// One kernel function and its two programs.
+#[derive(Debug)]
+pub struct Probe {
+    pub function: &'static str,
+    pub kprobe: &'static str,
+    pub fentry: &'static str,
+    pub kind: Kind,
+    pub set: Set,
+}
+
+const fn probe(
+    function: &'static str,
+    kprobe: &'static str,
+    fentry: &'static str,
+    set: Set,
+) -> Probe {
+    Probe {
+        function,
+        kprobe,
+        fentry,
+        kind: Kind::Entry,
+        set,
+    }
+}
+
+pub const PROBES: &[Probe] = &[
+    probe(
+        "__d_alloc",
+        "kp_d_alloc_any",
+        "fe_d_alloc_any",
+        Set::Counters,
+    ),
+    probe("d_add", "kp_d_add", "fe_d_add", Set::Counters),
+    probe(
+        "d_splice_alias",
+        "kp_d_splice_alias",
+        "fe_d_splice_alias",
+        Set::Counters,
+    ),
+    probe(
+        "d_instantiate",
+        "kp_d_instantiate",
+        "fe_d_instantiate",
+        Set::Counters,
+    ),
+    probe(
+        "d_instantiate_new",
+        "kp_d_instantiate_new",
+        "fe_d_instantiate_new",
+        Set::Counters,
+    ),
+    probe("d_delete", "kp_d_delete", "fe_d_delete", Set::Counters),
+    probe(
+        "shrink_dcache_sb",
+        "kp_shrink_dcache_sb",
+        "fe_shrink_dcache_sb",
+        Set::Counters,
+    ),
+    probe(
+        "prune_dcache_sb",
+        "kp_prune_dcache_sb",
+        "fe_prune_dcache_sb",
+        Set::Counters,
+    ),
+    Probe {
+        function: "prune_dcache_sb",
+        kprobe: "kr_prune_dcache_sb",
+        fentry: "fx_prune_dcache_sb",
+        kind: Kind::Return,
+        set: Set::Counters,
+    },
+    probe(
+        "d_alloc_parallel",
+        "kp_d_alloc_parallel",
+        "fe_d_alloc_parallel",
+        Set::Trace,
+    ),
+    probe("d_alloc", "kp_d_alloc", "fe_d_alloc", Set::Trace),
+    probe("__d_alloc", "kp_floor", "fe_floor", Set::Floor),
+];
 
 /// Where the kernel exposes its kprobe PMU; absent when CONFIG_KPROBES is unset.
 const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe/type";
+
+/// How to attach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AttachMode {
+    /// fentry/fexit where the kernel allows, else kprobe, per probe.
+    Auto,
+    Kprobe,
+    Fentry,
+}
+
+/// What a probe ended up attached as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attached {
+    Kprobe,
+    Fentry,
+}
+
+impl Attached {
+    pub fn name(self) -> &'static str {
+        match self {
+            Attached::Kprobe => "kprobe",
+            Attached::Fentry => "fentry",
+        }
+    }
+}
+
+/// `fentry`, `kprobe`, or `mixed` for a set of attachments.
+pub fn summary_mode(attached: &[(&Probe, Attached)]) -> &'static str {
+    let fentry = attached
+        .iter()
+        .filter(|(_, a)| *a == Attached::Fentry)
+        .count();
+    match fentry {
+        0 => "kprobe",
+        n if n == attached.len() => "fentry",
+        _ => "mixed",
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -21,6 +160,10 @@ pub enum Error {
     KprobesUnavailable,
     #[error("loading the eBPF object: {0}")]
     Object(#[from] aya::EbpfError),
+    #[error(
+        "reading the kernel's BTF: {0} (the tracer needs a kernel built with CONFIG_DEBUG_INFO_BTF)"
+    )]
+    Btf(String),
     #[error("the eBPF object has no program {0}")]
     MissingProgram(&'static str),
     #[error("kernel program {program} was rejected: {source}")]
@@ -36,39 +179,150 @@ pub enum Error {
         #[source]
         source: ProgramError,
     },
+    #[error("setting the target cgroups: {0}")]
+    Targets(#[source] aya::maps::MapError),
 }
 
-/// Parses the object and creates its maps. Programs are not loaded yet.
-pub fn open(object: &[u8]) -> Result<Ebpf, Error> {
+/// Everything the programs need before they are loaded.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadOptions {
+    pub offsets: KernelOffsets,
+    pub config: Config,
+    /// Ring buffer size in bytes (a power of two, at least a page).
+    pub ring_buffer_bytes: u32,
+}
+
+/// The running kernel's struct offsets, from its BTF.
+pub fn kernel_offsets() -> Result<KernelOffsets, Error> {
+    crate::btf::Btf::from_sys()
+        .and_then(|btf| btf.kernel_offsets())
+        .map_err(|e| Error::Btf(e.to_string()))
+}
+
+/// Parses the object, writes its globals and creates its maps. Programs are not loaded yet.
+pub fn open(object: &[u8], options: &LoadOptions) -> Result<Ebpf, Error> {
     raise_memlock_limit();
-    Ok(EbpfLoader::new().load(object)?)
+    Ok(EbpfLoader::new()
+        .override_global(names::OFFSETS, &options.offsets, true)
+        .override_global(names::CONFIG, &options.config, true)
+        .map_max_entries(names::EVENTS, options.ring_buffer_bytes)
+        .load(object)?)
 }
 
-/// Runs every program through the kernel's verifier.
-pub fn load_all(ebpf: &mut Ebpf) -> Result<(), Error> {
-    for &(program, _) in KPROBES {
-        kprobe(ebpf, program)?
-            .load()
-            .map_err(|source| Error::Load { program, source })?;
+/// Marks cgroup ids whose tasks (and their descendants, per `Config::ancestor_levels`) trace.
+pub fn set_targets(ebpf: &mut Ebpf, ids: &[u64]) -> Result<(), Error> {
+    let map = ebpf
+        .map_mut(names::TARGETS)
+        .ok_or(Error::MissingProgram(names::TARGETS))?;
+    let mut targets: HashMap<&mut MapData, u64, u8> =
+        HashMap::try_from(map).map_err(Error::Targets)?;
+    for id in ids {
+        targets.insert(id, 1, 0).map_err(Error::Targets)?;
     }
     Ok(())
 }
 
-/// Attaches every loaded program; programs stay attached as long as `ebpf` lives.
-pub fn attach_all(ebpf: &mut Ebpf) -> Result<(), Error> {
-    for &(program, function) in KPROBES {
-        kprobe(ebpf, program)?
-            .attach(function, 0)
-            .map_err(|source| classify_attach_error(program, function, source))?;
+/// Runs every kprobe program through the verifier and tries every fentry program; returns each
+/// program with its outcome (fentry programs fail with EPERM under lockdown, not the verifier).
+pub fn verify_all(ebpf: &mut Ebpf, btf: &Btf) -> Vec<(&'static str, Result<(), Error>)> {
+    let mut results = Vec::new();
+    for p in PROBES {
+        results.push((p.kprobe, load_kprobe(ebpf, p).map(|_| ())));
+        results.push((p.fentry, load_fentry(ebpf, p, btf)));
     }
-    Ok(())
+    results
 }
 
-fn kprobe<'a>(ebpf: &'a mut Ebpf, program: &'static str) -> Result<&'a mut KProbe, Error> {
-    ebpf.program_mut(program)
-        .ok_or(Error::MissingProgram(program))?
+/// Attaches the probes of `sets`; programs stay attached as long as `ebpf` lives.
+pub fn attach(
+    ebpf: &mut Ebpf,
+    sets: &[Set],
+    mode: AttachMode,
+) -> Result<Vec<(&'static Probe, Attached)>, Error> {
+    let btf = match mode {
+        AttachMode::Kprobe => None,
+        _ => Some(Btf::from_sys_fs().map_err(|e| Error::Btf(e.to_string()))?),
+    };
+    let mut attached = Vec::new();
+    for p in PROBES.iter().filter(|p| sets.contains(&p.set)) {
+        if let Some(btf) = &btf {
+            match load_fentry(ebpf, p, btf).and_then(|()| attach_fentry(ebpf, p)) {
+                Ok(()) => {
+                    attached.push((p, Attached::Fentry));
+                    continue;
+                }
+                Err(e) if mode == AttachMode::Fentry => return Err(e),
+                Err(e) => {
+                    tracing::debug!("fentry for {} unavailable, using kprobe: {e}", p.function)
+                }
+            }
+        }
+        let kprobe = load_kprobe(ebpf, p)?;
+        kprobe
+            .attach(p.function, 0)
+            .map_err(|source| classify_attach_error(p.kprobe, p.function, source))?;
+        attached.push((p, Attached::Kprobe));
+    }
+    Ok(attached)
+}
+
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, Error>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or(Error::MissingProgram(name))?
         .try_into()
-        .map_err(|source| Error::Load { program, source })
+        .map_err(|source| Error::Load {
+            program: name,
+            source,
+        })
+}
+
+fn load_kprobe<'a>(ebpf: &'a mut Ebpf, p: &Probe) -> Result<&'a mut KProbe, Error> {
+    let name = p.kprobe;
+    let kprobe: &mut KProbe = program(ebpf, name)?;
+    match kprobe.load() {
+        Ok(()) | Err(ProgramError::AlreadyLoaded) => Ok(kprobe),
+        Err(source) => Err(Error::Load {
+            program: name,
+            source,
+        }),
+    }
+}
+
+fn load_fentry(ebpf: &mut Ebpf, p: &Probe, btf: &Btf) -> Result<(), Error> {
+    let name = p.fentry;
+    let result = match p.kind {
+        Kind::Entry => program::<FEntry>(ebpf, name)?.load(p.function, btf),
+        Kind::Return => program::<FExit>(ebpf, name)?.load(p.function, btf),
+    };
+    match result {
+        Ok(()) | Err(ProgramError::AlreadyLoaded) => Ok(()),
+        Err(source) => Err(Error::Load {
+            program: name,
+            source,
+        }),
+    }
+}
+
+fn attach_fentry(ebpf: &mut Ebpf, p: &Probe) -> Result<(), Error> {
+    let name = p.fentry;
+    let err = |source| Error::Attach {
+        program: name,
+        function: p.function,
+        source,
+    };
+    match p.kind {
+        Kind::Entry => program::<FEntry>(ebpf, name)?
+            .attach()
+            .map(drop)
+            .map_err(err),
+        Kind::Return => program::<FExit>(ebpf, name)?
+            .attach()
+            .map(drop)
+            .map_err(err),
+    }
 }
 
 fn classify_attach_error(

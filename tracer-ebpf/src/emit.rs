@@ -1,0 +1,145 @@
+//! Building trace events: scope check, header, path, copy into the ring buffer.
+use aya_ebpf::helpers::{
+    bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
+    generated::{bpf_get_current_ancestor_cgroup_id, bpf_ringbuf_output},
+};
+use dentry_common::{EventHeader, MAX_CGROUP_LEVEL, Operation, PATH_BUF};
+
+use crate::{
+    Ptr, dentry,
+    maps::{DROPS, EVENTS, PENDING, SCRATCH, TARGETS, config, offsets},
+};
+
+/// What an event is about.
+pub enum Target {
+    /// A linked dentry.
+    Dentry(Ptr),
+    /// A name being allocated under `parent` (`name` is a `qstr *`).
+    Child { parent: Ptr, name: Ptr },
+    /// A whole superblock (reclaim).
+    SuperBlock(Ptr),
+}
+
+/// Records the (parent, name) a lookup allocation is for.
+#[inline(always)]
+pub fn remember_lookup(parent: Ptr, name: Ptr) {
+    if config().trace == 0 {
+        return;
+    }
+    if let Some(slot) = PENDING.get_ptr_mut(0) {
+        // SAFETY: per-CPU slot.
+        unsafe { *slot = [parent as u64, name as u64] };
+    }
+}
+
+/// True (once) when this d_alloc is the one d_alloc_parallel just made on this CPU.
+#[inline(always)]
+pub fn is_lookup_in_progress(parent: Ptr, name: Ptr) -> bool {
+    let Some(slot) = PENDING.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: per-CPU slot.
+    let pending = unsafe { &mut *slot };
+    if pending[0] == parent as u64 && pending[1] == name as u64 {
+        *pending = [0, 0];
+        return true;
+    }
+    false
+}
+
+#[inline(always)]
+fn in_scope(cgroup: u64) -> bool {
+    let cfg = config();
+    if cfg.scoped == 0 {
+        return true;
+    }
+    // SAFETY: map lookups of plain values.
+    if unsafe { TARGETS.get(cgroup) }.is_some() {
+        return true;
+    }
+    let levels = cfg.ancestor_levels;
+    for level in 0..MAX_CGROUP_LEVEL {
+        if levels & (1 << level) != 0 {
+            // SAFETY: FFI helper without preconditions.
+            let ancestor = unsafe { bpf_get_current_ancestor_cgroup_id(level as i32) };
+            if unsafe { TARGETS.get(ancestor) }.is_some() {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Emits one event when tracing is on and the current task is in scope.
+#[inline(always)]
+pub fn event(op: Operation, target: Target, count: u64) {
+    let cfg = config();
+    if cfg.trace == 0 {
+        return;
+    }
+    // SAFETY: FFI helper without preconditions.
+    let cgroup = unsafe { bpf_get_current_cgroup_id() };
+    if !in_scope(cgroup) {
+        return;
+    }
+    let Some(slot) = SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: per-CPU scratch slot, only this CPU touches it.
+    let ev = unsafe { &mut *slot };
+    let off = offsets();
+    let h = &mut ev.header;
+    // SAFETY: FFI helpers without preconditions.
+    h.ts_ns = unsafe { bpf_ktime_get_ns() };
+    h.cgroup_id = cgroup;
+    h.pid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    h.op = op as u32;
+    h.comm = bpf_get_current_comm().unwrap_or_default();
+    h.fstype = [0; 16];
+    h.count = count;
+    let (sb, walk) = match target {
+        Target::Dentry(d) => (
+            dentry::field::<Ptr>(d, off.dentry_d_sb),
+            dentry::walk(&mut ev.path, core::ptr::null(), d, &off),
+        ),
+        Target::Child { parent, name } => (
+            dentry::field::<Ptr>(parent, off.dentry_d_sb),
+            dentry::walk(&mut ev.path, name, parent, &off),
+        ),
+        Target::SuperBlock(sb) => (
+            Some(sb),
+            dentry::Walk {
+                len: 0,
+                depth: 0,
+                flags: 0,
+            },
+        ),
+    };
+    if let Some(sb) = sb {
+        dentry::fstype(sb, &off, &mut h.fstype);
+    }
+    let path_len = if walk.len > PATH_BUF {
+        PATH_BUF
+    } else {
+        walk.len
+    };
+    h.path_len = path_len as u16;
+    h.depth = walk.depth;
+    h.flags = walk.flags;
+    let size = core::mem::size_of::<EventHeader>() + path_len;
+    // SAFETY: `size` is at most the header plus PATH_BUF, inside the scratch value.
+    let ret = unsafe {
+        bpf_ringbuf_output(
+            core::ptr::addr_of!(EVENTS).cast_mut().cast(),
+            (ev as *mut dentry_common::Event).cast(),
+            size as u64,
+            0,
+        )
+    };
+    if ret < 0
+        && let Some(drops) = DROPS.get_ptr_mut(0)
+    {
+        // SAFETY: per-CPU slot.
+        unsafe { *drops += 1 };
+    }
+}

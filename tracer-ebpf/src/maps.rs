@@ -1,0 +1,87 @@
+//! Maps and load-time globals.
+use aya_ebpf::{
+    helpers::bpf_get_current_cgroup_id,
+    macros::map,
+    maps::{HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+};
+use dentry_common::{Config, Counters, Event, KernelOffsets, MAX_CGROUPS, MAX_TARGETS};
+
+#[map(name = "COUNTERS")]
+pub static COUNTERS: PerCpuHashMap<u64, Counters> = PerCpuHashMap::with_max_entries(MAX_CGROUPS, 0);
+
+/// cgroup ids whose tasks produce trace events when `Config::scoped` is set.
+#[map(name = "TARGETS")]
+pub static TARGETS: HashMap<u64, u8> = HashMap::with_max_entries(MAX_TARGETS, 0);
+
+/// Trace events. Userspace sets the real size at load time.
+#[map(name = "EVENTS")]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
+
+/// Events lost because the ring buffer was full.
+#[map(name = "DROPS")]
+pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// Where an event is assembled before it is copied into the ring buffer at its real length.
+#[map(name = "SCRATCH")]
+pub static SCRATCH: PerCpuArray<Event> = PerCpuArray::with_max_entries(1, 0);
+
+/// d_alloc_parallel's (parent, name), so its nested d_alloc (before 6.12) is not traced twice.
+#[map(name = "PENDING")]
+pub static PENDING: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
+
+/// The benchmark floor's counter.
+#[map(name = "FLOOR")]
+pub static FLOOR: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+#[unsafe(no_mangle)]
+static OFFSETS: KernelOffsets = KernelOffsets {
+    dentry_d_parent: 0,
+    dentry_d_name: 0,
+    dentry_d_inode: 0,
+    dentry_d_sb: 0,
+    qstr_name: 0,
+    super_block_s_type: 0,
+    file_system_type_name: 0,
+    _pad: 0,
+};
+
+#[unsafe(no_mangle)]
+static CONFIG: Config = Config {
+    trace: 0,
+    scoped: 0,
+    ancestor_levels: 0,
+    _pad: 0,
+};
+
+/// Struct offsets for the running kernel (set by the tracer from BTF).
+#[inline(always)]
+pub fn offsets() -> KernelOffsets {
+    // SAFETY: read_volatile stops the compiler from folding the placeholder zeros; the loader
+    // rewrites the global before the program is loaded.
+    unsafe { core::ptr::read_volatile(&OFFSETS) }
+}
+
+#[inline(always)]
+pub fn config() -> Config {
+    // SAFETY: as for `offsets`.
+    unsafe { core::ptr::read_volatile(&CONFIG) }
+}
+
+/// Applies `bump` to the current cgroup's counters on this CPU.
+#[inline(always)]
+pub fn bump(bump: impl FnOnce(&mut Counters)) {
+    // SAFETY: the helper has no preconditions; it is `unsafe` only because it is FFI.
+    let cgroup = unsafe { bpf_get_current_cgroup_id() };
+    if let Some(ptr) = COUNTERS.get_ptr_mut(cgroup) {
+        // SAFETY: a per-CPU value is only touched by this CPU, and a probe is not preempted
+        // by another probe on the same CPU.
+        bump(unsafe { &mut *ptr });
+        return;
+    }
+    let mut fresh = Counters::default();
+    bump(&mut fresh);
+    // From a BPF program an update of a per-CPU hash writes this CPU's slot only, so a racing
+    // first insert on another CPU loses nothing. A full map drops the count; the tracer
+    // reports how many cgroups it tracks against MAX_CGROUPS.
+    let _ = COUNTERS.insert(cgroup, fresh, 0);
+}

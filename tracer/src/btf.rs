@@ -1,0 +1,278 @@
+//! A minimal reader of the kernel's BTF (the documented format: header, type section, string
+//! section), enough to find struct member offsets. aya parses BTF but does not expose member
+//! offsets, and Rust eBPF has no CO-RE relocations, so the tracer reads offsets here and hands
+//! them to the programs as a global before loading.
+use dentry_common::KernelOffsets;
+
+const MAGIC: u16 = 0xeb9f;
+const KIND_INT: u32 = 1;
+const KIND_ARRAY: u32 = 3;
+const KIND_STRUCT: u32 = 4;
+const KIND_UNION: u32 = 5;
+const KIND_ENUM: u32 = 6;
+const KIND_FUNC_PROTO: u32 = 13;
+const KIND_VAR: u32 = 14;
+const KIND_DATASEC: u32 = 15;
+const KIND_DECL_TAG: u32 = 17;
+const KIND_ENUM64: u32 = 19;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("not BTF data (bad magic or truncated header)")]
+    NotBtf,
+    #[error("BTF is truncated or malformed at byte {0}")]
+    Malformed(usize),
+    #[error("struct {0} not found in the kernel's BTF")]
+    NoStruct(String),
+    #[error("struct {0} has no member {1} in the kernel's BTF")]
+    NoMember(String, String),
+    #[error("reading {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Type {
+    name_off: u32,
+    kind: u32,
+    vlen: u32,
+    kind_flag: bool,
+    /// Start of the kind-specific data after the 12-byte common part.
+    extra: usize,
+}
+
+/// Parsed BTF: the raw bytes plus an index of every type (id 1 is `types[0]`).
+pub struct Btf {
+    data: Vec<u8>,
+    strings: std::ops::Range<usize>,
+    types: Vec<Type>,
+}
+
+impl Btf {
+    /// The running kernel's BTF.
+    pub fn from_sys() -> Result<Btf, Error> {
+        Self::from_file("/sys/kernel/btf/vmlinux")
+    }
+
+    pub fn from_file(path: &str) -> Result<Btf, Error> {
+        let data = std::fs::read(path).map_err(|source| Error::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(data)
+    }
+
+    pub fn parse(data: Vec<u8>) -> Result<Btf, Error> {
+        if data.len() < 24 || u16::from_le_bytes([data[0], data[1]]) != MAGIC {
+            return Err(Error::NotBtf);
+        }
+        let word = |at: usize| -> Result<u32, Error> {
+            data.get(at..at + 4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .ok_or(Error::Malformed(at))
+        };
+        let hdr_len = word(4)? as usize;
+        let (type_off, type_len) = (word(8)? as usize, word(12)? as usize);
+        let (str_off, str_len) = (word(16)? as usize, word(20)? as usize);
+        let types_at = hdr_len + type_off;
+        let strings = hdr_len + str_off..hdr_len + str_off + str_len;
+        if strings.end > data.len() || types_at + type_len > data.len() {
+            return Err(Error::Malformed(data.len()));
+        }
+        let mut types = Vec::new();
+        let mut at = types_at;
+        while at < types_at + type_len {
+            let info = word(at + 4)?;
+            let kind = (info >> 24) & 0x1f;
+            let vlen = info & 0xffff;
+            let extra = at + 12;
+            let extra_len = match kind {
+                KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
+                KIND_ARRAY => 12,
+                KIND_STRUCT | KIND_UNION | KIND_DATASEC | KIND_ENUM64 => 12 * vlen as usize,
+                KIND_ENUM | KIND_FUNC_PROTO => 8 * vlen as usize,
+                _ => 0,
+            };
+            types.push(Type {
+                name_off: word(at)?,
+                kind,
+                vlen,
+                kind_flag: info >> 31 == 1,
+                extra,
+            });
+            at = extra + extra_len;
+        }
+        Ok(Btf {
+            data,
+            strings,
+            types,
+        })
+    }
+
+    fn word(&self, at: usize) -> u32 {
+        let b = &self.data[at..at + 4];
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    }
+
+    fn name(&self, off: u32) -> &str {
+        let start = self.strings.start + off as usize;
+        let bytes = self.data.get(start..self.strings.end).unwrap_or_default();
+        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        std::str::from_utf8(&bytes[..end]).unwrap_or_default()
+    }
+
+    fn get(&self, id: u32) -> Option<&Type> {
+        self.types.get((id as usize).checked_sub(1)?)
+    }
+
+    /// Byte offset of `member` in `struct name`, looking inside anonymous struct/union members
+    /// (since 6.14 `dentry.d_name` sits in one).
+    pub fn member_offset(&self, name: &str, member: &str) -> Result<u32, Error> {
+        let id = self
+            .types
+            .iter()
+            .position(|t| t.kind == KIND_STRUCT && self.name(t.name_off) == name)
+            .ok_or_else(|| Error::NoStruct(name.to_owned()))?;
+        self.find_member(id as u32 + 1, member, 0)
+            .map(|bits| bits / 8)
+            .ok_or_else(|| Error::NoMember(name.to_owned(), member.to_owned()))
+    }
+
+    fn find_member(&self, id: u32, member: &str, depth: u32) -> Option<u32> {
+        let t = self.get(id)?;
+        if !matches!(t.kind, KIND_STRUCT | KIND_UNION) || depth > 8 {
+            return None;
+        }
+        for i in 0..t.vlen as usize {
+            let at = t.extra + 12 * i;
+            let (name_off, type_id, raw_offset) =
+                (self.word(at), self.word(at + 4), self.word(at + 8));
+            let bits = if t.kind_flag {
+                raw_offset & 0x00ff_ffff
+            } else {
+                raw_offset
+            };
+            let member_name = self.name(name_off);
+            if member_name == member {
+                return Some(bits);
+            }
+            if member_name.is_empty()
+                && let Some(inner) = self.find_member(self.resolve(type_id), member, depth + 1)
+            {
+                return Some(bits + inner);
+            }
+        }
+        None
+    }
+
+    /// Follows typedefs and qualifiers to the underlying type.
+    fn resolve(&self, mut id: u32) -> u32 {
+        for _ in 0..16 {
+            match self.get(id) {
+                // TYPEDEF, VOLATILE, CONST, RESTRICT, TYPE_TAG refer to another type.
+                Some(t) if matches!(t.kind, 8..=11 | 18) => id = self.word(t.extra - 4),
+                _ => break,
+            }
+        }
+        id
+    }
+
+    /// The offsets the kernel programs need.
+    pub fn kernel_offsets(&self) -> Result<KernelOffsets, Error> {
+        Ok(KernelOffsets {
+            dentry_d_parent: self.member_offset("dentry", "d_parent")?,
+            dentry_d_name: self.member_offset("dentry", "d_name")?,
+            dentry_d_inode: self.member_offset("dentry", "d_inode")?,
+            dentry_d_sb: self.member_offset("dentry", "d_sb")?,
+            qstr_name: self.member_offset("qstr", "name")?,
+            super_block_s_type: self.member_offset("super_block", "s_type")?,
+            file_system_type_name: self.member_offset("file_system_type", "name")?,
+            _pad: 0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hand-built BTF: `struct qstr { u64 hash_len; const char *name; }` and
+    /// `struct dentry { int x; union { struct qstr d_name; }; }` with the union anonymous.
+    fn sample() -> Vec<u8> {
+        let strings = b"\0qstr\0hash_len\0name\0dentry\0x\0d_name\0int\0".to_vec();
+        let s = |name: &str| {
+            let needle = [name.as_bytes(), b"\0"].concat();
+            strings
+                .windows(needle.len())
+                .position(|w| w == needle.as_slice())
+                .map(|p| p as u32)
+                .unwrap()
+        };
+        let mut types = Vec::new();
+        let mut push = |words: &[u32]| words.iter().for_each(|w| types.extend(w.to_le_bytes()));
+        // 1: int
+        push(&[s("int"), KIND_INT << 24, 4, 32]);
+        // 2: struct qstr, 2 members, size 16
+        push(&[s("qstr"), KIND_STRUCT << 24 | 2, 16]);
+        push(&[s("hash_len"), 1, 0]);
+        push(&[s("name"), 1, 64]);
+        // 3: anonymous union { struct qstr d_name; }
+        push(&[0, KIND_UNION << 24 | 1, 16]);
+        push(&[s("d_name"), 2, 0]);
+        // 4: struct dentry { int x; <anon union at 32 bytes> }
+        push(&[s("dentry"), KIND_STRUCT << 24 | 2, 48]);
+        push(&[s("x"), 1, 0]);
+        push(&[0, 3, 256]);
+        let mut out = Vec::new();
+        out.extend(MAGIC.to_le_bytes());
+        out.extend([1u8, 0]);
+        for w in [
+            24u32,
+            0,
+            types.len() as u32,
+            types.len() as u32,
+            strings.len() as u32,
+        ] {
+            out.extend(w.to_le_bytes());
+        }
+        out.extend(types);
+        out.extend(strings);
+        out
+    }
+
+    #[test]
+    fn finds_members_and_looks_inside_anonymous_unions() {
+        let btf = Btf::parse(sample()).unwrap();
+        assert_eq!(btf.member_offset("qstr", "name").unwrap(), 8);
+        assert_eq!(btf.member_offset("dentry", "d_name").unwrap(), 32);
+        assert!(matches!(
+            btf.member_offset("dentry", "nope"),
+            Err(Error::NoMember(..))
+        ));
+        assert!(matches!(
+            btf.member_offset("inode", "x"),
+            Err(Error::NoStruct(_))
+        ));
+    }
+
+    #[test]
+    fn rejects_what_is_not_btf() {
+        assert!(matches!(Btf::parse(vec![0; 64]), Err(Error::NotBtf)));
+        let mut truncated = sample();
+        truncated.truncate(40);
+        assert!(Btf::parse(truncated).is_err());
+    }
+
+    #[test]
+    fn reads_this_machines_kernel() {
+        // Every supported kernel has BTF; the offsets must be plausible and distinct.
+        let btf = Btf::from_sys().expect("/sys/kernel/btf/vmlinux");
+        let off = btf.kernel_offsets().expect("all fields present");
+        assert_eq!(off.qstr_name, 8);
+        assert!(off.dentry_d_parent < off.dentry_d_name);
+        assert!(off.dentry_d_sb > off.dentry_d_inode);
+    }
+}
