@@ -4,6 +4,7 @@
 //! with the binaries a test names and returns the tagged lines its script printed.
 pub mod cache;
 pub mod command;
+pub mod dentry_workload;
 pub mod initramfs;
 pub mod kernel;
 pub mod scenario;

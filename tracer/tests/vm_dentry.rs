@@ -1,0 +1,224 @@
+//! The kernel side's acceptance on real kernels (Debian 6.1 and 6.12 under qemu), in both
+//! attach modes: per-cgroup counters for failed lookups and creates on ext4 and tmpfs, trace
+//! events only from scoped cgroups with exact paths and fs types, reclaim, and counted drops.
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
+
+use xtask::{
+    dentry_workload::{DentryWorkload, Summary, cgroup_ids, make_ext4_image},
+    kernel::Kernel,
+    vm::{VmOutput, VmRun},
+};
+
+const LOOKUPS: u32 = 1000;
+const CREATES: u32 = 200;
+const CHILD_LOOKUPS: u32 = 50;
+const FLOOD: u32 = 3000;
+
+struct Line<'a> {
+    cgroup: u64,
+    op: &'a str,
+    path: &'a str,
+    fstype: &'a str,
+}
+
+fn run(series: &str, mode: &str) -> VmOutput {
+    let kernel = Kernel::fetch(series).unwrap_or_else(|e| panic!("kernel {series}: {e:#}"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let image = dir.path().join("ext4.img");
+    make_ext4_image(&image, 8).expect("mkfs.ext4");
+    let workload = DentryWorkload {
+        lookups: LOOKUPS,
+        creates: CREATES,
+        child_lookups: CHILD_LOOKUPS,
+        flood: FLOOD,
+        attach_mode: mode.to_owned(),
+    };
+    let vm = VmRun::new(&kernel, workload.script())
+        .binary(xtask::scenario::TRACER, env!("CARGO_BIN_EXE_tracer"))
+        .timeout(Duration::from_secs(400));
+    let out = workload
+        .prepare(vm, &image)
+        .expect("workload files")
+        .run()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status, 0, "the script failed; log:\n{}", out.log);
+    assert_eq!(out.value("tracer-exit"), Some("0"), "log:\n{}", out.log);
+    out
+}
+
+fn within(got: u64, want: u64, pct: u64) -> bool {
+    got.abs_diff(want) * 100 <= want * pct
+}
+
+fn check(series: &str, mode: &str) {
+    let out = run(series, mode);
+    let ctx = format!("{series}/{mode}");
+    let ids = cgroup_ids(&out);
+    let id = |name: &str| *ids.get(name).unwrap_or_else(|| panic!("no id for {name}"));
+    let summary = Summary::parse(&out.tagged("tracer"));
+    assert_eq!(summary.attach, mode, "{ctx}: asked for {mode}");
+
+    // Counters: every cgroup, traced or not.
+    let (n, m) = (u64::from(LOOKUPS), u64::from(CREATES));
+    for fs in ["ext4", "tmpfs"] {
+        for side in ["traced", "other"] {
+            let cg = id(&format!("{fs}-{side}"));
+            let (alloc, neg, pos) = (
+                summary.count(cg, "alloc"),
+                summary.count(cg, "negative"),
+                summary.count(cg, "positive"),
+            );
+            let what = format!("{ctx} {fs}-{side}: alloc={alloc} negative={neg} positive={pos}");
+            assert!(within(alloc, n + m, 5), "{what}: want alloc ≈ {}", n + m);
+            assert!(neg * 100 >= n * 95, "{what}: want negative ≥ 95% of {n}");
+            assert!(within(pos, m, 5), "{what}: want positive ≈ {m}");
+        }
+    }
+
+    // Trace lines: header first, seven columns, only scoped cgroups.
+    let tsv = out.tagged("tsv");
+    assert_eq!(tsv.first().copied(), Some(tracer::tsv::HEADER), "{ctx}");
+    let lines: Vec<Line> = tsv[1..]
+        .iter()
+        .map(|l| {
+            let c: Vec<&str> = l.split('\t').collect();
+            assert_eq!(c.len(), 7, "{ctx}: {l:?}");
+            Line {
+                cgroup: c[3].parse().expect("cgroup id"),
+                op: c[4],
+                path: c[5],
+                fstype: c[6],
+            }
+        })
+        .collect();
+    let scoped: BTreeSet<u64> = ["ext4-traced", "tmpfs-traced", "ext4-child", "reclaim"]
+        .into_iter()
+        .map(id)
+        .collect();
+    for l in &lines {
+        assert!(
+            scoped.contains(&l.cgroup),
+            "{ctx}: event from unscoped cgroup: {} {}",
+            l.cgroup,
+            l.path
+        );
+        assert!(!l.path.contains("work-other"), "{ctx}: {}", l.path);
+    }
+    let paths = |cgroup: u64, op: &str, fstype: &str| -> BTreeSet<&str> {
+        lines
+            .iter()
+            .filter(|l| l.cgroup == cgroup && l.op == op && l.fstype == fstype)
+            .map(|l| l.path)
+            .collect()
+    };
+    let expect = |prefix: &str, count: u32| -> Vec<String> {
+        (0..count).map(|i| format!("{prefix}-{i}")).collect()
+    };
+    for fs in ["ext4", "tmpfs"] {
+        let cg = id(&format!("{fs}-traced"));
+        let alloc = paths(cg, "alloc", fs);
+        let negative = paths(cg, "negative", fs);
+        let positive = paths(cg, "positive", fs);
+        for p in expect("/work-traced/missing", LOOKUPS) {
+            assert!(
+                alloc.contains(p.as_str()),
+                "{ctx} {fs}: no alloc event for {p}"
+            );
+            assert!(
+                negative.contains(p.as_str()),
+                "{ctx} {fs}: no negative event for {p}"
+            );
+        }
+        for p in expect("/work-traced/new", CREATES) {
+            assert!(
+                alloc.contains(p.as_str()),
+                "{ctx} {fs}: no alloc event for {p}"
+            );
+            assert!(
+                positive.contains(p.as_str()),
+                "{ctx} {fs}: no positive event for {p}"
+            );
+        }
+    }
+    let child = paths(id("ext4-child"), "alloc", "ext4");
+    for p in expect("/work-traced/child-dir/missing", CHILD_LOOKUPS) {
+        assert!(
+            child.contains(p.as_str()),
+            "{ctx}: child cgroup not covered: {p}"
+        );
+    }
+
+    // Reclaim: counted for the cgroup that caused it, and traced.
+    let reclaim = id("reclaim");
+    assert!(
+        summary.count(reclaim, "shrink") >= 1,
+        "{ctx}: remount made no shrink_dcache_sb"
+    );
+    assert!(
+        summary.count(reclaim, "prune") >= 1,
+        "{ctx}: drop_caches made no prune_dcache_sb"
+    );
+    assert!(
+        summary.count(reclaim, "pruned") > 0,
+        "{ctx}: prune freed nothing"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.cgroup == reclaim && l.op == "reclaim-shrink" && l.fstype == "ext4"),
+        "{ctx}: no reclaim-shrink event for ext4"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.cgroup == reclaim && l.op == "reclaim-prune"),
+        "{ctx}"
+    );
+
+    // A one-page ring buffer under a flood: drops are counted, nothing vanishes silently.
+    let flood = Summary::parse(&out.tagged("flood"));
+    assert_eq!(out.value("flood-exit"), Some("0"), "{ctx}");
+    assert!(
+        flood.drops > 0,
+        "{ctx}: no drops with a 4 KiB ring buffer: {flood:?}"
+    );
+    let produced = 2 * u64::from(FLOOD); // an alloc and a negative per lookup
+    assert!(
+        flood.events + flood.drops >= produced,
+        "{ctx}: events {} + drops {} < {produced}",
+        flood.events,
+        flood.drops
+    );
+    let counts: BTreeMap<&str, usize> = lines.iter().fold(BTreeMap::new(), |mut m, l| {
+        *m.entry(l.op).or_default() += 1;
+        m
+    });
+    eprintln!(
+        "{ctx}: {} events by op {counts:?}, flood drops {}",
+        lines.len(),
+        flood.drops
+    );
+}
+
+#[test]
+fn debian_6_1_kprobe() {
+    check("6.1", "kprobe");
+}
+
+#[test]
+fn debian_6_1_fentry() {
+    check("6.1", "fentry");
+}
+
+#[test]
+fn debian_6_12_kprobe() {
+    check("6.12", "kprobe");
+}
+
+#[test]
+fn debian_6_12_fentry() {
+    check("6.12", "fentry");
+}

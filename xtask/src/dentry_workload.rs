@@ -1,0 +1,201 @@
+//! The kernel-side acceptance workload: failed lookups and creates on ext4 (a loop-mounted
+//! image: ext4 keeps negative dentries, tmpfs drops them at once) and on tmpfs, in sibling
+//! cgroups of which only `*-traced` are scoped; then reclaim (remount, drop_caches); then a
+//! flood into a tiny ring buffer to show drops are counted.
+use std::path::Path;
+
+use crate::vm::{VmOutput, VmRun};
+
+/// Filesystems exercised, with their mount points in the VM.
+pub const FILESYSTEMS: &[(&str, &str)] = &[("ext4", "/mnt/ext4"), ("tmpfs", "/mnt/tmpfs")];
+
+const RUN_IN: &str = r#"# run-in.sh CGROUP SCRIPT ARGS...: the script runs inside the cgroup.
+echo $$ > /sys/fs/cgroup/$1/cgroup.procs || exit 1
+shift
+exec sh "$@"
+"#;
+
+const LOOKUPS: &str = r#"# lookups.sh DIR N: N lookups of names that do not exist.
+i=0
+while [ $i -lt $2 ]; do [ -e $1/missing-$i ]; i=$((i+1)); done
+"#;
+
+const CREATES: &str = r#"# creates.sh DIR N: N new empty files.
+i=0
+while [ $i -lt $2 ]; do : > $1/new-$i; i=$((i+1)); done
+"#;
+
+const RECLAIM: &str = r#"# reclaim.sh: a remount (shrink_dcache_sb) and drop_caches (prune_dcache_sb).
+mount -o remount /mnt/ext4
+echo 2 > /proc/sys/vm/drop_caches
+"#;
+
+#[derive(Debug, Clone)]
+pub struct DentryWorkload {
+    pub lookups: u32,
+    pub creates: u32,
+    /// Lookups made in a child cgroup of a traced one (covered through its ancestor).
+    pub child_lookups: u32,
+    /// Lookups made against a one-page ring buffer.
+    pub flood: u32,
+    /// `--attach-mode` for the tracer.
+    pub attach_mode: String,
+}
+
+impl DentryWorkload {
+    /// Adds the scripts and the ext4 image to a VM run.
+    pub fn prepare<'a>(&self, run: VmRun<'a>, ext4_image: &Path) -> anyhow::Result<VmRun<'a>> {
+        let image = std::fs::read(ext4_image)?;
+        Ok(run
+            .module("loop")
+            .file("/ext4.img", image)
+            .file("/run-in.sh", RUN_IN)
+            .file("/lookups.sh", LOOKUPS)
+            .file("/creates.sh", CREATES)
+            .file("/reclaim.sh", RECLAIM))
+    }
+
+    pub fn script(&self) -> String {
+        let Self {
+            lookups,
+            creates,
+            child_lookups,
+            flood,
+            attach_mode,
+        } = self;
+        let tracer = crate::scenario::TRACER;
+        format!(
+            r#"
+CG=/sys/fs/cgroup
+mkdir -p /mnt/ext4 /mnt/tmpfs
+mount -o loop -t ext4 /ext4.img /mnt/ext4 || exit 1
+mount -t tmpfs tmpfs /mnt/tmpfs || exit 1
+for fs in ext4 tmpfs; do
+  mkdir -p $CG/$fs-traced $CG/$fs-other /mnt/$fs/work-traced /mnt/$fs/work-other
+  echo "@@cgroup $fs-traced $(stat -c %i $CG/$fs-traced)"
+  echo "@@cgroup $fs-other $(stat -c %i $CG/$fs-other)"
+done
+mkdir -p $CG/ext4-traced/child $CG/reclaim /mnt/ext4/work-traced/child-dir
+echo "@@cgroup ext4-child $(stat -c %i $CG/ext4-traced/child)"
+echo "@@cgroup reclaim $(stat -c %i $CG/reclaim)"
+
+wait_attached() {{
+  n=0
+  until grep -q attached $2; do
+    n=$((n+1))
+    if [ $n -gt 1200 ] || ! kill -0 $1 2>/dev/null; then sed 's/^/@@tracer-failed /' $2; exit 1; fi
+    sleep 0.1
+  done
+}}
+
+{tracer} --attach-mode {attach_mode} --trace-enabled --stdout \
+  --target-cgroup $CG/ext4-traced --target-cgroup $CG/tmpfs-traced --target-cgroup $CG/reclaim \
+  > /tmp/trace.tsv 2> /tmp/tracer.err &
+T=$!
+wait_attached $T /tmp/tracer.err
+for fs in ext4 tmpfs; do
+  for side in traced other; do
+    sh /run-in.sh $fs-$side /lookups.sh /mnt/$fs/work-$side {lookups}
+    sh /run-in.sh $fs-$side /creates.sh /mnt/$fs/work-$side {creates}
+  done
+done
+sh /run-in.sh ext4-traced/child /lookups.sh /mnt/ext4/work-traced/child-dir {child_lookups}
+sh /run-in.sh reclaim /reclaim.sh
+kill -INT $T
+wait $T
+echo "@@tracer-exit $?"
+sed 's/^/@@tracer /' /tmp/tracer.err
+sed 's/^/@@tsv /' /tmp/trace.tsv
+
+mkdir -p $CG/flood /mnt/tmpfs/flood
+{tracer} --attach-mode {attach_mode} --trace-enabled --ring-buffer-size 4096 \
+  --target-cgroup $CG/flood > /dev/null 2> /tmp/flood.err &
+F=$!
+wait_attached $F /tmp/flood.err
+sh /run-in.sh flood /lookups.sh /mnt/tmpfs/flood {flood}
+kill -INT $F
+wait $F
+echo "@@flood-exit $?"
+sed 's/^/@@flood /' /tmp/flood.err
+"#
+        )
+    }
+}
+
+/// Makes an empty ext4 filesystem image of `mib` MiB at `path` (mkfs.ext4 from e2fsprogs).
+pub fn make_ext4_image(path: &Path, mib: u64) -> anyhow::Result<()> {
+    std::fs::File::create(path)?.set_len(mib << 20)?;
+    crate::command::run(
+        std::process::Command::new("mkfs.ext4")
+            .args(["-q", "-F"])
+            .arg(path),
+    )?;
+    Ok(())
+}
+
+/// The tracer's end-of-run summary, parsed.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub attach: String,
+    pub events: u64,
+    pub drops: u64,
+    /// cgroup id → field → value.
+    pub cgroups: std::collections::BTreeMap<u64, std::collections::BTreeMap<String, u64>>,
+}
+
+impl Summary {
+    /// Parses `summary ...` and `cgroup cgroup_id=...` lines (the values of one tag).
+    pub fn parse(lines: &[&str]) -> Summary {
+        let mut summary = Summary::default();
+        for line in lines {
+            let mut words = line.split_whitespace();
+            match words.next() {
+                Some("summary") => {
+                    for (k, v) in words.filter_map(|w| w.split_once('=')) {
+                        match k {
+                            "attach" => summary.attach = v.to_owned(),
+                            "events" => summary.events = v.parse().unwrap_or(0),
+                            "drops" => summary.drops = v.parse().unwrap_or(0),
+                            _ => {}
+                        }
+                    }
+                }
+                Some("cgroup") => {
+                    let fields: std::collections::BTreeMap<String, u64> = words
+                        .filter_map(|w| w.split_once('='))
+                        .filter_map(|(k, v)| Some((k.to_owned(), v.parse().ok()?)))
+                        .collect();
+                    if let Some(&id) = fields.get("cgroup_id") {
+                        summary.cgroups.insert(id, fields);
+                    }
+                }
+                _ => {}
+            }
+        }
+        summary
+    }
+
+    /// A counter of one cgroup (0 when the cgroup never counted).
+    pub fn count(&self, cgroup: u64, field: &str) -> u64 {
+        self.cgroups
+            .get(&cgroup)
+            .and_then(|f| f.get(field))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn total(&self, field: &str) -> u64 {
+        self.cgroups.values().filter_map(|f| f.get(field)).sum()
+    }
+}
+
+/// cgroup name → id, from the `@@cgroup name id` lines.
+pub fn cgroup_ids(out: &VmOutput) -> std::collections::BTreeMap<String, u64> {
+    out.tagged("cgroup")
+        .into_iter()
+        .filter_map(|l| {
+            let (name, id) = l.split_once(' ')?;
+            Some((name.to_owned(), id.trim().parse().ok()?))
+        })
+        .collect()
+}
