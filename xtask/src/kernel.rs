@@ -63,6 +63,61 @@ impl Kernel {
             .join(".")
     }
 
+    /// The kernel's raw BTF (the `.BTF` section of vmlinux), extracted once from the compressed
+    /// vmlinuz: find the payload by its compression magic, decompress, cut the section out.
+    pub fn btf(&self) -> anyhow::Result<PathBuf> {
+        let out = self.root.join("vmlinux.btf");
+        if out.is_file() {
+            return Ok(out);
+        }
+        let image = std::fs::read(self.vmlinuz())?;
+        let vmlinux = self.root.join("vmlinux");
+        let mut found = false;
+        for (magic, tool) in PAYLOADS {
+            for at in find_all(&image, magic) {
+                let mut child = Command::new(tool)
+                    .arg("-dc")
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .with_context(|| format!("running {tool} (cargo xtask setup installs it)"))?;
+                let mut stdin = child.stdin.take().context("no stdin")?;
+                let payload = image[at..].to_vec();
+                let feeder = std::thread::spawn(move || {
+                    // The payload is followed by other data; the decompressor stops reading
+                    // at the end of its stream, so a write error here is expected.
+                    let _ = std::io::Write::write_all(&mut stdin, &payload);
+                });
+                // Trailing garbage makes the decompressor exit non-zero after a full output.
+                let output = child.wait_with_output()?;
+                let _ = feeder.join();
+                if output.stdout.starts_with(b"\x7fELF") {
+                    std::fs::write(&vmlinux, &output.stdout)?;
+                    found = true;
+                    break;
+                }
+            }
+            if found {
+                break;
+            }
+        }
+        if !found {
+            bail!(
+                "no compressed vmlinux found in {}",
+                self.vmlinuz().display()
+            );
+        }
+        command::run(
+            Command::new("objcopy")
+                .args(["-O", "binary", "--only-section=.BTF"])
+                .arg(&vmlinux)
+                .arg(&out),
+        )?;
+        std::fs::remove_file(&vmlinux)?;
+        Ok(out)
+    }
+
     /// A module (`loop`, ...) as an uncompressed `.ko` that busybox `insmod` can load.
     pub fn module(&self, name: &str) -> anyhow::Result<PathBuf> {
         let modules = self.root.join("lib/modules").join(&self.release);
@@ -81,6 +136,22 @@ impl Kernel {
         }
         Ok(plain)
     }
+}
+
+/// Compression magics of a bzImage payload and the tool that decompresses each.
+const PAYLOADS: &[(&[u8], &str)] = &[
+    (&[0x02, 0x21, 0x4c, 0x18], "lz4"),
+    (&[0x28, 0xb5, 0x2f, 0xfd], "zstd"),
+    (&[0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], "xz"),
+    (&[0x1f, 0x8b, 0x08], "gzip"),
+];
+
+fn find_all<'a>(haystack: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
+    haystack
+        .windows(needle.len())
+        .enumerate()
+        .filter(move |(_, w)| *w == needle)
+        .map(|(i, _)| i)
 }
 
 /// Does `package` belong to `spec` (a series like `6.1`, or an exact package name)?

@@ -19,7 +19,17 @@ const LLVM_WHEELS: &[&str] = &[
 ];
 
 /// Debian packages the VM test bed and the checks need.
-pub const VM_PACKAGES: &[&str] = &["qemu-system-x86", "busybox-static", "e2fsprogs", "xz-utils"];
+pub const VM_PACKAGES: &[&str] = &[
+    "qemu-system-x86",
+    "busybox-static",
+    "e2fsprogs",
+    // Decompressing kernel images and cutting out their BTF, and bpftool to check our reading.
+    "xz-utils",
+    "lz4",
+    "zstd",
+    "binutils",
+    "bpftool",
+];
 
 /// nightly + rust-src (for `-Z build-std=core`) and bpf-linker on PATH.
 pub fn ebpf_toolchain() -> anyhow::Result<()> {
