@@ -31,6 +31,34 @@ enum Task {
         #[arg(long, default_value_t = 3000)]
         lookups: u32,
     },
+    /// Run a shell script in the VM and print the console (for debugging the test bed).
+    Vm {
+        #[arg(long, default_value = "6.12")]
+        kernel: String,
+        /// The script to run as /test.sh.
+        script: PathBuf,
+        /// DEST=SRC: put binary SRC at DEST in the VM (repeatable).
+        #[arg(long = "binary", value_name = "DEST=SRC")]
+        binaries: Vec<String>,
+        /// DEST=SRC: put file SRC at DEST in the VM (repeatable).
+        #[arg(long = "file", value_name = "DEST=SRC")]
+        files: Vec<String>,
+        /// Kernel modules to load first (repeatable).
+        #[arg(long = "module")]
+        modules: Vec<String>,
+        #[arg(long, default_value_t = 300)]
+        timeout_secs: u64,
+    },
+    /// Benchmark the kernel side in the VM: per-lookup cost with no tracer, the floor probe,
+    /// counters, tracing with a pattern that matches nothing, tracing everything.
+    BenchKernel {
+        #[arg(long, default_value = "6.12")]
+        kernel: String,
+        #[arg(long, default_value_t = 5)]
+        rounds: u32,
+        #[arg(long, default_value_t = 20000)]
+        lookups: u32,
+    },
 }
 
 fn main() {
@@ -53,6 +81,51 @@ fn run(task: Task) -> anyhow::Result<()> {
             )
         }
         Task::Demo { kernel, lookups } => demo(&kernel, lookups),
+        Task::Vm {
+            kernel,
+            script,
+            binaries,
+            files,
+            modules,
+            timeout_secs,
+        } => {
+            setup::apt_packages(setup::VM_PACKAGES)?;
+            let kernel = Kernel::fetch(&kernel)?;
+            let text = std::fs::read_to_string(&script)
+                .with_context(|| format!("reading {}", script.display()))?;
+            let mut run = VmRun::new(&kernel, text)
+                .timeout(std::time::Duration::from_secs(timeout_secs));
+            for spec in &binaries {
+                let (dest, src) = dest_src(spec)?;
+                run = run.binary(dest, src);
+            }
+            for spec in &files {
+                let (dest, src) = dest_src(spec)?;
+                let data = std::fs::read(src).with_context(|| format!("reading {src}"))?;
+                run = run.file(dest, data);
+            }
+            for module in &modules {
+                run = run.module(module);
+            }
+            let out = run.run()?;
+            print!("{}", out.log);
+            eprintln!("vm: script exited {} after {:.1?}", out.status, out.elapsed);
+            std::process::exit(out.status);
+        }
+        Task::BenchKernel {
+            kernel,
+            rounds,
+            lookups,
+        } => {
+            setup::ebpf_toolchain()?;
+            setup::apt_packages(setup::VM_PACKAGES)?;
+            let kernel = Kernel::fetch(&kernel)?;
+            let tracer = build(Profile::Release, "tracer", "tracer")?;
+            let storm = build(Profile::Release, "xtask", "lookup-storm")?;
+            eprintln!("bench: {rounds} rounds of {lookups} lookups per variant; this takes minutes");
+            print!("{}", xtask::bench::run(&kernel, &tracer, &storm, rounds, lookups)?);
+            Ok(())
+        }
     }
 }
 
@@ -69,7 +142,7 @@ fn demo(kernel: &str, lookups: u32) -> anyhow::Result<()> {
     setup::ebpf_toolchain()?;
     setup::apt_packages(setup::VM_PACKAGES)?;
     let kernel = Kernel::fetch(kernel)?;
-    let tracer = build_tracer()?;
+    let tracer = build(Profile::Debug, "tracer", "tracer")?;
     let workload = TwoCgroups {
         traced_lookups: lookups,
         other_lookups: lookups / 4,
@@ -104,23 +177,35 @@ fn demo(kernel: &str, lookups: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Builds the tracer (and with it the eBPF object) and returns the binary's path.
-fn build_tracer() -> anyhow::Result<PathBuf> {
+fn dest_src(spec: &str) -> anyhow::Result<(&str, &str)> {
+    spec.split_once('=')
+        .with_context(|| format!("{spec}: expected DEST=SRC"))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Profile {
+    Debug,
+    Release,
+}
+
+/// Builds one binary of the workspace (the tracer brings the eBPF object with it) and returns
+/// its path.
+fn build(profile: Profile, package: &str, bin: &str) -> anyhow::Result<PathBuf> {
     let root = cache::workspace_root();
-    command::status(Command::new("cargo").current_dir(&root).args([
-        "build",
-        "--quiet",
-        "--package",
-        "tracer",
-        "--bin",
-        "tracer",
-    ]))?;
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(&root)
+        .args(["build", "--quiet", "--package", package, "--bin", bin]);
+    if profile == Profile::Release {
+        cmd.arg("--release");
+    }
+    command::status(&mut cmd)?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    let binary = target.join("debug/tracer");
+    let dir = if profile == Profile::Release { "release" } else { "debug" };
+    let binary = target.join(dir).join(bin);
     binary
         .is_file()
         .then_some(binary.clone())
-        .with_context(|| format!("built the tracer but found no {}", binary.display()))
+        .with_context(|| format!("built {bin} but found no {}", binary.display()))
 }

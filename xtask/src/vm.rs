@@ -171,7 +171,7 @@ impl<'a> VmRun<'a> {
             .arg(self.kernel.vmlinuz())
             .arg("-initrd")
             .arg(initrd)
-            .args(["-append", "console=ttyS0 quiet loglevel=3 panic=-1"])
+            .args(["-append", "console=ttyS0 quiet loglevel=4 panic=-1"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

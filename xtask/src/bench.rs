@@ -1,0 +1,174 @@
+//! The kernel-side benchmark: a storm of failed lookups on ext4 in the VM, timed per operation
+//! with no tracer and with each tracer variant, alternating variants within one boot over
+//! several rounds (emulated timings drift, so only same-boot comparisons mean anything).
+use std::{collections::BTreeMap, path::Path};
+
+use crate::{
+    dentry_workload::make_ext4_image,
+    kernel::Kernel,
+    vm::{VmOutput, VmRun},
+};
+
+pub const STORM: &str = "/bin/lookup-storm";
+
+/// A tracer configuration under test: its name and its flags (`None`: no tracer at all).
+pub struct Variant {
+    pub name: String,
+    pub flags: Option<String>,
+}
+
+/// No tracer, then every tracer variant in one attach mode.
+pub fn variants(mode: &str) -> Vec<Variant> {
+    let mut all = vec![Variant {
+        name: "none".into(),
+        flags: None,
+    }];
+    {
+        let m = format!("--attach-mode {mode} --target-cgroup /sys/fs/cgroup/storm");
+        for (what, flags) in [
+            ("floor", "--bench-floor".to_owned()),
+            ("counters", String::new()),
+            (
+                "trace-nomatch",
+                "--trace-enabled --stdout --trace-patterns no-such-path-xyz".to_owned(),
+            ),
+            ("trace-all", "--trace-enabled --stdout".to_owned()),
+        ] {
+            all.push(Variant {
+                name: format!("{what}-{mode}"),
+                flags: Some(format!("{m} {flags}")),
+            });
+        }
+    }
+    all
+}
+
+pub fn script(variants: &[Variant], rounds: u32, lookups: u32) -> String {
+    let tracer = crate::scenario::TRACER;
+    let mut s = String::from(
+        r#"
+CG=/sys/fs/cgroup
+mkdir -p /mnt/ext4 $CG/storm
+mount -o loop -t ext4 /ext4.img /mnt/ext4 || exit 1
+run_storm() { sh -c "echo \$\$ > $CG/storm/cgroup.procs && exec /bin/lookup-storm $1 $2"; }
+# Stops tracer $1; if it has not exited after 20 s, shows where it is stuck and fails.
+stop_tracer() {
+  kill -INT $1
+  i=0
+  while kill -0 $1 2>/dev/null && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done
+  if kill -0 $1 2>/dev/null; then
+    echo "@@stuck $2"
+    for t in /proc/$1/task/*; do echo "-- $t"; cat $t/stack; done
+    exit 1
+  fi
+  wait $1
+}
+"#,
+    );
+    for round in 0..rounds {
+        // Rotate the order each round so no variant always runs first or last.
+        let n = variants.len();
+        for k in 0..n {
+            let v = &variants[(k + round as usize) % n];
+            let dir = format!("/mnt/ext4/r{round}-{}", v.name);
+            match &v.flags {
+                None => s.push_str(&format!(
+                    "echo \"@@bench {name} {round} $(run_storm {dir} {lookups})\"\n",
+                    name = v.name
+                )),
+                Some(flags) => s.push_str(&format!(
+                    r#"{tracer} {flags} > /tmp/trace.out 2> /tmp/tracer.err &
+T=$!
+n=0; until grep -q attached /tmp/tracer.err; do n=$((n+1)); if [ $n -gt 1200 ] || ! kill -0 $T 2>/dev/null; then sed 's/^/@@tracer-failed /' /tmp/tracer.err; exit 1; fi; sleep 0.1; done
+echo "@@bench {name} {round} $(run_storm {dir} {lookups})"
+stop_tracer $T {name}
+rm -f /tmp/trace.out
+"#,
+                    name = v.name
+                )),
+            }
+        }
+    }
+    s
+}
+
+/// Median nanoseconds per lookup per variant.
+pub fn medians(out: &VmOutput) -> BTreeMap<String, f64> {
+    let mut samples: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for line in out.tagged("bench") {
+        let mut words = line.split_whitespace();
+        let (Some(name), Some(_round)) = (words.next(), words.next()) else {
+            continue;
+        };
+        if let Some(ns) = words.find_map(|w| w.strip_prefix("ns_per_op="))
+            && let Ok(ns) = ns.parse::<f64>()
+        {
+            samples.entry(name.to_owned()).or_default().push(ns);
+        }
+    }
+    samples
+        .into_iter()
+        .map(|(name, mut v)| {
+            v.sort_by(f64::total_cmp);
+            let mid = v.len() / 2;
+            let median = if v.len() % 2 == 0 {
+                (v[mid - 1] + v[mid]) / 2.0
+            } else {
+                v[mid]
+            };
+            (name, median)
+        })
+        .collect()
+}
+
+/// Runs the benchmark, one boot per attach mode (kprobe and fentry are compared side by side,
+/// each against the no-tracer baseline of its own boot), and returns a Markdown table.
+pub fn run(
+    kernel: &Kernel,
+    tracer: &Path,
+    storm: &Path,
+    rounds: u32,
+    lookups: u32,
+) -> anyhow::Result<String> {
+    let dir = tempfile::tempdir()?;
+    let image = dir.path().join("ext4.img");
+    make_ext4_image(&image, 64)?;
+    let image = std::fs::read(&image)?;
+    let mut t = format!(
+        "Kernel {} under qemu TCG; per attach mode one boot, {rounds} rounds × {lookups} failed \
+         lookups (stat of a missing name) on ext4 per variant, variants alternated, medians.\n\n\
+         | variant | ns/lookup | no tracer | added ns | added % | × floor |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: |\n",
+        kernel.release
+    );
+    for mode in ["kprobe", "fentry"] {
+        let out = VmRun::new(kernel, script(&variants(mode), rounds, lookups))
+            .binary(crate::scenario::TRACER, tracer)
+            .binary(STORM, storm)
+            .module("loop")
+            .file("/ext4.img", image.clone())
+            .memory_mb(2048)
+            .timeout(std::time::Duration::from_secs(1800))
+            .run()?;
+        if out.status != 0 {
+            anyhow::bail!("the benchmark script failed ({mode}); log:\n{}", out.log);
+        }
+        rows(&mut t, mode, &medians(&out));
+    }
+    Ok(t)
+}
+
+fn rows(t: &mut String, mode: &str, m: &BTreeMap<String, f64>) {
+    let none = m.get("none").copied().unwrap_or(f64::NAN);
+    let floor = m.get(&format!("floor-{mode}")).map(|v| v - none);
+    for what in ["floor", "counters", "trace-nomatch", "trace-all"] {
+        let name = format!("{what}-{mode}");
+        let Some(v) = m.get(&name) else { continue };
+        let added = v - none;
+        let ratio = floor.map_or(f64::NAN, |f| added / f);
+        t.push_str(&format!(
+            "| {name} | {v:.0} | {none:.0} | {added:.0} | {:.1}% | {ratio:.2} |\n",
+            100.0 * added / none
+        ));
+    }
+}
