@@ -153,7 +153,10 @@ pub struct Config {
     /// Bit n set: also match the task's ancestor cgroup at level n against `TARGETS`
     /// (a pod's cgroup, so its containers, restarted ones included, are covered).
     pub ancestor_levels: u32,
-    pub _pad: u32,
+    /// Wake the consumer only once this many bytes wait in the ring buffer; below it, events
+    /// are written without a wakeup and userspace drains them on its own tick. A wakeup per
+    /// event costs an irq_work and often an IPI, more than the event itself.
+    pub wakeup_bytes: u32,
 }
 
 #[cfg(feature = "user")]

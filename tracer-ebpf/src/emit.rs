@@ -1,7 +1,7 @@
 //! Building trace events: scope check, header, path, copy into the ring buffer.
 use aya_ebpf::helpers::{
     bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
-    generated::{bpf_get_current_ancestor_cgroup_id, bpf_ringbuf_output},
+    generated::{bpf_get_current_ancestor_cgroup_id, bpf_ringbuf_output, bpf_ringbuf_query},
 };
 use dentry_common::{EventHeader, MAX_CGROUP_LEVEL, Operation, PATH_BUF};
 
@@ -9,6 +9,10 @@ use crate::{
     Ptr, dentry,
     maps::{DROPS, EVENTS, PENDING, SCRATCH, TARGETS, config, offsets},
 };
+
+const BPF_RB_NO_WAKEUP: u64 = 1;
+const BPF_RB_FORCE_WAKEUP: u64 = 2;
+const BPF_RB_AVAIL_DATA: u64 = 0;
 
 /// What an event is about.
 pub enum Target {
@@ -127,13 +131,21 @@ pub fn event(op: Operation, target: Target, count: u64) {
     h.depth = walk.depth;
     h.flags = walk.flags;
     let size = core::mem::size_of::<EventHeader>() + path_len;
+    let ring = core::ptr::addr_of!(EVENTS).cast_mut().cast();
+    // SAFETY: FFI helper on our own ring buffer map.
+    let waiting = unsafe { bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) };
+    let wakeup = if waiting >= u64::from(cfg.wakeup_bytes) {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    };
     // SAFETY: `size` is at most the header plus PATH_BUF, inside the scratch value.
     let ret = unsafe {
         bpf_ringbuf_output(
-            core::ptr::addr_of!(EVENTS).cast_mut().cast(),
+            ring,
             (ev as *mut dentry_common::Event).cast(),
             size as u64,
-            0,
+            wakeup,
         )
     };
     if ret < 0

@@ -50,7 +50,7 @@ static CONFIG: Config = Config {
     trace: 0,
     scoped: 0,
     ancestor_levels: 0,
-    _pad: 0,
+    wakeup_bytes: 0,
 };
 
 /// Struct offsets for the running kernel (set by the tracer from BTF).

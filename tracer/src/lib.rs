@@ -3,7 +3,14 @@ pub mod btf;
 pub mod cgroup;
 pub mod counters;
 pub mod events;
+pub mod http;
+pub mod kubelet;
+pub mod kubepath;
+pub mod metrics;
+pub mod owners;
 pub mod probes;
+pub mod rotate;
+pub mod summary;
 pub mod tsv;
 
 /// The kernel programs, built from `tracer-ebpf` by build.rs.

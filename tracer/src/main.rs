@@ -81,6 +81,9 @@ fn main() -> ExitCode {
 
 #[tokio::main]
 async fn run(args: Args) -> anyhow::Result<()> {
+    // Before anything else: once we report "attached", a stop signal must be honoured. (A
+    // shell starts background jobs with SIGINT ignored; the handler overrides that.)
+    let mut stop = Stop::install(args.duration)?;
     let targets = args
         .target_cgroups
         .iter()
@@ -97,7 +100,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         trace: u32::from(args.trace_enabled),
         scoped: u32::from(!targets.is_empty()),
         ancestor_levels,
-        _pad: 0,
+        wakeup_bytes: args.ring_buffer_size / 4,
     };
     let options = probes::LoadOptions {
         offsets: probes::kernel_offsets()?,
@@ -137,9 +140,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             patterns,
             clock: Clock::now(),
         };
-        emitted = trace(ring, sink, args.duration).await?;
+        emitted = trace(ring, sink, &mut stop).await?;
     } else {
-        wait_for_stop(args.duration).await?;
+        stop.wait().await;
     }
 
     let drops = counters::per_cpu_total(&ebpf, names::DROPS)?;
@@ -171,7 +174,7 @@ impl Sink {
 async fn trace(
     ring: RingBuf<aya::maps::MapData>,
     sink: Sink,
-    duration: Option<Duration>,
+    stop: &mut Stop,
 ) -> anyhow::Result<u64> {
     // SAFETY: the ring buffer owns its fd and lives inside the AsyncFd, which deregisters it
     // before the fd is closed.
@@ -186,8 +189,10 @@ async fn trace(
     let mut line = String::with_capacity(512);
     let mut kept = 0u64;
     let owner = tsv::Owner::default();
-    let stop = wait_for_stop(duration);
+    let stop = stop.wait();
     tokio::pin!(stop);
+    // The kernel wakes us only when the buffer is a quarter full; the tick drains the rest.
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut drain = |ring: &mut RingBuf<aya::maps::MapData>,
                      out: &mut std::io::BufWriter<std::io::StdoutLock<'_>>|
      -> anyhow::Result<()> {
@@ -210,11 +215,11 @@ async fn trace(
     };
     loop {
         tokio::select! {
-            stopped = &mut stop => {
-                stopped?;
+            () = &mut stop => {
                 drain(ring.get_mut(), &mut out)?;
                 break;
             }
+            _ = tick.tick() => drain(ring.get_mut(), &mut out)?,
             guard = ring.readable_mut() => {
                 let mut guard = guard?;
                 drain(guard.get_inner_mut(), &mut out)?;
@@ -225,20 +230,34 @@ async fn trace(
     Ok(kept)
 }
 
-async fn wait_for_stop(duration: Option<Duration>) -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let deadline = async {
-        match duration {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-        () = deadline => {}
+/// What ends a run: SIGTERM, SIGINT, or the --duration deadline.
+struct Stop {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    deadline: Option<tokio::time::Instant>,
+}
+
+impl Stop {
+    fn install(duration: Option<Duration>) -> anyhow::Result<Stop> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Stop {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            deadline: duration.map(|d| tokio::time::Instant::now() + d),
+        })
     }
-    Ok(())
+
+    async fn wait(&mut self) {
+        let deadline = async {
+            match self.deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+            () = deadline => {}
+        }
+    }
 }

@@ -15,7 +15,7 @@ fn open(trace: bool) -> aya::Ebpf {
             trace: u32::from(trace),
             scoped: 1,
             ancestor_levels: 0b110,
-            _pad: 0,
+            wakeup_bytes: 1 << 14,
         },
         ring_buffer_bytes: 1 << 16,
     };

@@ -92,33 +92,46 @@ rm -f /tmp/trace.out
     s
 }
 
-/// Median nanoseconds per lookup per variant.
-pub fn medians(out: &VmOutput) -> BTreeMap<String, f64> {
-    let mut samples: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+/// Per variant: the median ns/lookup, and the median of its added ns against the no-tracer
+/// run of the same round (paired, so slow drift of the emulator cancels out).
+pub fn medians(out: &VmOutput) -> BTreeMap<String, (f64, f64)> {
+    let mut by_round: BTreeMap<(String, String), f64> = BTreeMap::new();
     for line in out.tagged("bench") {
         let mut words = line.split_whitespace();
-        let (Some(name), Some(_round)) = (words.next(), words.next()) else {
+        let (Some(name), Some(round)) = (words.next(), words.next()) else {
             continue;
         };
         if let Some(ns) = words.find_map(|w| w.strip_prefix("ns_per_op="))
             && let Ok(ns) = ns.parse::<f64>()
         {
-            samples.entry(name.to_owned()).or_default().push(ns);
+            by_round.insert((name.to_owned(), round.to_owned()), ns);
+        }
+    }
+    let mut samples: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    for ((name, round), ns) in &by_round {
+        let entry = samples.entry(name.clone()).or_default();
+        entry.0.push(*ns);
+        if let Some(none) = by_round.get(&("none".to_owned(), round.clone())) {
+            entry.1.push(ns - none);
         }
     }
     samples
         .into_iter()
-        .map(|(name, mut v)| {
-            v.sort_by(f64::total_cmp);
-            let mid = v.len() / 2;
-            let median = if v.len() % 2 == 0 {
-                (v[mid - 1] + v[mid]) / 2.0
-            } else {
-                v[mid]
-            };
-            (name, median)
-        })
+        .map(|(name, (abs, added))| (name, (median(abs), median(added))))
         .collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    if v.len() % 2 == 0 {
+        (v[mid - 1] + v[mid]) / 2.0
+    } else {
+        v[mid]
+    }
 }
 
 /// Runs the benchmark, one boot per attach mode (kprobe and fentry are compared side by side,
@@ -136,7 +149,8 @@ pub fn run(
     let image = std::fs::read(&image)?;
     let mut t = format!(
         "Kernel {} under qemu TCG; per attach mode one boot, {rounds} rounds × {lookups} failed \
-         lookups (stat of a missing name) on ext4 per variant, variants alternated, medians.\n\n\
+         lookups (stat of a missing name) on ext4 per variant, variants alternated; medians, added \
+         time paired with the same round's no-tracer run.\n\n\
          | variant | ns/lookup | no tracer | added ns | added % | × floor |\n\
          | --- | ---: | ---: | ---: | ---: | ---: |\n",
         kernel.release
@@ -158,13 +172,14 @@ pub fn run(
     Ok(t)
 }
 
-fn rows(t: &mut String, mode: &str, m: &BTreeMap<String, f64>) {
-    let none = m.get("none").copied().unwrap_or(f64::NAN);
-    let floor = m.get(&format!("floor-{mode}")).map(|v| v - none);
+fn rows(t: &mut String, mode: &str, m: &BTreeMap<String, (f64, f64)>) {
+    let none = m.get("none").map_or(f64::NAN, |v| v.0);
+    let floor = m.get(&format!("floor-{mode}")).map(|v| v.1);
     for what in ["floor", "counters", "trace-nomatch", "trace-all"] {
         let name = format!("{what}-{mode}");
-        let Some(v) = m.get(&name) else { continue };
-        let added = v - none;
+        let Some(&(v, added)) = m.get(&name) else {
+            continue;
+        };
         let ratio = floor.map_or(f64::NAN, |f| added / f);
         t.push_str(&format!(
             "| {name} | {v:.0} | {none:.0} | {added:.0} | {:.1}% | {ratio:.2} |\n",

@@ -93,8 +93,8 @@ fn run(task: Task) -> anyhow::Result<()> {
             let kernel = Kernel::fetch(&kernel)?;
             let text = std::fs::read_to_string(&script)
                 .with_context(|| format!("reading {}", script.display()))?;
-            let mut run = VmRun::new(&kernel, text)
-                .timeout(std::time::Duration::from_secs(timeout_secs));
+            let mut run =
+                VmRun::new(&kernel, text).timeout(std::time::Duration::from_secs(timeout_secs));
             for spec in &binaries {
                 let (dest, src) = dest_src(spec)?;
                 run = run.binary(dest, src);
@@ -122,8 +122,13 @@ fn run(task: Task) -> anyhow::Result<()> {
             let kernel = Kernel::fetch(&kernel)?;
             let tracer = build(Profile::Release, "tracer", "tracer")?;
             let storm = build(Profile::Release, "xtask", "lookup-storm")?;
-            eprintln!("bench: {rounds} rounds of {lookups} lookups per variant; this takes minutes");
-            print!("{}", xtask::bench::run(&kernel, &tracer, &storm, rounds, lookups)?);
+            eprintln!(
+                "bench: {rounds} rounds of {lookups} lookups per variant; this takes minutes"
+            );
+            print!(
+                "{}",
+                xtask::bench::run(&kernel, &tracer, &storm, rounds, lookups)?
+            );
             Ok(())
         }
     }
@@ -202,7 +207,11 @@ fn build(profile: Profile, package: &str, bin: &str) -> anyhow::Result<PathBuf> 
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    let dir = if profile == Profile::Release { "release" } else { "debug" };
+    let dir = if profile == Profile::Release {
+        "release"
+    } else {
+        "debug"
+    };
     let binary = target.join(dir).join(bin);
     binary
         .is_file()

@@ -1,0 +1,302 @@
+//! The Prometheus metrics (names are the reference's contract; see docs/metrics.md).
+//!
+//! The kernel keeps absolute per-cgroup totals; this module turns each poll into deltas and adds
+//! them to counters keyed by namespace/pod/container, so a series never goes backwards: not when
+//! a cgroup disappears, not when its id is reused by a new cgroup (its map slot then restarts
+//! from a lower value, which counts as a reset of that slot, never as a negative delta).
+use std::collections::HashMap;
+
+use dentry_common::Counters;
+use prometheus::{
+    Encoder as _, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::owners::Owners;
+
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// All metric families and the per-cgroup state needed to compute deltas.
+pub struct Metrics {
+    registry: Registry,
+    alloc: IntCounterVec,
+    positive: IntCounterVec,
+    negative: IntCounterVec,
+    reclaim: IntCounterVec,
+    reclaim_freed: IntCounter,
+    dentry_count: IntGaugeVec,
+    events: IntCounter,
+    drops: IntCounter,
+    cgroups_tracked: IntGauge,
+    last: HashMap<u64, Counters>,
+    last_drops: u64,
+    cgroup_id_label: bool,
+}
+
+/// `/proc/sys/fs/dentry-state`: nr_dentry, nr_unused, age_limit, want_pages, nr_negative, dummy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DentryState {
+    pub total: i64,
+    pub unused: i64,
+    pub negative: i64,
+}
+
+impl DentryState {
+    pub fn parse(text: &str) -> Option<DentryState> {
+        let f: Vec<i64> = text
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .ok()?;
+        Some(DentryState {
+            total: *f.first()?,
+            unused: *f.get(1)?,
+            negative: *f.get(4)?,
+        })
+    }
+}
+
+fn err(e: prometheus::Error) -> anyhow::Error {
+    anyhow::anyhow!("registering metrics: {e}")
+}
+
+impl Metrics {
+    /// `cgroup_id_label` adds a `cgroup_id` label (one series per cgroup: high cardinality).
+    pub fn new(cgroup_id_label: bool, attach_mode: &str) -> anyhow::Result<Metrics> {
+        let registry = Registry::new();
+        let mut labels = vec!["namespace", "pod", "container"];
+        if cgroup_id_label {
+            labels.push("cgroup_id");
+        }
+        let counter = |name: &str, help: &str| -> anyhow::Result<IntCounterVec> {
+            let c = IntCounterVec::new(Opts::new(name, help), &labels).map_err(err)?;
+            registry.register(Box::new(c.clone())).map_err(err)?;
+            Ok(c)
+        };
+        let alloc = counter("dentry_alloc_total", "Dentries allocated, per container.")?;
+        let positive = counter(
+            "dentry_positive_total",
+            "Dentries given an inode (lookup hit on disk, create), per container.",
+        )?;
+        let negative = counter(
+            "dentry_negative_total",
+            "Dentries left without an inode (failed lookup, unlink), per container.",
+        )?;
+        let reclaim = IntCounterVec::new(
+            Opts::new(
+                "dentry_reclaim_total",
+                "Dcache reclaim calls: path=shrink (shrink_dcache_sb) or prune (prune_dcache_sb).",
+            ),
+            &["path"],
+        )
+        .map_err(err)?;
+        registry.register(Box::new(reclaim.clone())).map_err(err)?;
+        let reclaim_freed = IntCounter::new(
+            "dentry_reclaim_freed_total",
+            "Dentries prune_dcache_sb reported freed.",
+        )
+        .map_err(err)?;
+        registry
+            .register(Box::new(reclaim_freed.clone()))
+            .map_err(err)?;
+        let dentry_count = IntGaugeVec::new(
+            Opts::new(
+                "dentry_count",
+                "Node dentries from /proc/sys/fs/dentry-state (negative: unused negative ones).",
+            ),
+            &["type"],
+        )
+        .map_err(err)?;
+        registry
+            .register(Box::new(dentry_count.clone()))
+            .map_err(err)?;
+        let events = IntCounter::new(
+            "dentry_tracer_events_total",
+            "Trace events received from the kernel and kept by the filters.",
+        )
+        .map_err(err)?;
+        registry.register(Box::new(events.clone())).map_err(err)?;
+        let drops = IntCounter::new(
+            "dentry_tracer_events_dropped_total",
+            "Trace events lost because the ring buffer was full.",
+        )
+        .map_err(err)?;
+        registry.register(Box::new(drops.clone())).map_err(err)?;
+        let cgroups_tracked = IntGauge::new(
+            "dentry_tracer_cgroups_tracked",
+            "cgroups with counters in the kernel map.",
+        )
+        .map_err(err)?;
+        registry
+            .register(Box::new(cgroups_tracked.clone()))
+            .map_err(err)?;
+        let attach = IntGaugeVec::new(
+            Opts::new(
+                "dentry_tracer_attach_info",
+                "How the probes are attached (value 1).",
+            ),
+            &["mode"],
+        )
+        .map_err(err)?;
+        registry.register(Box::new(attach.clone())).map_err(err)?;
+        attach.with_label_values(&[attach_mode]).set(1);
+        let build = IntGaugeVec::new(
+            Opts::new(
+                "dentry_tracer_build_info",
+                "The tracer's version (value 1).",
+            ),
+            &["version"],
+        )
+        .map_err(err)?;
+        registry.register(Box::new(build.clone())).map_err(err)?;
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        Ok(Metrics {
+            registry,
+            alloc,
+            positive,
+            negative,
+            reclaim,
+            reclaim_freed,
+            dentry_count,
+            events,
+            drops,
+            cgroups_tracked,
+            last: HashMap::new(),
+            last_drops: 0,
+            cgroup_id_label,
+        })
+    }
+
+    /// Folds one poll of the kernel's per-cgroup totals into the counters.
+    pub fn update(&mut self, totals: &std::collections::BTreeMap<u64, Counters>, owners: &Owners) {
+        self.cgroups_tracked.set(totals.len() as i64);
+        let empty = crate::owners::Owner::default();
+        for (&id, now) in totals {
+            let before = self.last.insert(id, *now).unwrap_or_default();
+            let d = delta(&before, now);
+            if d == Counters::default() {
+                continue;
+            }
+            let owner = owners.get(id).unwrap_or(&empty);
+            let id_text = id.to_string();
+            let mut labels = vec![
+                owner.namespace.as_str(),
+                owner.pod.as_str(),
+                owner.container.as_str(),
+            ];
+            if self.cgroup_id_label {
+                labels.push(&id_text);
+            }
+            self.alloc.with_label_values(&labels).inc_by(d.alloc);
+            self.positive.with_label_values(&labels).inc_by(d.positive);
+            self.negative.with_label_values(&labels).inc_by(d.negative);
+            self.reclaim
+                .with_label_values(&["shrink"])
+                .inc_by(d.shrink_calls);
+            self.reclaim
+                .with_label_values(&["prune"])
+                .inc_by(d.prune_calls);
+            self.reclaim_freed.inc_by(d.pruned);
+        }
+    }
+
+    /// Sets the node gauges from /proc/sys/fs/dentry-state.
+    pub fn set_dentry_state(&self, s: DentryState) {
+        self.dentry_count.with_label_values(&["total"]).set(s.total);
+        self.dentry_count
+            .with_label_values(&["unused"])
+            .set(s.unused);
+        self.dentry_count
+            .with_label_values(&["negative"])
+            .set(s.negative);
+    }
+
+    /// The ring buffer's drop count so far (absolute, from the kernel).
+    pub fn set_drops(&mut self, total: u64) {
+        self.drops.inc_by(total.saturating_sub(self.last_drops));
+        self.last_drops = self.last_drops.max(total);
+    }
+
+    pub fn add_events(&self, n: u64) {
+        self.events.inc_by(n);
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 * 1024);
+        // Encoding our own registry into a Vec cannot fail.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}
+
+/// Field-wise `now - before`; a field that went down means the slot restarted (a new cgroup
+/// reusing the id), so all of `now` is new.
+fn delta(before: &Counters, now: &Counters) -> Counters {
+    let d = |b: u64, n: u64| if n >= b { n - b } else { n };
+    Counters {
+        alloc: d(before.alloc, now.alloc),
+        positive: d(before.positive, now.positive),
+        negative: d(before.negative, now.negative),
+        shrink_calls: d(before.shrink_calls, now.shrink_calls),
+        prune_calls: d(before.prune_calls, now.prune_calls),
+        pruned: d(before.pruned, now.pruned),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn text(m: &Metrics) -> String {
+        String::from_utf8(m.render()).unwrap()
+    }
+
+    fn value(text: &str, series: &str) -> Option<u64> {
+        text.lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+
+    #[test]
+    fn counters_never_go_backwards_when_an_id_is_reused() {
+        let mut m = Metrics::new(false, "kprobe").unwrap();
+        let owners = Owners::default();
+        let at = |alloc| {
+            BTreeMap::from([(
+                7u64,
+                Counters {
+                    alloc,
+                    ..Default::default()
+                },
+            )])
+        };
+        m.update(&at(100), &owners);
+        m.update(&at(150), &owners);
+        // The cgroup went away and a new one got id 7: its slot restarts low.
+        m.update(&at(20), &owners);
+        let t = text(&m);
+        let series = r#"dentry_alloc_total{container="",namespace="",pod=""}"#;
+        assert_eq!(value(&t, series), Some(170), "{t}");
+    }
+
+    #[test]
+    fn node_gauges_and_health() {
+        let mut m = Metrics::new(false, "fentry").unwrap();
+        m.set_dentry_state(DentryState::parse("123 45 45 0 6 0\n").unwrap());
+        m.set_drops(5);
+        m.set_drops(3); // never backwards
+        m.add_events(9);
+        let t = text(&m);
+        assert_eq!(value(&t, r#"dentry_count{type="total"}"#), Some(123));
+        assert_eq!(value(&t, r#"dentry_count{type="negative"}"#), Some(6));
+        assert_eq!(value(&t, "dentry_tracer_events_dropped_total"), Some(5));
+        assert_eq!(value(&t, "dentry_tracer_events_total"), Some(9));
+        assert_eq!(
+            value(&t, r#"dentry_tracer_attach_info{mode="fentry"}"#),
+            Some(1)
+        );
+        assert!(DentryState::parse("1 2").is_none());
+    }
+}
