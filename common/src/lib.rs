@@ -174,6 +174,7 @@ pub mod names {
     pub const EVENTS: &str = "EVENTS";
     pub const DROPS: &str = "DROPS";
     pub const FLOOR: &str = "FLOOR";
+    pub const SWITCH: &str = "SWITCH";
     pub const OFFSETS: &str = "OFFSETS";
     pub const CONFIG: &str = "CONFIG";
 }

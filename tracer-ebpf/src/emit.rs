@@ -7,7 +7,7 @@ use dentry_common::{EventHeader, MAX_CGROUP_LEVEL, Operation, PATH_BUF};
 
 use crate::{
     Ptr, dentry,
-    maps::{DROPS, EVENTS, PENDING, SCRATCH, TARGETS, config, offsets},
+    maps::{DROPS, EVENTS, PENDING, SCRATCH, SWITCH, TARGETS, config, offsets},
 };
 
 const BPF_RB_NO_WAKEUP: u64 = 1;
@@ -78,7 +78,7 @@ fn in_scope(cgroup: u64) -> bool {
 #[inline(always)]
 pub fn event(op: Operation, target: Target, count: u64) {
     let cfg = config();
-    if cfg.trace == 0 {
+    if cfg.trace == 0 || SWITCH.get(0).is_none_or(|on| *on == 0) {
         return;
     }
     // SAFETY: FFI helper without preconditions.

@@ -2,7 +2,7 @@
 use aya_ebpf::{
     helpers::bpf_get_current_cgroup_id,
     macros::map,
-    maps::{HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use dentry_common::{Config, Counters, Event, KernelOffsets, MAX_CGROUPS, MAX_TARGETS};
 
@@ -28,6 +28,11 @@ pub static SCRATCH: PerCpuArray<Event> = PerCpuArray::with_max_entries(1, 0);
 /// d_alloc_parallel's (parent, name), so its nested d_alloc (before 6.12) is not traced twice.
 #[map(name = "PENDING")]
 pub static PENDING: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
+
+/// Slot 0 non-zero: emit trace events. Userspace clears it when a cap is reached, so tracing
+/// stops without the ring buffer filling up and counting drops.
+#[map(name = "SWITCH")]
+pub static SWITCH: Array<u32> = Array::with_max_entries(1, 0);
 
 /// The benchmark floor's counter.
 #[map(name = "FLOOR")]

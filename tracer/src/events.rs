@@ -50,6 +50,20 @@ fn monotonic_ns() -> u64 {
     (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// Encodes a record as the kernel programs lay it out (for tests and benchmarks).
+pub fn encode(header: &EventHeader, path: &[u8]) -> Vec<u8> {
+    let mut h = *header;
+    h.path_len = path.len() as u16;
+    // SAFETY: viewing a plain-data, repr(C) struct as its bytes.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(
+            (&h as *const EventHeader).cast::<u8>(),
+            size_of::<EventHeader>(),
+        )
+    };
+    [bytes, path].concat()
+}
+
 /// Decodes one record: an `EventHeader` followed by `path_len` bytes of NUL-terminated
 /// components, leaf first. Returns `None` for a record too short or with an unknown operation.
 pub fn decode(record: &[u8], clock: &Clock) -> Option<TraceEvent> {

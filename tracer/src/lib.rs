@@ -1,6 +1,8 @@
 //! The node-side dentry tracer: loads the kernel programs, attaches them, reads their counters.
 pub mod btf;
 pub mod cgroup;
+pub mod check;
+pub mod cli;
 pub mod counters;
 pub mod events;
 pub mod http;
@@ -8,6 +10,7 @@ pub mod kubelet;
 pub mod kubepath;
 pub mod metrics;
 pub mod owners;
+pub mod pipeline;
 pub mod probes;
 pub mod rotate;
 pub mod summary;

@@ -1,64 +1,28 @@
-//! `tracer`: the node binary. Loads the dentry probes, counts per cgroup, optionally traces
-//! paths, reports on exit.
+//! `tracer`: the node binary. Loads the dentry probes, serves metrics, writes path traces,
+//! reports on exit.
 use std::{
-    io::{IsTerminal as _, Write as _},
-    path::PathBuf,
+    io::IsTerminal as _,
     process::ExitCode,
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
 use anyhow::Context as _;
-use aya::maps::RingBuf;
+use aya::{Ebpf, maps::RingBuf};
 use clap::Parser;
 use dentry_common::{Config, MAX_CGROUP_LEVEL, names};
-use tokio::io::unix::AsyncFd;
+use tokio::{io::unix::AsyncFd, sync::watch};
 use tracer::{
-    cgroup, counters,
-    events::{self, Clock},
-    probes::{self, AttachMode, Set},
-    tsv,
+    cgroup, check,
+    cli::Args,
+    counters,
+    http::{self, AppState},
+    metrics::{DentryState, Metrics},
+    owners::{Owners, Sources},
+    pipeline::{Caps, Flow, Pipeline},
+    probes::{self, Set},
+    rotate::Rotator,
 };
-
-/// Traces the kernel dentry cache per cgroup.
-#[derive(Debug, Parser)]
-#[command(version, about)]
-struct Args {
-    /// Path to the host cgroup2 filesystem.
-    #[arg(long, default_value = "/sys/fs/cgroup")]
-    cgroup: PathBuf,
-    /// Trace only tasks in this cgroup v2 directory or below it (repeatable).
-    #[arg(long = "target-cgroup", value_name = "DIR")]
-    target_cgroups: Vec<PathBuf>,
-    /// Enable dentry path tracing on startup.
-    #[arg(long)]
-    trace_enabled: bool,
-    /// Comma-separated path substrings; an event is kept when its path contains any of them.
-    #[arg(long, default_value = "")]
-    trace_patterns: String,
-    /// Write trace lines to stdout (header first).
-    #[arg(long)]
-    stdout: bool,
-    /// Stop after this long (e.g. 30s, 5m); default: until SIGINT or SIGTERM.
-    #[arg(long, value_parser = humantime::parse_duration)]
-    duration: Option<Duration>,
-    /// fentry/fexit where the kernel allows it, else kprobes (auto), or force one.
-    #[arg(long, value_enum, default_value = "auto")]
-    attach_mode: AttachMode,
-    /// Ring buffer size in bytes (a power of two, at least 4096).
-    #[arg(long, default_value_t = 8 << 20, value_parser = ring_buffer_size)]
-    ring_buffer_size: u32,
-    /// Benchmark floor: attach only one probe counting allocations, nothing else.
-    #[arg(long, hide = true)]
-    bench_floor: bool,
-}
-
-fn ring_buffer_size(s: &str) -> Result<u32, String> {
-    let n: u32 = s.parse().map_err(|e| format!("{e}"))?;
-    if n < 4096 || !n.is_power_of_two() {
-        return Err(format!("{n} is not a power of two of at least 4096 bytes"));
-    }
-    Ok(n)
-}
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -68,9 +32,24 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            // Bad input: one line (clap adds a "try --help" paragraph we leave out).
+            let text = e.render().to_string();
+            eprintln!(
+                "tracer: {}",
+                text.lines()
+                    .next()
+                    .unwrap_or("invalid arguments")
+                    .trim_start_matches("error: ")
+            );
+            return ExitCode::from(2);
+        }
+    };
     match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             // One line: the cause chain joined, so the user sees cause and fix together.
             eprintln!("tracer: {err:#}");
@@ -79,27 +58,72 @@ fn main() -> ExitCode {
     }
 }
 
-#[tokio::main]
-async fn run(args: Args) -> anyhow::Result<()> {
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Before anything else: once we report "attached", a stop signal must be honoured. (A
-    // shell starts background jobs with SIGINT ignored; the handler overrides that.)
+    // shell starts background jobs with SIGINT ignored; installing the handler overrides that.)
     let mut stop = Stop::install(args.duration)?;
-    let targets = args
-        .target_cgroups
+    if args.check {
+        return Ok(check_kernel(&args));
+    }
+
+    let sources = Sources {
+        cgroup_root: args.cgroup.clone(),
+        pods_log_dir: args.pods_log_dir.clone(),
+        containers_log_dir: args.containers_log_dir.clone(),
+    };
+    let owners = Owners::resolve(&sources);
+    let mut target_dirs = args.target_cgroups.clone();
+    if let Some(uid) = &args.target_pod_uid {
+        let dir = owners.pod_dir(uid).with_context(|| {
+            format!(
+                "--target-pod-uid {uid}: no pod cgroup with that UID under {} (is the pod on \
+                 this node and running? is --cgroup the host's cgroup2 mount?)",
+                args.cgroup.display()
+            )
+        })?;
+        target_dirs.push(dir.to_owned());
+    }
+    if !target_dirs.is_empty() && !check::cgroup2(&args.cgroup) {
+        anyhow::bail!(
+            "{} is not a cgroup2 mount: targeting needs cgroup v2 (on a hybrid host pass \
+             --cgroup /sys/fs/cgroup/unified)",
+            args.cgroup.display()
+        );
+    }
+    let targets = target_dirs
         .iter()
         .map(|dir| {
             cgroup::target(&args.cgroup, dir)
                 .with_context(|| format!("--target-cgroup {}", dir.display()))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let ancestor_levels = targets
-        .iter()
-        .filter(|t| t.level < MAX_CGROUP_LEVEL)
-        .fold(0u32, |acc, t| acc | 1 << t.level);
+    let listen = http::parse_listen(&args.listen).map_err(|e| anyhow::anyhow!("--listen {e}"))?;
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        anyhow::anyhow!(
+            "--listen {}: {e} (pick another address with --listen)",
+            args.listen
+        )
+    })?;
+    let files = if args.trace_enabled && !args.bench_floor {
+        let max_bytes = (args.trace_max_size * 1024.0 * 1024.0) as u64;
+        Some(Rotator::open(
+            &args.trace_dir,
+            max_bytes,
+            args.trace_max_files,
+            tracer::tsv::HEADER,
+        )?)
+    } else {
+        None
+    };
+
     let config = Config {
         trace: u32::from(args.trace_enabled),
         scoped: u32::from(!targets.is_empty()),
-        ancestor_levels,
+        ancestor_levels: targets
+            .iter()
+            .filter(|t| t.level < MAX_CGROUP_LEVEL)
+            .fold(0, |acc, t| acc | 1 << t.level),
         wakeup_bytes: args.ring_buffer_size / 4,
     };
     let options = probes::LoadOptions {
@@ -108,8 +132,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ring_buffer_bytes: args.ring_buffer_size,
     };
     let mut ebpf = probes::open(tracer::EBPF_OBJECT, &options)?;
-    let ids: Vec<u64> = targets.iter().map(|t| t.id).collect();
-    probes::set_targets(&mut ebpf, &ids)?;
+    probes::set_targets(&mut ebpf, &targets.iter().map(|t| t.id).collect::<Vec<_>>())?;
     let sets: &[Set] = match (args.bench_floor, args.trace_enabled) {
         (true, _) => &[Set::Floor],
         (false, true) => &[Set::Counters, Set::Trace],
@@ -117,117 +140,271 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let attached = probes::attach(&mut ebpf, sets, args.attach_mode)?;
     let mode = probes::summary_mode(&attached);
-    let functions: Vec<String> = attached
+    let ring = if args.trace_enabled {
+        probes::set_tracing(&mut ebpf, true)?;
+        Some(RingBuf::try_from(
+            ebpf.take_map(names::EVENTS)
+                .context("the eBPF object has no EVENTS map")?,
+        )?)
+    } else {
+        None
+    };
+    let probes_text: Vec<String> = attached
         .iter()
         .map(|(p, a)| format!("{}:{}", p.function, a.name()))
         .collect();
-    tracing::info!(mode, probes = %functions.join(","), trace = args.trace_enabled, "attached");
+    tracing::info!(
+        mode,
+        probes = %probes_text.join(","),
+        trace = args.trace_enabled,
+        targets = targets.len(),
+        listen = %listen,
+        "attached"
+    );
 
-    let patterns: Vec<String> = args
-        .trace_patterns
-        .split(',')
-        .filter(|p| !p.is_empty())
-        .map(String::from)
-        .collect();
-    let mut emitted = 0u64;
-    if args.trace_enabled {
-        let ring = RingBuf::try_from(
-            ebpf.take_map(names::EVENTS)
-                .context("the eBPF object has no EVENTS map")?,
-        )?;
-        let sink = Sink {
-            stdout: args.stdout,
-            patterns,
-            clock: Clock::now(),
+    let state = Arc::new(AppState {
+        metrics: Mutex::new(Metrics::new(args.cgroup_id_label, mode)?),
+        trace_dir: files.is_some().then(|| args.trace_dir.clone()),
+    });
+    let server = tokio::spawn({
+        let app = http::router(state.clone());
+        async move { axum::serve(listener, app).await }
+    });
+    let ebpf = Arc::new(Mutex::new(ebpf));
+    let (owners_tx, owners_rx) = watch::channel(Arc::new(owners));
+    let resolver = tokio::spawn(resolve_loop(sources, args.resolve_interval, owners_tx));
+    let poller = tokio::spawn(poll_loop(
+        ebpf.clone(),
+        state.clone(),
+        owners_rx.clone(),
+        args.poll_interval,
+        args.proc.clone(),
+    ));
+
+    let mut pipeline = None;
+    if let Some(ring) = ring {
+        let caps = Caps {
+            max_events: args.max_events,
+            max_bytes: args.max_bytes,
         };
-        emitted = trace(ring, sink, &mut stop).await?;
+        let mut p = Pipeline::new(args.trace_patterns.0.clone(), files, args.stdout, caps)?;
+        let capped = trace(ring, &mut p, &mut stop, &state, owners_rx).await?;
+        if let Some(which) = capped {
+            if let Ok(mut e) = ebpf.lock() {
+                probes::set_tracing(&mut e, false)?;
+            }
+            eprintln!("tracer: tracing stopped: {which} reached (metrics go on)");
+            if !args.stdout {
+                stop.wait().await;
+            }
+        }
+        pipeline = Some(p);
     } else {
         stop.wait().await;
     }
 
-    let drops = counters::per_cpu_total(&ebpf, names::DROPS)?;
-    let floor = counters::per_cpu_total(&ebpf, names::FLOOR)?;
-    eprintln!("summary attach={mode} events={emitted} drops={drops} floor={floor}");
-    for (id, c) in counters::per_cgroup(&ebpf)? {
+    poller.abort();
+    resolver.abort();
+    server.abort();
+    let ebpf = ebpf
+        .lock()
+        .map_err(|_| anyhow::anyhow!("the poller panicked"))?;
+    final_summary(&ebpf, mode, pipeline.as_ref())?;
+    // Dropping `ebpf` detaches every probe.
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check_kernel(args: &Args) -> ExitCode {
+    let fentry = (|| -> Result<(), String> {
+        let options = probes::LoadOptions {
+            offsets: probes::kernel_offsets().map_err(|e| e.to_string())?,
+            config: Config::default(),
+            ring_buffer_bytes: 4096,
+        };
+        let mut ebpf = probes::open(tracer::EBPF_OBJECT, &options).map_err(|e| e.to_string())?;
+        let btf = aya::Btf::from_sys_fs().map_err(|e| e.to_string())?;
+        let floor = probes::PROBES
+            .iter()
+            .find(|p| p.set == Set::Floor)
+            .ok_or("no floor probe")?;
+        probes::verify_all(&mut ebpf, &btf)
+            .into_iter()
+            .find(|(name, _)| *name == floor.fentry)
+            .map_or(Err("not tried".into()), |(_, r)| {
+                r.map_err(|e| e.to_string())
+            })
+    })();
+    let items = check::run(&args.cgroup, fentry);
+    let (text, ok) = check::report(&items);
+    print!("{text}");
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Drains the ring buffer into the pipeline until stopped or capped.
+async fn trace(
+    ring: RingBuf<aya::maps::MapData>,
+    pipeline: &mut Pipeline,
+    stop: &mut Stop,
+    state: &AppState,
+    mut owners: watch::Receiver<Arc<Owners>>,
+) -> anyhow::Result<Option<&'static str>> {
+    // SAFETY: the ring buffer owns its fd and lives inside the AsyncFd, which deregisters it
+    // before the fd is closed.
+    let mut ring = unsafe { AsyncFd::register(ring) }
+        .map_err(|e| anyhow::anyhow!("watching the ring buffer: {e}"))?;
+    let stop = stop.wait();
+    tokio::pin!(stop);
+    // The kernel wakes us only when the buffer is a quarter full; the tick drains the rest.
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut reported_file_error = false;
+    pipeline.owners = owners.borrow_and_update().clone();
+    // Returns (cap reached, ring buffer emptied). A batch is bounded so that under a flood
+    // the loop still flushes stdout, picks up new owners and notices a stop.
+    let mut drain = |ring: &mut RingBuf<aya::maps::MapData>, pipeline: &mut Pipeline| {
+        if owners.has_changed().unwrap_or(false) {
+            pipeline.owners = owners.borrow_and_update().clone();
+        }
+        let before = pipeline.kept;
+        let mut flow = Flow::Continue;
+        let mut emptied = false;
+        for _ in 0..DRAIN_BATCH {
+            let Some(record) = ring.next() else {
+                emptied = true;
+                break;
+            };
+            flow = pipeline.handle(&record);
+            if flow != Flow::Continue {
+                break;
+            }
+        }
+        pipeline.flush();
+        if let Ok(m) = state.metrics.lock() {
+            m.add_events(pipeline.kept - before);
+        }
+        if let (Some(e), false) = (&pipeline.file_error, reported_file_error) {
+            eprintln!(
+                "tracer: trace file write failed: {e} (lines are skipped until writes work \
+                 again; metrics go on)"
+            );
+            reported_file_error = true;
+        }
+        let capped = match flow {
+            Flow::Capped(which) => Some(which),
+            Flow::Continue => None,
+        };
+        (capped, emptied)
+    };
+    loop {
+        let capped = tokio::select! {
+            () = &mut stop => {
+                // Everything the kernel wrote before the stop goes out.
+                loop {
+                    let (capped, emptied) = drain(ring.get_mut(), pipeline);
+                    if capped.is_some() || emptied {
+                        return Ok(capped);
+                    }
+                }
+            }
+            _ = tick.tick() => drain(ring.get_mut(), pipeline).0,
+            guard = ring.readable_mut() => {
+                let mut guard = guard?;
+                let (capped, emptied) = drain(guard.get_inner_mut(), pipeline);
+                if emptied {
+                    guard.clear_ready();
+                }
+                capped
+            }
+        };
+        if capped.is_some() {
+            return Ok(capped);
+        }
+    }
+}
+
+/// Records handled per drain call before the loop looks at its other duties.
+const DRAIN_BATCH: usize = 8192;
+
+async fn resolve_loop(sources: Sources, every: Duration, tx: watch::Sender<Arc<Owners>>) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let sources = sources.clone();
+        if let Ok(owners) = tokio::task::spawn_blocking(move || Owners::resolve(&sources)).await {
+            let _ = tx.send(Arc::new(owners));
+        }
+    }
+}
+
+async fn poll_loop(
+    ebpf: Arc<Mutex<Ebpf>>,
+    state: Arc<AppState>,
+    owners: watch::Receiver<Arc<Owners>>,
+    every: Duration,
+    proc: std::path::PathBuf,
+) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        if let Err(e) = poll_once(&ebpf, &state, &owners, &proc) {
+            tracing::warn!("reading counters: {e:#}");
+        }
+    }
+}
+
+fn poll_once(
+    ebpf: &Mutex<Ebpf>,
+    state: &AppState,
+    owners: &watch::Receiver<Arc<Owners>>,
+    proc: &std::path::Path,
+) -> anyhow::Result<()> {
+    let (totals, drops) = {
+        let ebpf = ebpf.lock().map_err(|_| anyhow::anyhow!("lock poisoned"))?;
+        (
+            counters::per_cgroup(&ebpf)?,
+            counters::per_cpu_total(&ebpf, names::DROPS)?,
+        )
+    };
+    let dentry_state = std::fs::read_to_string(proc.join("sys/fs/dentry-state"))
+        .ok()
+        .and_then(|t| DentryState::parse(&t));
+    let owners = owners.borrow().clone();
+    let mut m = state
+        .metrics
+        .lock()
+        .map_err(|_| anyhow::anyhow!("lock poisoned"))?;
+    m.update(&totals, &owners);
+    m.set_drops(drops);
+    if let Some(s) = dentry_state {
+        m.set_dentry_state(s);
+    }
+    Ok(())
+}
+
+fn final_summary(ebpf: &Ebpf, mode: &str, pipeline: Option<&Pipeline>) -> anyhow::Result<()> {
+    let drops = counters::per_cpu_total(ebpf, names::DROPS)?;
+    let floor = counters::per_cpu_total(ebpf, names::FLOOR)?;
+    let (events, bytes) = pipeline.map_or((0, 0), |p| (p.kept, p.bytes));
+    let file_errors = pipeline.map_or(0, |p| p.file_errors);
+    eprintln!(
+        "summary attach={mode} events={events} drops={drops} bytes={bytes} file_errors={file_errors} floor={floor}"
+    );
+    let mut per_cgroup: Vec<_> = counters::per_cgroup(ebpf)?.into_iter().collect();
+    per_cgroup.sort_by(|a, b| b.1.alloc.cmp(&a.1.alloc).then(a.0.cmp(&b.0)));
+    for (id, c) in per_cgroup.iter().take(50) {
         eprintln!(
             "cgroup cgroup_id={id} alloc={} positive={} negative={} shrink={} prune={} pruned={}",
             c.alloc, c.positive, c.negative, c.shrink_calls, c.prune_calls, c.pruned
         );
     }
+    if let Some(p) = pipeline {
+        eprint!("{}", p.summary.render(10));
+    }
     Ok(())
-}
-
-/// Where trace events go.
-struct Sink {
-    stdout: bool,
-    patterns: Vec<String>,
-    clock: Clock,
-}
-
-impl Sink {
-    fn keep(&self, path: &str) -> bool {
-        self.patterns.is_empty() || self.patterns.iter().any(|p| path.contains(p.as_str()))
-    }
-}
-
-/// Drains the ring buffer until stopped; returns how many events passed the filters.
-async fn trace(
-    ring: RingBuf<aya::maps::MapData>,
-    sink: Sink,
-    stop: &mut Stop,
-) -> anyhow::Result<u64> {
-    // SAFETY: the ring buffer owns its fd and lives inside the AsyncFd, which deregisters it
-    // before the fd is closed.
-    let mut ring = unsafe { AsyncFd::register(ring) }
-        .map_err(|e| anyhow::anyhow!("watching the ring buffer: {e}"))?;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    if sink.stdout {
-        writeln!(out, "{}", tsv::HEADER)?;
-        out.flush()?;
-    }
-    let mut line = String::with_capacity(512);
-    let mut kept = 0u64;
-    let owner = tsv::Owner::default();
-    let stop = stop.wait();
-    tokio::pin!(stop);
-    // The kernel wakes us only when the buffer is a quarter full; the tick drains the rest.
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    let mut drain = |ring: &mut RingBuf<aya::maps::MapData>,
-                     out: &mut std::io::BufWriter<std::io::StdoutLock<'_>>|
-     -> anyhow::Result<()> {
-        while let Some(record) = ring.next() {
-            let Some(ev) = events::decode(&record, &sink.clock) else {
-                continue;
-            };
-            if !sink.keep(&ev.path) {
-                continue;
-            }
-            kept += 1;
-            if sink.stdout {
-                line.clear();
-                tsv::write_line(&mut line, &ev, &owner);
-                out.write_all(line.as_bytes())?;
-            }
-        }
-        out.flush()?;
-        Ok(())
-    };
-    loop {
-        tokio::select! {
-            () = &mut stop => {
-                drain(ring.get_mut(), &mut out)?;
-                break;
-            }
-            _ = tick.tick() => drain(ring.get_mut(), &mut out)?,
-            guard = ring.readable_mut() => {
-                let mut guard = guard?;
-                drain(guard.get_inner_mut(), &mut out)?;
-                guard.clear_ready();
-            }
-        }
-    }
-    Ok(kept)
 }
 
 /// What ends a run: SIGTERM, SIGINT, or the --duration deadline.

@@ -85,6 +85,11 @@ impl Owners {
         owners
     }
 
+    /// Records an owner by hand (tests and benchmarks; `resolve` fills it from the node).
+    pub fn insert(&mut self, id: u64, owner: Owner) {
+        self.by_id.insert(id, owner);
+    }
+
     /// The owner of a cgroup id; `None` for cgroups outside any pod.
     pub fn get(&self, id: u64) -> Option<&Owner> {
         self.by_id.get(&id)

@@ -179,7 +179,7 @@ pub enum Error {
         #[source]
         source: ProgramError,
     },
-    #[error("setting the target cgroups: {0}")]
+    #[error("writing a kernel map: {0}")]
     Targets(#[source] aya::maps::MapError),
 }
 
@@ -220,6 +220,16 @@ pub fn set_targets(ebpf: &mut Ebpf, ids: &[u64]) -> Result<(), Error> {
         targets.insert(id, 1, 0).map_err(Error::Targets)?;
     }
     Ok(())
+}
+
+/// Turns trace events on or off in the kernel (counters are unaffected).
+pub fn set_tracing(ebpf: &mut Ebpf, on: bool) -> Result<(), Error> {
+    let map = ebpf
+        .map_mut(names::SWITCH)
+        .ok_or(Error::MissingProgram(names::SWITCH))?;
+    let mut switch: aya::maps::Array<&mut MapData, u32> =
+        aya::maps::Array::try_from(map).map_err(Error::Targets)?;
+    switch.set(0, u32::from(on), 0).map_err(Error::Targets)
 }
 
 /// Runs every kprobe program through the verifier and tries every fentry program; returns each

@@ -6,20 +6,13 @@ use crate::events::TraceEvent;
 
 pub const HEADER: &str = "timestamp\tpod\tcontainer\tcgroup_id\toperation\tpath\tfstype";
 
-/// Who a cgroup belongs to, for the pod and container columns (empty when unknown).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Owner {
-    pub pod: String,
-    pub container: String,
-}
-
-/// Appends one line (with its newline) to `out`.
-pub fn write_line(out: &mut String, ev: &TraceEvent, owner: &Owner) {
+/// Appends one line (with its newline) to `out`; `pod` and `container` may be empty.
+pub fn write_line(out: &mut String, ev: &TraceEvent, pod: &str, container: &str) {
     out.push_str(&rfc3339_nanos(ev.time));
     out.push('\t');
-    escape_into(out, &owner.pod);
+    escape_into(out, pod);
     out.push('\t');
-    escape_into(out, &owner.container);
+    escape_into(out, container);
     let _ = write!(out, "\t{}\t{}\t", ev.cgroup_id, ev.op.name());
     escape_into(out, &ev.path);
     out.push('\t');
@@ -104,7 +97,7 @@ mod tests {
             count: 0,
         };
         let mut out = String::new();
-        write_line(&mut out, &ev, &Owner::default());
+        write_line(&mut out, &ev, "", "");
         assert!(out.ends_with('\n'));
         assert_eq!(out.matches('\n').count(), 1);
         let cols: Vec<&str> = out.trim_end_matches('\n').split('\t').collect();

@@ -93,10 +93,10 @@ fn bpftool_offset(types: &BTreeMap<u32, RawType>, strukt: &str, member: &str) ->
             if name == member {
                 return Some(*bits);
             }
-            if name == "(anon)" {
-                if let Some(inner) = find(types, *type_id, member) {
-                    return Some(bits + inner);
-                }
+            if name == "(anon)"
+                && let Some(inner) = find(types, *type_id, member)
+            {
+                return Some(bits + inner);
             }
         }
         None

@@ -72,8 +72,17 @@ fn attach_works_or_names_the_missing_kprobes() {
 
 #[test]
 fn the_tracer_binary_runs_or_says_why_in_one_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
     let out = Command::new(env!("CARGO_BIN_EXE_tracer"))
-        .args(["--duration", "1s", "--trace-enabled"])
+        .args([
+            "--duration",
+            "1s",
+            "--trace-enabled",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--trace-dir")
+        .arg(dir.path())
         .env("RUST_LOG", "warn")
         .output()
         .expect("the tracer runs");
@@ -88,4 +97,117 @@ fn the_tracer_binary_runs_or_says_why_in_one_line() {
         stderr.contains("kprobes unavailable on this kernel"),
         "{stderr}"
     );
+}
+
+#[test]
+fn check_reports_what_this_kernel_lacks() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tracer"))
+        .arg("--check")
+        .output()
+        .expect("the tracer runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no {name} line in:\n{stdout}"))
+            .to_owned()
+    };
+    assert!(line("btf").contains(" ok "), "{stdout}");
+    if Path::new(KPROBE_PMU).exists() {
+        assert!(line("kprobes").contains(" ok "), "{stdout}");
+    } else {
+        assert!(line("kprobes").contains(" no "), "{stdout}");
+        assert!(!out.status.success(), "{stdout}");
+        let last = stdout.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("missing: ") && last.contains("kprobes"),
+            "{stdout}"
+        );
+        assert!(
+            last.contains("kprobes unavailable on this kernel"),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn bad_flags_get_one_line_and_exit_2() {
+    for args in [
+        &["--duration", "5x"][..],
+        &["--trace-max-size=-3"],
+        &["--ring-buffer-size", "5000"],
+        &["--max-bytes", "12Q"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_tracer"))
+            .args(args)
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("tracer: invalid value"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+/// Environment problems caught before any probe is loaded: one line naming cause and fix.
+#[test]
+fn bad_environment_gets_one_line_and_exit_1() {
+    let unified = Path::new("/sys/fs/cgroup/unified");
+    let cgroup2_root = if unified.is_dir() {
+        unified
+    } else {
+        Path::new("/sys/fs/cgroup")
+    };
+    let root = cgroup2_root.to_str().expect("utf-8");
+    let missing = format!("{root}/no-such-cgroup");
+    let mut cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![
+                "--cgroup",
+                root,
+                "--target-pod-uid",
+                "0f3c8d2e-1b4a-4c5d-9e6f-7a8b9c0d1e2f",
+            ],
+            "no pod cgroup with that UID",
+        ),
+        (
+            vec!["--cgroup", root, "--target-cgroup", &missing],
+            "--target-cgroup",
+        ),
+        (
+            vec!["--trace-enabled", "--trace-dir", "/proc/forbidden/traces"],
+            "pass --trace-dir a writable directory",
+        ),
+        (vec!["--listen", "9090"], "use :PORT or HOST:PORT"),
+    ];
+    // On a hybrid host /sys/fs/cgroup itself is not cgroup2: targeting must say so.
+    if unified.is_dir() {
+        cases.push((
+            vec![
+                "--cgroup",
+                "/sys/fs/cgroup",
+                "--target-cgroup",
+                "/sys/fs/cgroup",
+            ],
+            "is not a cgroup2 mount",
+        ));
+    }
+    for (mut args, expect) in cases {
+        if !args.contains(&"--listen") {
+            // Never depend on :9090 being free on the test machine.
+            args.extend(["--listen", "127.0.0.1:0"]);
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_tracer"))
+            .args(&args)
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(expect), "{args:?}: {stderr}");
+    }
 }

@@ -8,6 +8,7 @@ pub mod command;
 pub mod dentry_workload;
 pub mod initramfs;
 pub mod kernel;
+pub mod node_workload;
 pub mod scenario;
 pub mod setup;
 pub mod vm;

@@ -175,9 +175,36 @@ fn demo(kernel: &str, lookups: u32) -> anyhow::Result<()> {
         println!("tracer: {}", line.trim());
     }
     println!();
-    println!("{:<10} {:>10} {:>20}", "CGROUP", "ID", "DENTRY ALLOCATIONS");
+    println!(
+        "{:<10} {:>10} {:>12} {:>12} {:>10}",
+        "CGROUP", "ID", "ALLOC", "NEGATIVE", "TRACED"
+    );
     for c in TwoCgroups::counts(&out) {
-        println!("{:<10} {:>10} {:>20}", c.name, c.id, c.alloc);
+        let traced = if c.name == "traced" { "yes" } else { "no" };
+        println!(
+            "{:<10} {:>10} {:>12} {:>12} {:>10}",
+            c.name, c.id, c.alloc, c.negative, traced
+        );
+    }
+    println!();
+    println!(
+        "trace lines (only from the traced cgroup; {} in all, first ones shown):",
+        out.value("tsv-lines").unwrap_or("?")
+    );
+    for line in out.tagged("tsv") {
+        println!("  {line}");
+    }
+    let summary: Vec<&str> = out
+        .tagged("tracer")
+        .into_iter()
+        .skip_while(|l| !l.starts_with("top directories"))
+        .take(3)
+        .collect();
+    if !summary.is_empty() {
+        println!();
+        for line in summary {
+            println!("{line}");
+        }
     }
     Ok(())
 }

@@ -4,8 +4,8 @@ use crate::vm::VmOutput;
 /// Where the tracer binary sits inside the VM.
 pub const TRACER: &str = "/bin/tracer";
 
-/// Two sibling cgroups, `traced` and `other`; the tracer is scoped to `traced`; each cgroup
-/// then looks up names that do not exist (each lookup allocates one dentry).
+/// Two sibling cgroups, `traced` and `other`; the tracer is scoped to `traced` and traces paths;
+/// each cgroup then looks up names that do not exist (each lookup allocates one dentry).
 #[derive(Debug, Clone, Copy)]
 pub struct TwoCgroups {
     pub traced_lookups: u32,
@@ -18,6 +18,7 @@ pub struct CgroupCount {
     pub name: String,
     pub id: u64,
     pub alloc: u64,
+    pub negative: u64,
 }
 
 impl TwoCgroups {
@@ -32,7 +33,8 @@ CG=/sys/fs/cgroup
 mkdir -p $CG/traced $CG/other /tmp/work
 echo "@@cgroup traced $(stat -c %i $CG/traced)"
 echo "@@cgroup other $(stat -c %i $CG/other)"
-{TRACER} --target-cgroup $CG/traced 2>/tmp/tracer.err &
+{TRACER} --target-cgroup $CG/traced --trace-enabled --stdout --trace-dir /tmp/traces \
+  --listen 127.0.0.1:9090 > /tmp/trace.tsv 2>/tmp/tracer.err &
 T=$!
 n=0
 until grep -q attached /tmp/tracer.err; do
@@ -52,18 +54,24 @@ kill -INT $T
 wait $T
 echo "@@tracer-exit $?"
 sed 's/^/@@tracer /' /tmp/tracer.err
+head -n 6 /tmp/trace.tsv | sed 's/^/@@tsv /'
+echo "@@tsv-lines $(wc -l < /tmp/trace.tsv)"
 "#
         )
     }
 
     /// Pairs the cgroup ids the script printed with the tracer's counts for them.
     pub fn counts(output: &VmOutput) -> Vec<CgroupCount> {
-        let totals: Vec<(u64, u64)> = output
+        let totals: Vec<(u64, u64, u64)> = output
             .tagged("tracer")
             .into_iter()
             .filter_map(|line| {
                 let rest = line.strip_prefix("cgroup ")?;
-                Some((field(rest, "cgroup_id")?, field(rest, "alloc")?))
+                Some((
+                    field(rest, "cgroup_id")?,
+                    field(rest, "alloc")?,
+                    field(rest, "negative")?,
+                ))
             })
             .collect();
         output
@@ -72,11 +80,15 @@ sed 's/^/@@tracer /' /tmp/tracer.err
             .filter_map(|line| {
                 let (name, id) = line.split_once(' ')?;
                 let id: u64 = id.trim().parse().ok()?;
-                let alloc = totals.iter().find(|(c, _)| *c == id).map_or(0, |(_, a)| *a);
+                let (alloc, negative) = totals
+                    .iter()
+                    .find(|(c, _, _)| *c == id)
+                    .map_or((0, 0), |(_, a, n)| (*a, *n));
                 Some(CgroupCount {
                     name: name.to_owned(),
                     id,
                     alloc,
+                    negative,
                 })
             })
             .collect()

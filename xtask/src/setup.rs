@@ -18,7 +18,7 @@ const LLVM_WHEELS: &[&str] = &[
     "mlc-llvm-static-extra-targets==23.1.1.post0",
 ];
 
-/// Debian packages the VM test bed and the checks need.
+/// Debian packages the VM test bed, the demo and the checks need.
 pub const VM_PACKAGES: &[&str] = &[
     "qemu-system-x86",
     "busybox-static",
@@ -29,6 +29,8 @@ pub const VM_PACKAGES: &[&str] = &[
     "zstd",
     "binutils",
     "bpftool",
+    // promtool, to lint /metrics.
+    "prometheus",
 ];
 
 /// nightly + rust-src (for `-Z build-std=core`) and bpf-linker on PATH.

@@ -1,0 +1,220 @@
+//! `tracer --check`: what this kernel and this process offer, and what is missing.
+use std::path::Path;
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub name: &'static str,
+    pub ok: bool,
+    pub detail: String,
+    /// Needed to run at all (otherwise informative).
+    pub required: bool,
+}
+
+/// Capability bits (linux/capability.h).
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+
+/// Inspects the running kernel and process. `fentry` is the outcome of trying to load an fentry
+/// program (the caller has the object); `cgroup` is the cgroup2 mount to use.
+pub fn run(cgroup: &Path, fentry: Result<(), String>) -> Vec<Item> {
+    let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
+    let kprobes = Path::new("/sys/bus/event_source/devices/kprobe/type").exists();
+    let lockdown = std::fs::read_to_string("/sys/kernel/security/lockdown")
+        .ok()
+        .and_then(|s| {
+            let start = s.find('[')?;
+            let end = s[start..].find(']')?;
+            Some(s[start + 1..start + end].to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let caps = effective_caps();
+    let has = |bit: u32| caps.is_some_and(|c| c & (1u64 << bit) != 0);
+    let bpf_caps = has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON));
+    let cg2 = is_cgroup2(cgroup);
+    let memlock = memlock_limit();
+    let fentry_ok = fentry.is_ok();
+    vec![
+        Item {
+            name: "btf",
+            ok: btf,
+            detail: if btf {
+                "/sys/kernel/btf/vmlinux present".into()
+            } else {
+                "no /sys/kernel/btf/vmlinux: needs CONFIG_DEBUG_INFO_BTF".into()
+            },
+            required: true,
+        },
+        Item {
+            name: "kprobes",
+            ok: kprobes,
+            detail: if kprobes {
+                "kprobe PMU present".into()
+            } else {
+                "no kprobe PMU: CONFIG_KPROBES unset or blocked".into()
+            },
+            required: !fentry_ok,
+        },
+        Item {
+            name: "fentry",
+            ok: fentry_ok,
+            detail: match fentry {
+                Ok(()) => "fentry programs load".into(),
+                Err(e) => format!("refused: {e}"),
+            },
+            required: !kprobes,
+        },
+        Item {
+            name: "lockdown",
+            ok: lockdown == "none",
+            detail: lockdown.clone(),
+            required: false,
+        },
+        Item {
+            name: "cgroup-v2",
+            ok: cg2,
+            detail: if cg2 {
+                format!("{} is cgroup2", cgroup.display())
+            } else {
+                format!(
+                    "{} is not a cgroup2 mount (pass --cgroup pointing at one)",
+                    cgroup.display()
+                )
+            },
+            required: true,
+        },
+        Item {
+            name: "capabilities",
+            ok: bpf_caps,
+            detail: match caps {
+                Some(c) => format!("CapEff={c:016x} (needs CAP_BPF+CAP_PERFMON or CAP_SYS_ADMIN)"),
+                None => "cannot read /proc/self/status".into(),
+            },
+            required: true,
+        },
+        Item {
+            name: "memlock",
+            ok: true,
+            detail: memlock,
+            required: false,
+        },
+    ]
+}
+
+/// The report, one line per item, and the exit status: non-zero when something required is
+/// missing (and the last line names it).
+pub fn report(items: &[Item]) -> (String, bool) {
+    let mut out = String::new();
+    for i in items {
+        out.push_str(&format!(
+            "{:<13} {:<4} {}\n",
+            i.name,
+            if i.ok { "ok" } else { "no" },
+            i.detail
+        ));
+    }
+    let missing: Vec<&str> = items
+        .iter()
+        .filter(|i| i.required && !i.ok)
+        .map(|i| i.name)
+        .collect();
+    if missing.is_empty() {
+        out.push_str("ready: the tracer can run here\n");
+        (out, true)
+    } else {
+        let what = missing.join(", ");
+        let hint = if missing.contains(&"kprobes") || missing.contains(&"fentry") {
+            " (kprobes unavailable on this kernel and fentry refused)"
+        } else {
+            ""
+        };
+        out.push_str(&format!("missing: {what}{hint}\n"));
+        (out, false)
+    }
+}
+
+fn effective_caps() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))?
+        .trim();
+    u64::from_str_radix(hex, 16).ok()
+}
+
+fn is_cgroup2(path: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: statfs writes into the struct we own; the path is NUL-terminated.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    (unsafe { libc::statfs(c.as_ptr(), &mut st) } == 0) && st.f_type as i64 == CGROUP2_SUPER_MAGIC
+}
+
+/// Whether `path` is a cgroup2 mount.
+pub fn cgroup2(path: &Path) -> bool {
+    is_cgroup2(path)
+}
+
+fn memlock_limit() -> String {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut rl) } != 0 {
+        return "unknown".into();
+    }
+    let show = |v: libc::rlim_t| {
+        if v == libc::RLIM_INFINITY {
+            "unlimited".to_owned()
+        } else {
+            format!("{} KiB", v / 1024)
+        }
+    };
+    format!(
+        "RLIMIT_MEMLOCK {} (only kernels before 5.11 charge BPF maps to it)",
+        show(rl.rlim_cur)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_required_pieces_are_named() {
+        let items = vec![
+            Item {
+                name: "kprobes",
+                ok: false,
+                detail: String::new(),
+                required: true,
+            },
+            Item {
+                name: "fentry",
+                ok: false,
+                detail: String::new(),
+                required: true,
+            },
+            Item {
+                name: "lockdown",
+                ok: false,
+                detail: String::new(),
+                required: false,
+            },
+        ];
+        let (text, ok) = report(&items);
+        assert!(!ok);
+        assert!(
+            text.ends_with(
+                "missing: kprobes, fentry (kprobes unavailable on this kernel and fentry refused)\n"
+            ),
+            "{text}"
+        );
+        let (text, ok) = report(&items[2..]);
+        assert!(ok, "{text}");
+    }
+}

@@ -1,0 +1,132 @@
+//! What happens to each ring-buffer record: decode, filter by pattern, attribute to a pod,
+//! format as a TSV line, write to the rotated files and/or stdout, tally for the summary, and
+//! stop at the caps.
+use std::{io::Write as _, sync::Arc};
+
+use crate::{
+    events::{self, Clock},
+    owners::Owners,
+    rotate::Rotator,
+    summary::Summary,
+    tsv,
+};
+
+/// Limits after which tracing stops (`None`: no limit).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Caps {
+    pub max_events: Option<u64>,
+    pub max_bytes: Option<u64>,
+}
+
+/// Whether to keep going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// A cap was reached; the message says which.
+    Capped(&'static str),
+}
+
+pub struct Pipeline {
+    pub clock: Clock,
+    patterns: Vec<String>,
+    pub owners: Arc<Owners>,
+    files: Option<Rotator>,
+    stdout: Option<std::io::BufWriter<std::io::Stdout>>,
+    pub summary: Summary,
+    caps: Caps,
+    /// Events kept (passed the filters) and bytes of lines produced.
+    pub kept: u64,
+    pub bytes: u64,
+    /// Set once a file write failed (disk full...), so it is reported once.
+    pub file_error: Option<String>,
+    pub file_errors: u64,
+    line: String,
+}
+
+impl Pipeline {
+    pub fn new(
+        patterns: Vec<String>,
+        files: Option<Rotator>,
+        stdout: bool,
+        caps: Caps,
+    ) -> std::io::Result<Pipeline> {
+        let stdout = if stdout {
+            let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
+            writeln!(out, "{}", tsv::HEADER)?;
+            out.flush()?;
+            Some(out)
+        } else {
+            None
+        };
+        Ok(Pipeline {
+            clock: Clock::now(),
+            patterns,
+            owners: Arc::new(Owners::default()),
+            files,
+            stdout,
+            summary: Summary::default(),
+            caps,
+            kept: 0,
+            bytes: 0,
+            file_error: None,
+            file_errors: 0,
+            line: String::with_capacity(512),
+        })
+    }
+
+    fn keep(&self, path: &str) -> bool {
+        self.patterns.is_empty() || self.patterns.iter().any(|p| path.contains(p.as_str()))
+    }
+
+    /// Handles one record.
+    pub fn handle(&mut self, record: &[u8]) -> Flow {
+        let Some(ev) = events::decode(record, &self.clock) else {
+            return Flow::Continue;
+        };
+        if !self.keep(&ev.path) {
+            return Flow::Continue;
+        }
+        if let Some(cap) = self.caps.max_events
+            && self.kept >= cap
+        {
+            return Flow::Capped("--max-events");
+        }
+        self.line.clear();
+        let (pod, container) = match self.owners.get(ev.cgroup_id) {
+            Some(o) => (o.pod.as_str(), o.container.as_str()),
+            None => ("", ""),
+        };
+        tsv::write_line(&mut self.line, &ev, pod, container);
+        if let Some(cap) = self.caps.max_bytes
+            && self.bytes + self.line.len() as u64 > cap
+        {
+            return Flow::Capped("--max-bytes");
+        }
+        self.kept += 1;
+        self.bytes += self.line.len() as u64;
+        self.summary.record(&ev);
+        if let Some(files) = &mut self.files
+            && let Err(e) = files.write_line(self.line.as_bytes())
+        {
+            self.file_errors += 1;
+            if self.file_error.is_none() {
+                self.file_error = Some(e.to_string());
+            }
+        }
+        if let Some(out) = &mut self.stdout {
+            // A closed stdout (reader gone) must not stop the files or the metrics.
+            let _ = out.write_all(self.line.as_bytes());
+        }
+        Flow::Continue
+    }
+
+    /// Pushes buffered lines out (stdout is buffered; file lines are written whole already).
+    pub fn flush(&mut self) {
+        if let Some(out) = &mut self.stdout {
+            let _ = out.flush();
+        }
+        if let Some(files) = &mut self.files {
+            let _ = files.flush();
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The tracer binary on a real kernel as it runs on a node: a kubepods-shaped cgroup tree (one
+//! pod under the systemd driver, one under cgroupfs), the kubelet's log directories for names,
+//! the tracer scoped to one pod by UID, a flood large enough to rotate 1 MB files, then the
+//! HTTP endpoints, the reference README's recipes, and a clean stop.
+
+pub const POD_A_UID: &str = "0f3c8d2e-1b4a-4c5d-9e6f-7a8b9c0d1e2f";
+pub const POD_A_CID: &str = "4f2b9c6e8a1d3f5b7c9e0a2b4d6f8a1c3e5b7d9f0a2c4e6b8d0f1a3c5e7b9d1f";
+pub const POD_B_UID: &str = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";
+pub const POD_B_CID: &str = "1a3c5e7b9d1f4f2b9c6e8a1d3f5b7c9e0a2b4d6f8a1c3e5b7d9f0a2c4e6b8d0f";
+
+#[derive(Debug, Clone)]
+pub struct NodeWorkload {
+    /// Failed lookups in pod A's container under `/mnt/tmpfs/work-a` (traced).
+    pub lookups_a: u32,
+    /// Failed lookups in pod A under `/mnt/tmpfs/skip` (filtered out by the pattern).
+    pub skipped_a: u32,
+    /// Failed lookups in pod B (not traced, but counted in the metrics).
+    pub lookups_b: u32,
+}
+
+const RUN_IN: &str = r#"# run-in.sh CGROUP-DIR SCRIPT ARGS...
+echo $$ > $1/cgroup.procs || exit 1
+shift
+exec sh "$@"
+"#;
+
+const LOOKUPS: &str = r#"# lookups.sh DIR N
+i=0
+while [ $i -lt $2 ]; do [ -e $1/missing-$i ]; i=$((i+1)); done
+"#;
+
+impl NodeWorkload {
+    pub fn files(&self) -> Vec<(&'static str, &'static str)> {
+        vec![("/run-in.sh", RUN_IN), ("/lookups.sh", LOOKUPS)]
+    }
+
+    pub fn script(&self) -> String {
+        let Self {
+            lookups_a,
+            skipped_a,
+            lookups_b,
+        } = self;
+        let tracer = crate::scenario::TRACER;
+        let uid_a_ = POD_A_UID.replace('-', "_");
+        format!(
+            r#"
+CG=/sys/fs/cgroup
+POD_A=$CG/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid_a_}.slice
+CTR_A=$POD_A/cri-containerd-{POD_A_CID}.scope
+POD_B=$CG/kubepods/besteffort/pod{POD_B_UID}
+CTR_B=$POD_B/{POD_B_CID}
+mkdir -p $CTR_A $CTR_B /mnt/tmpfs /var/log/containers
+mkdir -p /var/log/pods/prod_mysql-0_{POD_A_UID}/mysql /var/log/pods/web_nginx-1_{POD_B_UID}/nginx
+: > /var/log/containers/mysql-0_prod_mysql-{POD_A_CID}.log
+: > /var/log/containers/nginx-1_web_nginx-{POD_B_CID}.log
+mount -t tmpfs tmpfs /mnt/tmpfs
+mkdir -p /mnt/tmpfs/work-a /mnt/tmpfs/skip /mnt/tmpfs/work-b
+echo "@@cgroup ctr-a $(stat -c %i $CTR_A)"
+echo "@@cgroup ctr-b $(stat -c %i $CTR_B)"
+
+{tracer} --target-pod-uid {POD_A_UID} --trace-enabled --trace-dir /traces \
+  --trace-max-size 1 --trace-max-files 10 --trace-patterns work-a \
+  --poll-interval 1s --resolve-interval 1s --listen 127.0.0.1:9090 2> /tmp/tracer.err &
+T=$!
+n=0
+until grep -q attached /tmp/tracer.err; do
+  n=$((n+1))
+  if [ $n -gt 1200 ] || ! kill -0 $T 2>/dev/null; then sed 's/^/@@tracer-failed /' /tmp/tracer.err; exit 1; fi
+  sleep 0.1
+done
+sh /run-in.sh $CTR_A /lookups.sh /mnt/tmpfs/work-a {lookups_a}
+sh /run-in.sh $CTR_A /lookups.sh /mnt/tmpfs/skip {skipped_a}
+sh /run-in.sh $CTR_B /lookups.sh /mnt/tmpfs/work-b {lookups_b}
+sleep 3
+echo "@@rss $(grep -E 'VmRSS|VmHWM' /proc/$T/status | tr -s ' \t\n' ' ')"
+{tracer} --listen 127.0.0.1:9090 2> /tmp/second.err
+echo "@@port-in-use $? $(cat /tmp/second.err)"
+
+wget -q -O /tmp/metrics http://127.0.0.1:9090/metrics; echo "@@wget-metrics $?"
+sed 's/^/@@metrics /' /tmp/metrics
+echo "@@healthz $(wget -q -O - http://127.0.0.1:9090/healthz)"
+echo "@@traces-json $(wget -q -O - http://127.0.0.1:9090/traces)"
+wget -q -O /tmp/dl http://127.0.0.1:9090/traces/traces.tsv.1 && cmp /tmp/dl /traces/traces.tsv.1 && echo "@@download same"
+for p in '/traces/../init' '/traces/..%2finit' '/traces/..%2F..%2Fetc%2Fpasswd' '/traces/init' '/traces/traces.tsv.x'; do
+  # nc hangs up when its stdin ends: keep it open until the answer has come.
+  (printf 'GET %s HTTP/1.0\r\n\r\n' "$p"; sleep 1) | nc 127.0.0.1 9090 > /tmp/resp
+  echo "@@refuse $p $(head -n 1 /tmp/resp | tr -d '\r')"
+done
+
+kill -TERM $T
+wait $T
+echo "@@tracer-exit $?"
+sed 's/^/@@tracer /' /tmp/tracer.err
+
+cd /traces
+for f in traces.tsv*; do
+  echo "@@file $f $(wc -c < $f) $(wc -l < $f) $(awk -F'\t' 'NF!=7{{bad++}} END{{print bad+0}}' $f) $(head -n 1 $f | tr '\t' ',')"
+done
+echo "@@other-paths $(cat traces.tsv* | awk -F'\t' 'NR>1 && $6 !~ /^\/work-a\// && $1 != "timestamp"' | wc -l)"
+echo "@@pods $(cat traces.tsv* | awk -F'\t' '$1 != "timestamp" {{print $2 "/" $3}}' | sort -u | tr '\n' ' ')"
+# The reference README's recipes, unchanged:
+echo "@@recipe-tail $(tail -n 1 /traces/traces.tsv | cut -f5,7)"
+echo "@@recipe-grep $(grep tmpfs /traces/traces.tsv | wc -l)"
+awk -F'\t' 'NR>1 {{fs[$7]++}} END {{for(f in fs) print f, fs[f]}}' traces.tsv | sed 's/^/@@recipe-awk /'
+"#
+        )
+    }
+}
