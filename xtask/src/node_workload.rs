@@ -41,6 +41,7 @@ impl NodeWorkload {
             lookups_b,
         } = self;
         let tracer = crate::scenario::TRACER;
+        let want_events = 2 * lookups_a;
         let uid_a_ = POD_A_UID.replace('-', "_");
         format!(
             r#"
@@ -71,7 +72,15 @@ done
 sh /run-in.sh $CTR_A /lookups.sh /mnt/tmpfs/work-a {lookups_a}
 sh /run-in.sh $CTR_A /lookups.sh /mnt/tmpfs/skip {skipped_a}
 sh /run-in.sh $CTR_B /lookups.sh /mnt/tmpfs/work-b {lookups_b}
-sleep 3
+# Under load the tracer may lag: wait until it has counted every traced event, then let two
+# counter polls pass, so the scrape below sees the whole workload.
+i=0
+while [ $i -lt 120 ]; do
+  v=$(wget -q -O - http://127.0.0.1:9090/metrics | awk '/^dentry_tracer_events_total /{{print $2}}')
+  [ "${{v:-0}}" -ge {want_events} ] && break
+  sleep 0.5; i=$((i+1))
+done
+sleep 2.5
 echo "@@rss $(grep -E 'VmRSS|VmHWM' /proc/$T/status | tr -s ' \t\n' ' ')"
 {tracer} --listen 127.0.0.1:9090 2> /tmp/second.err
 echo "@@port-in-use $? $(cat /tmp/second.err)"
