@@ -66,7 +66,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "auto")]
     pub attach_mode: AttachMode,
     /// Ring buffer size in bytes (a power of two, at least 4096).
-    #[arg(long, default_value = "8388608", value_parser = ring_buffer_size)]
+    #[arg(long, default_value = "4194304", value_parser = ring_buffer_size)]
     pub ring_buffer_size: u32,
     /// Add a cgroup_id label to the per-container metrics (one series per cgroup).
     #[arg(long)]

@@ -19,6 +19,21 @@ pub struct TraceEvent {
     pub count: u64,
 }
 
+impl Default for TraceEvent {
+    fn default() -> Self {
+        TraceEvent {
+            time: SystemTime::UNIX_EPOCH,
+            cgroup_id: 0,
+            pid: 0,
+            comm: String::new(),
+            op: Operation::Alloc,
+            path: String::new(),
+            fstype: String::new(),
+            count: 0,
+        }
+    }
+}
+
 /// Maps the kernel's CLOCK_MONOTONIC timestamps to wall-clock time.
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
@@ -67,49 +82,61 @@ pub fn encode(header: &EventHeader, path: &[u8]) -> Vec<u8> {
 /// Decodes one record: an `EventHeader` followed by `path_len` bytes of NUL-terminated
 /// components, leaf first. Returns `None` for a record too short or with an unknown operation.
 pub fn decode(record: &[u8], clock: &Clock) -> Option<TraceEvent> {
+    let mut ev = TraceEvent::default();
+    decode_into(record, clock, &mut ev).then_some(ev)
+}
+
+/// As `decode`, into an event whose strings are reused (no allocation once they have grown):
+/// the pipeline calls this millions of times a second.
+pub fn decode_into(record: &[u8], clock: &Clock, ev: &mut TraceEvent) -> bool {
     let header_len = std::mem::size_of::<EventHeader>();
     if record.len() < header_len {
-        return None;
+        return false;
     }
     // SAFETY: the length was checked; EventHeader is plain data valid for any bytes.
     let h: EventHeader = unsafe { std::ptr::read_unaligned(record.as_ptr().cast()) };
-    let op = Operation::from_u32(h.op)?;
-    let path_bytes = record.get(header_len..header_len + h.path_len as usize)?;
-    Some(TraceEvent {
-        time: clock.at(h.ts_ns),
-        cgroup_id: h.cgroup_id,
-        pid: h.pid,
-        comm: c_string(&h.comm),
-        op,
-        path: join_components(path_bytes, h.flags & FLAG_TRUNCATED != 0, op),
-        fstype: c_string(&h.fstype),
-        count: h.count,
-    })
+    let Some(op) = Operation::from_u32(h.op) else {
+        return false;
+    };
+    let Some(path_bytes) = record.get(header_len..header_len + h.path_len as usize) else {
+        return false;
+    };
+    ev.time = clock.at(h.ts_ns);
+    ev.cgroup_id = h.cgroup_id;
+    ev.pid = h.pid;
+    ev.op = op;
+    ev.count = h.count;
+    c_string_into(&mut ev.comm, &h.comm);
+    c_string_into(&mut ev.fstype, &h.fstype);
+    join_components_into(&mut ev.path, path_bytes, h.flags & FLAG_TRUNCATED != 0, op);
+    true
 }
 
-fn c_string(bytes: &[u8]) -> String {
+fn c_string_into(out: &mut String, bytes: &[u8]) {
+    out.clear();
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
+    out.push_str(&String::from_utf8_lossy(&bytes[..end]));
 }
 
-fn join_components(bytes: &[u8], truncated: bool, op: Operation) -> String {
+fn join_components_into(path: &mut String, bytes: &[u8], truncated: bool, op: Operation) {
+    path.clear();
     if matches!(op, Operation::Shrink | Operation::Prune) {
-        return String::new();
+        return;
     }
-    let mut components: Vec<&[u8]> = bytes.split(|&b| b == 0).filter(|c| !c.is_empty()).collect();
-    components.reverse();
-    let mut path = String::with_capacity(bytes.len() + 4);
     if truncated {
         path.push_str("...");
     }
-    for c in components {
+    // Components are leaf first: walk them from the end.
+    for c in bytes.rsplit(|&b| b == 0).filter(|c| !c.is_empty()) {
         path.push('/');
-        path.push_str(&String::from_utf8_lossy(c));
+        match std::str::from_utf8(c) {
+            Ok(text) => path.push_str(text),
+            Err(_) => path.push_str(&String::from_utf8_lossy(c)),
+        }
     }
     if path.is_empty() {
         path.push('/');
     }
-    path
 }
 
 #[cfg(test)]

@@ -131,14 +131,17 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         config,
         ring_buffer_bytes: args.ring_buffer_size,
     };
-    let mut ebpf = probes::open(tracer::EBPF_OBJECT, &options)?;
+    let kernel_btf = probes::kernel_btf()?;
+    let mut ebpf = probes::open(tracer::EBPF_OBJECT, &options, &kernel_btf)?;
     probes::set_targets(&mut ebpf, &targets.iter().map(|t| t.id).collect::<Vec<_>>())?;
     let sets: &[Set] = match (args.bench_floor, args.trace_enabled) {
         (true, _) => &[Set::Floor],
         (false, true) => &[Set::Counters, Set::Trace],
         (false, false) => &[Set::Counters],
     };
-    let attached = probes::attach(&mut ebpf, sets, args.attach_mode)?;
+    let attached = probes::attach(&mut ebpf, sets, args.attach_mode, &kernel_btf)?;
+    drop(kernel_btf);
+    release_free_heap();
     let mode = probes::summary_mode(&attached);
     let ring = if args.trace_enabled {
         probes::set_tracing(&mut ebpf, true)?;
@@ -214,6 +217,16 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Loading parses megabytes of kernel BTF into many small allocations; once they are freed,
+/// hand the memory back to the OS so the resident size reflects the steady state.
+fn release_free_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free heap pages.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 fn check_kernel(args: &Args) -> ExitCode {
     let fentry = (|| -> Result<(), String> {
         let options = probes::LoadOptions {
@@ -221,8 +234,9 @@ fn check_kernel(args: &Args) -> ExitCode {
             config: Config::default(),
             ring_buffer_bytes: 4096,
         };
-        let mut ebpf = probes::open(tracer::EBPF_OBJECT, &options).map_err(|e| e.to_string())?;
-        let btf = aya::Btf::from_sys_fs().map_err(|e| e.to_string())?;
+        let btf = probes::kernel_btf().map_err(|e| e.to_string())?;
+        let mut ebpf =
+            probes::open(tracer::EBPF_OBJECT, &options, &btf).map_err(|e| e.to_string())?;
         let floor = probes::PROBES
             .iter()
             .find(|p| p.set == Set::Floor)

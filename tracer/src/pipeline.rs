@@ -41,6 +41,7 @@ pub struct Pipeline {
     pub file_error: Option<String>,
     pub file_errors: u64,
     line: String,
+    ev: events::TraceEvent,
 }
 
 impl Pipeline {
@@ -71,6 +72,7 @@ impl Pipeline {
             file_error: None,
             file_errors: 0,
             line: String::with_capacity(512),
+            ev: events::TraceEvent::default(),
         })
     }
 
@@ -80,9 +82,10 @@ impl Pipeline {
 
     /// Handles one record.
     pub fn handle(&mut self, record: &[u8]) -> Flow {
-        let Some(ev) = events::decode(record, &self.clock) else {
+        if !events::decode_into(record, &self.clock, &mut self.ev) {
             return Flow::Continue;
-        };
+        }
+        let ev = &self.ev;
         if !self.keep(&ev.path) {
             return Flow::Continue;
         }
@@ -96,7 +99,7 @@ impl Pipeline {
             Some(o) => (o.pod.as_str(), o.container.as_str()),
             None => ("", ""),
         };
-        tsv::write_line(&mut self.line, &ev, pod, container);
+        tsv::write_line(&mut self.line, ev, pod, container);
         if let Some(cap) = self.caps.max_bytes
             && self.bytes + self.line.len() as u64 > cap
         {
@@ -104,7 +107,7 @@ impl Pipeline {
         }
         self.kept += 1;
         self.bytes += self.line.len() as u64;
-        self.summary.record(&ev);
+        self.summary.record(ev);
         if let Some(files) = &mut self.files
             && let Err(e) = files.write_line(self.line.as_bytes())
         {

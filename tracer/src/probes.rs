@@ -199,10 +199,17 @@ pub fn kernel_offsets() -> Result<KernelOffsets, Error> {
         .map_err(|e| Error::Btf(e.to_string()))
 }
 
+/// The running kernel's BTF as aya uses it. Parse it once and pass it to `open` and `attach`:
+/// it is large, and each parse leaves its mark on the heap.
+pub fn kernel_btf() -> Result<Btf, Error> {
+    Btf::from_sys_fs().map_err(|e| Error::Btf(e.to_string()))
+}
+
 /// Parses the object, writes its globals and creates its maps. Programs are not loaded yet.
-pub fn open(object: &[u8], options: &LoadOptions) -> Result<Ebpf, Error> {
+pub fn open(object: &[u8], options: &LoadOptions, btf: &Btf) -> Result<Ebpf, Error> {
     raise_memlock_limit();
     Ok(EbpfLoader::new()
+        .btf(Some(btf))
         .override_global(names::OFFSETS, &options.offsets, true)
         .override_global(names::CONFIG, &options.config, true)
         .map_max_entries(names::EVENTS, options.ring_buffer_bytes)
@@ -248,14 +255,12 @@ pub fn attach(
     ebpf: &mut Ebpf,
     sets: &[Set],
     mode: AttachMode,
+    btf: &Btf,
 ) -> Result<Vec<(&'static Probe, Attached)>, Error> {
-    let btf = match mode {
-        AttachMode::Kprobe => None,
-        _ => Some(Btf::from_sys_fs().map_err(|e| Error::Btf(e.to_string()))?),
-    };
+    let btf = (mode != AttachMode::Kprobe).then_some(btf);
     let mut attached = Vec::new();
     for p in PROBES.iter().filter(|p| sets.contains(&p.set)) {
-        if let Some(btf) = &btf {
+        if let Some(btf) = btf {
             match load_fentry(ebpf, p, btf).and_then(|()| attach_fentry(ebpf, p)) {
                 Ok(()) => {
                     attached.push((p, Attached::Fentry));

@@ -1,8 +1,8 @@
 //! Size-based rotation of the trace files: `traces.tsv` is written; when the next line would
 //! take it past the limit it becomes `traces.tsv.1` (newest), `.1` becomes `.2` … and the
-//! oldest beyond `max_files` is removed. Every file starts with the header; a line is written
-//! with one `write` and never split across files. A failed write (disk full) is rolled back
-//! by truncating to the last whole line, so the file is never corrupted.
+//! oldest beyond `max_files` is removed. Every file starts with the header; lines are buffered
+//! whole and never split across files. A failed write (disk full) is rolled back by truncating
+//! to the last whole line already in the file, so the file is never corrupted.
 use std::{
     fs::{File, OpenOptions},
     io::{self, Write as _},
@@ -33,8 +33,14 @@ pub struct Rotator {
     max_files: u32,
     header: Vec<u8>,
     file: File,
+    /// Bytes in the file (whole lines only).
     size: u64,
+    /// Whole lines not yet written; `size + buf.len()` is the file's size once flushed.
+    buf: Vec<u8>,
 }
+
+/// Lines are collected up to this size before one `write`.
+const BUF_BYTES: usize = 256 * 1024;
 
 impl Rotator {
     /// Opens (creating) `dir/traces.tsv`. An existing non-empty file is rotated away first, so
@@ -59,6 +65,7 @@ impl Rotator {
             max_files,
             file: open_new(&active).map_err(dir_err)?,
             size: 0,
+            buf: Vec::with_capacity(BUF_BYTES),
             header,
         };
         if existing > 0 {
@@ -69,17 +76,31 @@ impl Rotator {
         Ok(rotator)
     }
 
-    /// Writes one whole line (with its newline), rotating first when it would not fit.
+    /// Takes one whole line (with its newline), rotating first when it would not fit.
     pub fn write_line(&mut self, line: &[u8]) -> Result<(), Error> {
-        if self.size + line.len() as u64 > self.max_bytes && self.size > self.header.len() as u64 {
+        let pending = self.size + self.buf.len() as u64;
+        if pending + line.len() as u64 > self.max_bytes && pending > self.header.len() as u64 {
+            self.flush()?;
             self.rotate().map_err(|e| self.write_err(e))?;
         }
-        self.append(line).map_err(|e| self.write_err(e))
+        self.buf.extend_from_slice(line);
+        if self.buf.len() >= BUF_BYTES {
+            self.flush()?;
+        }
+        Ok(())
     }
 
-    /// Flushes to the kernel (lines are unbuffered; this syncs metadata for readers).
+    /// Writes the buffered lines. On failure they are dropped and the file is cut back to its
+    /// last whole line.
     pub fn flush(&mut self) -> Result<(), Error> {
-        self.file.flush().map_err(|e| self.write_err(e))
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let buf = std::mem::take(&mut self.buf);
+        let result = self.append(&buf);
+        self.buf = buf;
+        self.buf.clear();
+        result.map_err(|e| self.write_err(e))
     }
 
     fn write_err(&self, source: io::Error) -> Error {
@@ -153,6 +174,7 @@ mod tests {
         for l in &lines {
             r.write_line(l.as_bytes()).unwrap();
         }
+        r.flush().unwrap();
         let mut seen = Vec::new();
         for name in ["traces.tsv.3", "traces.tsv.2", "traces.tsv.1", "traces.tsv"] {
             let text = read(dir.path(), name);
@@ -173,6 +195,7 @@ mod tests {
         let long = format!("{}\n", "x".repeat(50));
         r.write_line(long.as_bytes()).unwrap();
         r.write_line(b"short\n").unwrap();
+        r.flush().unwrap();
         assert_eq!(
             read(dir.path(), "traces.tsv.1"),
             format!("{HEADER}\n{long}")
@@ -208,9 +231,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut r = Rotator::open(dir.path(), 1000, 3, HEADER).unwrap();
         r.write_line(b"first\n").unwrap();
+        r.flush().unwrap();
         let good = r.size;
         r.file = OpenOptions::new().append(true).open("/dev/full").unwrap();
-        let err = r.write_line(b"second\n").unwrap_err();
+        r.write_line(b"second\n").unwrap();
+        let err = r.flush().unwrap_err();
         assert!(err.to_string().contains("No space left"), "{err}");
         assert_eq!(r.size, good);
         assert_eq!(read(dir.path(), ACTIVE), format!("{HEADER}\nfirst\n"));

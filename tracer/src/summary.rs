@@ -1,8 +1,7 @@
 //! The end-of-run summary: totals, and the paths and directories that dominated — above all the
 //! directories where lookups kept failing (negative dentries), which no other tool shows.
-use std::collections::HashMap;
-
 use dentry_common::Operation;
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::events::TraceEvent;
 

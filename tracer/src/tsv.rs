@@ -8,7 +8,7 @@ pub const HEADER: &str = "timestamp\tpod\tcontainer\tcgroup_id\toperation\tpath\
 
 /// Appends one line (with its newline) to `out`; `pod` and `container` may be empty.
 pub fn write_line(out: &mut String, ev: &TraceEvent, pod: &str, container: &str) {
-    out.push_str(&rfc3339_nanos(ev.time));
+    push_timestamp(out, ev.time);
     out.push('\t');
     escape_into(out, pod);
     out.push('\t');
@@ -22,6 +22,13 @@ pub fn write_line(out: &mut String, ev: &TraceEvent, pod: &str, container: &str)
 
 /// `\` → `\\`, tab → `\t`, newline → `\n`, carriage return → `\r`.
 pub fn escape_into(out: &mut String, field: &str) {
+    if !field
+        .bytes()
+        .any(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r'))
+    {
+        out.push_str(field);
+        return;
+    }
     for c in field.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -31,6 +38,28 @@ pub fn escape_into(out: &mut String, field: &str) {
             c => out.push(c),
         }
     }
+}
+
+thread_local! {
+    /// The formatted date and time of the last whole second seen: events come in time order,
+    /// so most lines reuse it and only format their nanoseconds.
+    static SECOND: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+}
+
+fn push_timestamp(out: &mut String, time: SystemTime) {
+    let d = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    SECOND.with_borrow_mut(|(secs, text)| {
+        if *secs != d.as_secs() {
+            let full = rfc3339_nanos(time);
+            text.clear();
+            text.push_str(&full[..full.len() - 11]); // without ".nnnnnnnnnZ"
+            *secs = d.as_secs();
+        }
+        out.push_str(text);
+    });
+    let _ = write!(out, ".{:09}Z", d.subsec_nanos());
 }
 
 /// `2026-02-13T18:54:13.648795455Z`.
@@ -82,6 +111,16 @@ mod tests {
         );
         let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert!(rfc3339_nanos(leap).starts_with("2000-02-29T00:00:00"));
+    }
+
+    #[test]
+    fn the_cached_second_gives_the_same_text() {
+        for t in [1_771_008_853u64, 1_771_008_853, 1_771_008_854, 0] {
+            let time = SystemTime::UNIX_EPOCH + Duration::new(t, 7);
+            let mut out = String::new();
+            push_timestamp(&mut out, time);
+            assert_eq!(out, rfc3339_nanos(time));
+        }
     }
 
     #[test]

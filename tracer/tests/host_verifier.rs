@@ -19,7 +19,9 @@ fn open(trace: bool) -> aya::Ebpf {
         },
         ring_buffer_bytes: 1 << 16,
     };
-    probes::open(tracer::EBPF_OBJECT, &options).expect("the object parses and its maps are created")
+    let btf = probes::kernel_btf().expect("BTF");
+    probes::open(tracer::EBPF_OBJECT, &options, &btf)
+        .expect("the object parses and its maps are created")
 }
 
 /// With tracing on and off (the verifier sees different code once the config is constant).
@@ -54,7 +56,8 @@ fn every_program_in_the_object_passes_the_verifier() {
 #[test]
 fn attach_works_or_names_the_missing_kprobes() {
     let mut ebpf = open(false);
-    let result = probes::attach(&mut ebpf, &[Set::Counters], AttachMode::Kprobe);
+    let btf = probes::kernel_btf().expect("BTF");
+    let result = probes::attach(&mut ebpf, &[Set::Counters], AttachMode::Kprobe, &btf);
     if Path::new(KPROBE_PMU).exists() {
         let attached = result.unwrap_or_else(|e| panic!("this kernel has kprobes, yet: {e}"));
         let wanted = PROBES.iter().filter(|p| p.set == Set::Counters).count();

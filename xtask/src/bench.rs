@@ -187,3 +187,31 @@ fn rows(t: &mut String, mode: &str, m: &BTreeMap<String, (f64, f64)>) {
         ));
     }
 }
+
+/// Resident memory of the (release) tracer under the node workload's flood, as the kernel
+/// reports it in /proc/<pid>/status while the flood's events are being written.
+pub fn tracer_rss(kernel: &Kernel, tracer: &Path) -> anyhow::Result<String> {
+    let workload = crate::node_workload::NodeWorkload {
+        lookups_a: 25_000,
+        skipped_a: 500,
+        lookups_b: 300,
+    };
+    let mut vm = VmRun::new(kernel, workload.script())
+        .binary(crate::scenario::TRACER, tracer)
+        .timeout(std::time::Duration::from_secs(600));
+    for (dest, text) in workload.files() {
+        vm = vm.file(dest, text);
+    }
+    let out = vm.run()?;
+    if out.status != 0 {
+        anyhow::bail!("the workload failed; log:\n{}", out.log);
+    }
+    let summary = crate::dentry_workload::Summary::parse(&out.tagged("tracer"));
+    Ok(format!(
+        "kernel {}: {} trace events written (rotating 1 MB files), {} dropped; tracer {}\n",
+        kernel.release,
+        summary.events,
+        summary.drops,
+        out.value("rss").unwrap_or("?")
+    ))
+}

@@ -49,6 +49,11 @@ enum Task {
         #[arg(long, default_value_t = 300)]
         timeout_secs: u64,
     },
+    /// Peak and current RSS of the release tracer under a trace flood in the VM.
+    BenchRss {
+        #[arg(long, default_value = "6.12")]
+        kernel: String,
+    },
     /// Benchmark the kernel side in the VM: per-lookup cost with no tracer, the floor probe,
     /// counters, tracing with a pattern that matches nothing, tracing everything.
     BenchKernel {
@@ -111,6 +116,14 @@ fn run(task: Task) -> anyhow::Result<()> {
             print!("{}", out.log);
             eprintln!("vm: script exited {} after {:.1?}", out.status, out.elapsed);
             std::process::exit(out.status);
+        }
+        Task::BenchRss { kernel } => {
+            setup::ebpf_toolchain()?;
+            setup::apt_packages(setup::VM_PACKAGES)?;
+            let kernel = Kernel::fetch(&kernel)?;
+            let tracer = build(Profile::Release, "tracer", "tracer")?;
+            print!("{}", xtask::bench::tracer_rss(&kernel, &tracer)?);
+            Ok(())
         }
         Task::BenchKernel {
             kernel,
