@@ -133,3 +133,70 @@ impl Pipeline {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use dentry_common::{EventHeader, Operation};
+
+    use super::*;
+
+    fn record(path: &[u8]) -> Vec<u8> {
+        let header = EventHeader {
+            ts_ns: 1,
+            cgroup_id: 5,
+            pid: 1,
+            op: Operation::Negative as u32,
+            comm: [0; 16],
+            fstype: *b"ext4\0\0\0\0\0\0\0\0\0\0\0\0",
+            path_len: 0,
+            depth: 0,
+            flags: 0,
+            _pad: 0,
+            count: 0,
+        };
+        events::encode(&header, path)
+    }
+
+    #[test]
+    fn patterns_are_substrings_of_the_whole_path() {
+        let mut p = Pipeline::new(
+            vec!["#sql".into(), "db1/t".into()],
+            None,
+            false,
+            Caps::default(),
+        )
+        .unwrap();
+        assert_eq!(p.handle(&record(b"#sql-1.ibd\0tmp\0")), Flow::Continue);
+        assert_eq!(p.handle(&record(b"t1.ibd\0db1\0")), Flow::Continue); // across components
+        assert_eq!(p.handle(&record(b"other\0db2\0")), Flow::Continue);
+        assert_eq!(p.kept, 2);
+        assert_eq!(
+            p.summary.top_negative_dirs(5),
+            vec![("/db1", 1), ("/tmp", 1)]
+        );
+    }
+
+    #[test]
+    fn caps_stop_before_exceeding() {
+        let caps = Caps {
+            max_events: Some(2),
+            max_bytes: None,
+        };
+        let mut p = Pipeline::new(vec![], None, false, caps).unwrap();
+        assert_eq!(p.handle(&record(b"a\0")), Flow::Continue);
+        assert_eq!(p.handle(&record(b"b\0")), Flow::Continue);
+        assert_eq!(p.handle(&record(b"c\0")), Flow::Capped("--max-events"));
+        assert_eq!(p.kept, 2);
+        let caps = Caps {
+            max_events: None,
+            max_bytes: Some(100),
+        };
+        let mut p = Pipeline::new(vec![], None, false, caps).unwrap();
+        let mut flows = Vec::new();
+        for _ in 0..5 {
+            flows.push(p.handle(&record(b"some-file\0dir\0")));
+        }
+        assert!(p.bytes <= 100 && p.kept >= 1, "{} bytes", p.bytes);
+        assert_eq!(flows.last(), Some(&Flow::Capped("--max-bytes")));
+    }
+}

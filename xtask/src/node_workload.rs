@@ -111,6 +111,33 @@ echo "@@pods $(cat traces.tsv* | awk -F'\t' '$1 != "timestamp" {{print $2 "/" $3
 echo "@@recipe-tail $(tail -n 1 /traces/traces.tsv | cut -f5,7)"
 echo "@@recipe-grep $(grep tmpfs /traces/traces.tsv | wc -l)"
 awk -F'\t' 'NR>1 {{fs[$7]++}} END {{for(f in fs) print f, fs[f]}}' traces.tsv | sed 's/^/@@recipe-awk /'
+cd /
+
+# Disk full mid-write: a 64 KiB filesystem for the traces.
+mkdir -p /mnt/small && mount -t tmpfs -o size=64k tmpfs /mnt/small
+{tracer} --target-pod-uid {POD_A_UID} --trace-enabled --trace-dir /mnt/small \
+  --listen 127.0.0.1:9091 2> /tmp/full.err &
+T=$!
+n=0; until grep -q attached /tmp/full.err; do n=$((n+1)); [ $n -gt 1200 ] && exit 1; sleep 0.1; done
+sh /run-in.sh $CTR_A /lookups.sh /mnt/tmpfs/work-a 3000
+sleep 1
+echo "@@full-healthz $(wget -q -O - http://127.0.0.1:9091/healthz)"
+kill -TERM $T; wait $T
+echo "@@full-exit $?"
+echo "@@full-said $(grep -c 'trace file write failed' /tmp/full.err)"
+echo "@@full-check $(cat /mnt/small/traces.tsv* | awk -F'\t' 'NF!=7{{bad++}} END{{print NR, bad+0}}') $(tail -c 1 /mnt/small/traces.tsv | od -An -c | tr -d ' ')"
+grep '^summary' /tmp/full.err | sed 's/^/@@full-summary /'
+
+# A cap with --stdout ends the run after exactly that many events.
+{tracer} --target-pod-uid {POD_A_UID} --trace-enabled --stdout --max-events 100 \
+  --trace-dir /tmp/capped --listen 127.0.0.1:9092 > /tmp/capped.out 2> /tmp/capped.err &
+T=$!
+n=0; until grep -q attached /tmp/capped.err; do n=$((n+1)); [ $n -gt 1200 ] && exit 1; sleep 0.1; done
+sh /run-in.sh $CTR_A /lookups.sh /mnt/tmpfs/work-a 500
+n=0; while kill -0 $T 2>/dev/null && [ $n -lt 300 ]; do sleep 0.1; n=$((n+1)); done
+kill -0 $T 2>/dev/null && echo "@@capped-still-running"
+wait $T
+echo "@@capped-exit $? $(wc -l < /tmp/capped.out) $(grep -c 'tracing stopped: --max-events reached' /tmp/capped.err)"
 "#
         )
     }
