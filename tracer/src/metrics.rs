@@ -59,6 +59,16 @@ fn err(e: prometheus::Error) -> anyhow::Error {
     anyhow::anyhow!("registering metrics: {e}")
 }
 
+/// Registers a freshly made collector and returns a handle to it.
+fn register<M>(registry: &Registry, made: prometheus::Result<M>) -> anyhow::Result<M>
+where
+    M: prometheus::core::Collector + Clone + 'static,
+{
+    let metric = made.map_err(err)?;
+    registry.register(Box::new(metric.clone())).map_err(err)?;
+    Ok(metric)
+}
+
 impl Metrics {
     /// `cgroup_id_label` adds a `cgroup_id` label (one series per cgroup: high cardinality).
     pub fn new(cgroup_id_label: bool, attach_mode: &str) -> anyhow::Result<Metrics> {
@@ -67,88 +77,79 @@ impl Metrics {
         if cgroup_id_label {
             labels.push("cgroup_id");
         }
-        let counter = |name: &str, help: &str| -> anyhow::Result<IntCounterVec> {
-            let c = IntCounterVec::new(Opts::new(name, help), &labels).map_err(err)?;
-            registry.register(Box::new(c.clone())).map_err(err)?;
-            Ok(c)
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            register(&registry, IntCounterVec::new(Opts::new(name, help), labels))
         };
-        let alloc = counter("dentry_alloc_total", "Dentries allocated, per container.")?;
-        let positive = counter(
+        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
+            register(&registry, IntGaugeVec::new(Opts::new(name, help), labels))
+        };
+        let alloc = counter_vec(
+            "dentry_alloc_total",
+            "Dentries allocated, per container.",
+            &labels,
+        )?;
+        let positive = counter_vec(
             "dentry_positive_total",
             "Dentries given an inode (lookup hit on disk, create), per container.",
+            &labels,
         )?;
-        let negative = counter(
+        let negative = counter_vec(
             "dentry_negative_total",
             "Dentries left without an inode (failed lookup, unlink), per container.",
+            &labels,
         )?;
-        let reclaim = IntCounterVec::new(
-            Opts::new(
-                "dentry_reclaim_total",
-                "Dcache reclaim calls: path=shrink (shrink_dcache_sb) or prune (prune_dcache_sb).",
-            ),
+        let reclaim = counter_vec(
+            "dentry_reclaim_total",
+            "Dcache reclaim calls: path=shrink (shrink_dcache_sb) or prune (prune_dcache_sb).",
             &["path"],
-        )
-        .map_err(err)?;
-        registry.register(Box::new(reclaim.clone())).map_err(err)?;
-        let reclaim_freed = IntCounter::new(
-            "dentry_reclaim_freed_total",
-            "Dentries prune_dcache_sb reported freed.",
-        )
-        .map_err(err)?;
-        registry
-            .register(Box::new(reclaim_freed.clone()))
-            .map_err(err)?;
-        let dentry_count = IntGaugeVec::new(
-            Opts::new(
-                "dentry_count",
-                "Node dentries from /proc/sys/fs/dentry-state (negative: unused negative ones).",
+        )?;
+        let reclaim_freed = register(
+            &registry,
+            IntCounter::new(
+                "dentry_reclaim_freed_total",
+                "Dentries prune_dcache_sb reported freed.",
             ),
+        )?;
+        let dentry_count = gauge_vec(
+            "dentry_count",
+            "Node dentries from /proc/sys/fs/dentry-state (negative: unused negative ones).",
             &["type"],
-        )
-        .map_err(err)?;
-        registry
-            .register(Box::new(dentry_count.clone()))
-            .map_err(err)?;
-        let events = IntCounter::new(
-            "dentry_tracer_events_total",
-            "Trace events received from the kernel and kept by the filters.",
-        )
-        .map_err(err)?;
-        registry.register(Box::new(events.clone())).map_err(err)?;
-        let drops = IntCounter::new(
-            "dentry_tracer_events_dropped_total",
-            "Trace events lost because the ring buffer was full.",
-        )
-        .map_err(err)?;
-        registry.register(Box::new(drops.clone())).map_err(err)?;
-        let cgroups_tracked = IntGauge::new(
-            "dentry_tracer_cgroups_tracked",
-            "cgroups with counters in the kernel map.",
-        )
-        .map_err(err)?;
-        registry
-            .register(Box::new(cgroups_tracked.clone()))
-            .map_err(err)?;
-        let attach = IntGaugeVec::new(
-            Opts::new(
-                "dentry_tracer_attach_info",
-                "How the probes are attached (value 1).",
+        )?;
+        let events = register(
+            &registry,
+            IntCounter::new(
+                "dentry_tracer_events_total",
+                "Trace events received from the kernel and kept by the filters.",
             ),
+        )?;
+        let drops = register(
+            &registry,
+            IntCounter::new(
+                "dentry_tracer_events_dropped_total",
+                "Trace events lost because the ring buffer was full.",
+            ),
+        )?;
+        let cgroups_tracked = register(
+            &registry,
+            IntGauge::new(
+                "dentry_tracer_cgroups_tracked",
+                "cgroups with counters in the kernel map.",
+            ),
+        )?;
+        gauge_vec(
+            "dentry_tracer_attach_info",
+            "How the probes are attached (value 1).",
             &["mode"],
-        )
-        .map_err(err)?;
-        registry.register(Box::new(attach.clone())).map_err(err)?;
-        attach.with_label_values(&[attach_mode]).set(1);
-        let build = IntGaugeVec::new(
-            Opts::new(
-                "dentry_tracer_build_info",
-                "The tracer's version (value 1).",
-            ),
+        )?
+        .with_label_values(&[attach_mode])
+        .set(1);
+        gauge_vec(
+            "dentry_tracer_build_info",
+            "The tracer's version (value 1).",
             &["version"],
-        )
-        .map_err(err)?;
-        registry.register(Box::new(build.clone())).map_err(err)?;
-        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        )?
+        .with_label_values(&[env!("CARGO_PKG_VERSION")])
+        .set(1);
         Ok(Metrics {
             registry,
             alloc,
