@@ -9,6 +9,7 @@ pub mod dentry_workload;
 pub mod initramfs;
 pub mod kernel;
 pub mod node_workload;
+pub mod release;
 pub mod scenario;
 pub mod setup;
 pub mod vm;

