@@ -1,0 +1,185 @@
+//! `top`'s arithmetic: two scrapes of a tracer's /metrics → per-container rates.
+use std::collections::BTreeMap;
+
+/// A container, as the tracer labels it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key {
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+}
+
+/// Counter values of one container at one scrape.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Counts {
+    pub alloc: f64,
+    pub positive: f64,
+    pub negative: f64,
+}
+
+/// One scrape of one tracer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sample {
+    pub containers: BTreeMap<Key, Counts>,
+    /// `dentry_count{type=...}`: total, unused, negative.
+    pub node: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the tracer's /metrics is not Prometheus text: {0}")]
+    Parse(String),
+    #[error("the tracer's /metrics has no dentry_alloc_total: is this a dentry tracer?")]
+    NotATracer,
+}
+
+impl Sample {
+    pub fn parse(text: &str) -> Result<Sample, Error> {
+        let lines = text.lines().map(|l| Ok(l.to_owned()));
+        let scrape =
+            prometheus_parse::Scrape::parse(lines).map_err(|e| Error::Parse(e.to_string()))?;
+        let mut sample = Sample::default();
+        let mut saw_alloc = false;
+        for s in &scrape.samples {
+            let value = match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => continue,
+            };
+            let label = |name: &str| s.labels.get(name).unwrap_or_default().to_owned();
+            let key = || Key {
+                namespace: label("namespace"),
+                pod: label("pod"),
+                container: label("container"),
+            };
+            match s.metric.as_str() {
+                "dentry_alloc_total" => {
+                    saw_alloc = true;
+                    sample.containers.entry(key()).or_default().alloc += value;
+                }
+                "dentry_positive_total" => {
+                    sample.containers.entry(key()).or_default().positive += value
+                }
+                "dentry_negative_total" => {
+                    sample.containers.entry(key()).or_default().negative += value
+                }
+                "dentry_count" => {
+                    sample.node.insert(label("type"), value);
+                }
+                _ => {}
+            }
+        }
+        if !saw_alloc && !text.contains("dentry_alloc_total") {
+            return Err(Error::NotATracer);
+        }
+        Ok(sample)
+    }
+}
+
+/// One line of the table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub key: Key,
+    pub node: String,
+    pub alloc_per_s: f64,
+    pub negative_per_s: f64,
+    pub positive_per_s: f64,
+    /// Share of this interval's allocations that ended negative (failed lookups), 0–100.
+    pub negative_pct: f64,
+    pub alloc_total: f64,
+    pub negative_total: f64,
+}
+
+/// The increase of a counter between two scrapes; a lower value means the series restarted
+/// (a new tracer), and then everything counted since is the increase.
+fn increase(before: f64, now: f64) -> f64 {
+    if now >= before { now - before } else { now }
+}
+
+/// Rates over `seconds` between `before` and `now` for every container in `now`.
+pub fn rows(before: &Sample, now: &Sample, seconds: f64, node: &str) -> Vec<Row> {
+    let seconds = if seconds > 0.0 { seconds } else { f64::NAN };
+    now.containers
+        .iter()
+        .map(|(key, c)| {
+            let b = before.containers.get(key).copied().unwrap_or_default();
+            let (alloc, negative, positive) = (
+                increase(b.alloc, c.alloc),
+                increase(b.negative, c.negative),
+                increase(b.positive, c.positive),
+            );
+            Row {
+                key: key.clone(),
+                node: node.to_owned(),
+                alloc_per_s: alloc / seconds,
+                negative_per_s: negative / seconds,
+                positive_per_s: positive / seconds,
+                negative_pct: if alloc > 0.0 {
+                    (100.0 * negative / alloc).min(100.0)
+                } else {
+                    0.0
+                },
+                alloc_total: c.alloc,
+                negative_total: c.negative,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metrics(alloc: u64, negative: u64, positive: u64) -> String {
+        format!(
+            "# TYPE dentry_alloc_total counter\n\
+             dentry_alloc_total{{container=\"mysql\",namespace=\"prod\",pod=\"mysql-0\"}} {alloc}\n\
+             dentry_alloc_total{{container=\"\",namespace=\"\",pod=\"\"}} 7\n\
+             # TYPE dentry_negative_total counter\n\
+             dentry_negative_total{{container=\"mysql\",namespace=\"prod\",pod=\"mysql-0\"}} {negative}\n\
+             # TYPE dentry_positive_total counter\n\
+             dentry_positive_total{{container=\"mysql\",namespace=\"prod\",pod=\"mysql-0\"}} {positive}\n\
+             # TYPE dentry_count gauge\n\
+             dentry_count{{type=\"total\"}} 123456\n\
+             dentry_count{{type=\"negative\"}} 4000\n"
+        )
+    }
+
+    #[test]
+    fn rates_between_two_scrapes() {
+        let a = Sample::parse(&metrics(1000, 600, 100)).unwrap();
+        let b = Sample::parse(&metrics(3000, 2100, 150)).unwrap();
+        let rows = rows(&a, &b, 2.0, "node-a");
+        let mysql = rows.iter().find(|r| r.key.pod == "mysql-0").expect("row");
+        assert_eq!(mysql.alloc_per_s, 1000.0);
+        assert_eq!(mysql.negative_per_s, 750.0);
+        assert_eq!(mysql.positive_per_s, 25.0);
+        assert_eq!(mysql.negative_pct, 75.0);
+        assert_eq!(mysql.alloc_total, 3000.0);
+        let other = rows
+            .iter()
+            .find(|r| r.key.pod.is_empty())
+            .expect("unattributed row");
+        assert_eq!(other.alloc_per_s, 0.0);
+        assert_eq!(b.node["total"], 123456.0);
+    }
+
+    #[test]
+    fn a_restarted_tracer_is_not_a_negative_rate() {
+        let a = Sample::parse(&metrics(5000, 100, 10)).unwrap();
+        let b = Sample::parse(&metrics(40, 20, 2)).unwrap();
+        let r = rows(&a, &b, 1.0, "n");
+        let mysql = r.iter().find(|r| r.key.pod == "mysql-0").expect("row");
+        assert_eq!(mysql.alloc_per_s, 40.0);
+        assert!(r.iter().all(|r| r.alloc_per_s >= 0.0));
+    }
+
+    #[test]
+    fn not_a_tracer_is_said_plainly() {
+        assert!(matches!(
+            Sample::parse("# nothing here\nup 1\n"),
+            Err(Error::NotATracer)
+        ));
+    }
+}

@@ -1,0 +1,253 @@
+//! The tracer pod, built in one place so what the plugin asks a cluster to run is easy to
+//! audit: pinned to the target's node, hostPID, tolerating every taint, no service-account
+//! token, bounded resources, labelled for `cleanup` and `fetch`, and with a deadline so it
+//! removes itself if the laptop that started it goes away.
+use std::collections::BTreeMap;
+
+use k8s_openapi::{
+    api::core::v1::{
+        Container, ContainerPort, EmptyDirVolumeSource, HostPathVolumeSource, Pod, PodSpec,
+        ResourceRequirements, SecurityContext, Toleration, Volume, VolumeMount,
+    },
+    apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::ObjectMeta},
+};
+
+/// Label every tracer pod carries; `cleanup` and `fetch` select on it.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "kubectl-dentry");
+pub const NAME_LABEL: (&str, &str) = ("app.kubernetes.io/name", "dentry-tracer");
+pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
+pub const TARGET_POD_ANNOTATION: &str = "kubectl-dentry/target-pod";
+pub const TARGET_UID_ANNOTATION: &str = "kubectl-dentry/target-uid";
+pub const METRICS_PORT: i32 = 9090;
+/// Where the tracer writes its rotated files inside the pod (an emptyDir).
+pub const TRACE_DIR: &str = "/data/traces";
+/// Time the pod gets beyond the trace's duration to pull, attach and finish before the
+/// deadline kills it.
+pub const DEADLINE_GRACE_SECS: i64 = 300;
+
+/// What the tracer pod is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Purpose {
+    /// Trace one pod's paths, streaming TSV lines to the log.
+    Trace {
+        target_uid: String,
+        patterns: Vec<String>,
+        max_events: Option<u64>,
+    },
+    /// Counters only, for `top` (every container on the node).
+    Top,
+}
+
+/// Everything that varies between tracer pods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TracerPod {
+    /// `dentry-trace-<target>-<suffix>` or `dentry-top-<node>-<suffix>`.
+    pub name: String,
+    pub namespace: String,
+    pub node: String,
+    pub image: String,
+    pub duration_secs: u64,
+    /// `namespace/name` of the traced pod, for people reading `kubectl get pods`.
+    pub target: Option<String>,
+    pub purpose: Purpose,
+}
+
+fn quantity(q: &str) -> Quantity {
+    Quantity(q.to_owned())
+}
+
+impl TracerPod {
+    pub fn args(&self) -> Vec<String> {
+        let mut args = vec![
+            format!("--listen=:{METRICS_PORT}"),
+            "--cgroup=/host/sys/fs/cgroup".to_owned(),
+            format!("--duration={}s", self.duration_secs),
+            "--poll-interval=1s".to_owned(),
+            "--resolve-interval=10s".to_owned(),
+        ];
+        if let Purpose::Trace {
+            target_uid,
+            patterns,
+            max_events,
+        } = &self.purpose
+        {
+            args.push(format!("--target-pod-uid={target_uid}"));
+            args.extend([
+                "--trace-enabled".to_owned(),
+                "--stdout".to_owned(),
+                format!("--trace-dir={TRACE_DIR}"),
+            ]);
+            if !patterns.is_empty() {
+                args.push(format!("--trace-patterns={}", patterns.join(",")));
+            }
+            if let Some(n) = max_events {
+                args.push(format!("--max-events={n}"));
+            }
+        }
+        args
+    }
+
+    pub fn build(&self) -> Pod {
+        let component = match self.purpose {
+            Purpose::Trace { .. } => "trace",
+            Purpose::Top => "top",
+        };
+        let labels = BTreeMap::from([
+            (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
+            (NAME_LABEL.0.to_owned(), NAME_LABEL.1.to_owned()),
+            (COMPONENT_LABEL.to_owned(), component.to_owned()),
+        ]);
+        let mut annotations = BTreeMap::new();
+        if let Some(target) = &self.target {
+            annotations.insert(TARGET_POD_ANNOTATION.to_owned(), target.clone());
+        }
+        if let Purpose::Trace { target_uid, .. } = &self.purpose {
+            annotations.insert(TARGET_UID_ANNOTATION.to_owned(), target_uid.clone());
+        }
+        let host_path = |name: &str, path: &str| Volume {
+            name: name.to_owned(),
+            host_path: Some(HostPathVolumeSource {
+                path: path.to_owned(),
+                type_: Some("Directory".to_owned()),
+            }),
+            ..Default::default()
+        };
+        let mount = |name: &str, path: &str, read_only: bool| VolumeMount {
+            name: name.to_owned(),
+            mount_path: path.to_owned(),
+            read_only: Some(read_only),
+            ..Default::default()
+        };
+        let container = Container {
+            name: "tracer".to_owned(),
+            image: Some(self.image.clone()),
+            image_pull_policy: Some("IfNotPresent".to_owned()),
+            args: Some(self.args()),
+            ports: Some(vec![ContainerPort {
+                name: Some("metrics".to_owned()),
+                container_port: METRICS_PORT,
+                protocol: Some("TCP".to_owned()),
+                ..Default::default()
+            }]),
+            resources: Some(ResourceRequirements {
+                requests: Some(BTreeMap::from([
+                    ("cpu".to_owned(), quantity("50m")),
+                    ("memory".to_owned(), quantity("64Mi")),
+                ])),
+                limits: Some(BTreeMap::from([
+                    ("cpu".to_owned(), quantity("1")),
+                    ("memory".to_owned(), quantity("256Mi")),
+                ])),
+                ..Default::default()
+            }),
+            // Privileged: a short-lived pod on a node we do not know; capabilities alone fail
+            // on older kernels and under some runtimes' seccomp/AppArmor defaults.
+            security_context: Some(SecurityContext {
+                privileged: Some(true),
+                read_only_root_filesystem: Some(true),
+                run_as_user: Some(0),
+                ..Default::default()
+            }),
+            volume_mounts: Some(vec![
+                mount("cgroup", "/host/sys/fs/cgroup", true),
+                mount("pod-logs", "/var/log/pods", true),
+                mount("container-logs", "/var/log/containers", true),
+                mount("traces", TRACE_DIR, false),
+            ]),
+            ..Default::default()
+        };
+        Pod {
+            metadata: ObjectMeta {
+                name: Some(self.name.clone()),
+                namespace: Some(self.namespace.clone()),
+                labels: Some(labels),
+                annotations: (!annotations.is_empty()).then_some(annotations),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                node_name: Some(self.node.clone()),
+                host_pid: Some(true),
+                restart_policy: Some("Never".to_owned()),
+                active_deadline_seconds: Some(self.duration_secs as i64 + DEADLINE_GRACE_SECS),
+                termination_grace_period_seconds: Some(10),
+                automount_service_account_token: Some(false),
+                enable_service_links: Some(false),
+                priority_class_name: None,
+                tolerations: Some(vec![Toleration {
+                    operator: Some("Exists".to_owned()),
+                    ..Default::default()
+                }]),
+                containers: vec![container],
+                volumes: Some(vec![
+                    host_path("cgroup", "/sys/fs/cgroup"),
+                    host_path("pod-logs", "/var/log/pods"),
+                    host_path("container-logs", "/var/log/containers"),
+                    Volume {
+                        name: "traces".to_owned(),
+                        empty_dir: Some(EmptyDirVolumeSource {
+                            size_limit: Some(quantity("1Gi")),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                ]),
+                ..Default::default()
+            }),
+            status: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trace_pod() -> TracerPod {
+        TracerPod {
+            name: "dentry-trace-mysql-0-x7k2q".into(),
+            namespace: "dentry-monitor".into(),
+            node: "node-a".into(),
+            image: crate::DEFAULT_IMAGE.into(),
+            duration_secs: 60,
+            target: Some("prod/mysql-0".into()),
+            purpose: Purpose::Trace {
+                target_uid: "0f3c8d2e-1b4a-4c5d-9e6f-7a8b9c0d1e2f".into(),
+                patterns: vec![".ibd".into(), "#sql".into()],
+                max_events: Some(100_000),
+            },
+        }
+    }
+
+    /// The whole spec, pinned: a change to what we ask clusters to run shows up in review.
+    #[test]
+    fn the_trace_pod_matches_the_golden_file() {
+        let yaml = serde_yaml_ng::to_string(&trace_pod().build()).expect("serialises");
+        let golden_path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/trace-pod.yaml");
+        if std::env::var_os("DENTRY_UPDATE_GOLDEN").is_some() {
+            std::fs::write(golden_path, &yaml).expect("write golden");
+        }
+        let golden = std::fs::read_to_string(golden_path)
+            .expect("golden file (DENTRY_UPDATE_GOLDEN=1 writes it)");
+        assert_eq!(
+            yaml, golden,
+            "the tracer pod changed; review, then DENTRY_UPDATE_GOLDEN=1"
+        );
+    }
+
+    #[test]
+    fn the_tracer_accepts_the_args_and_the_deadline_outlives_the_trace() {
+        let pod = trace_pod();
+        let args = pod.args();
+        assert!(args.contains(&"--target-pod-uid=0f3c8d2e-1b4a-4c5d-9e6f-7a8b9c0d1e2f".to_owned()));
+        assert!(args.contains(&"--trace-patterns=.ibd,#sql".to_owned()));
+        let spec = pod.build().spec.expect("spec");
+        assert!(spec.active_deadline_seconds.expect("deadline") > 60);
+        assert_eq!(spec.automount_service_account_token, Some(false));
+        let top = TracerPod {
+            purpose: Purpose::Top,
+            target: None,
+            ..trace_pod()
+        };
+        assert!(!top.args().iter().any(|a| a.starts_with("--trace")));
+    }
+}

@@ -1,0 +1,67 @@
+//! The plugin's tracer pod and the tracer agree: every arg the pod passes is a flag the tracer
+//! accepts, and every path those args name is mounted in the pod.
+use clap::Parser as _;
+use kubectl_dentry::tracer_pod::{Purpose, TracerPod};
+
+fn pods() -> Vec<TracerPod> {
+    let base = TracerPod {
+        name: "dentry-trace-x".into(),
+        namespace: "dentry-monitor".into(),
+        node: "node-a".into(),
+        image: kubectl_dentry::DEFAULT_IMAGE.into(),
+        duration_secs: 30,
+        target: Some("prod/mysql-0".into()),
+        purpose: Purpose::Trace {
+            target_uid: "0f3c8d2e-1b4a-4c5d-9e6f-7a8b9c0d1e2f".into(),
+            patterns: vec![".ibd".into(), "#sql".into()],
+            max_events: Some(1000),
+        },
+    };
+    vec![
+        base.clone(),
+        TracerPod {
+            purpose: Purpose::Top,
+            target: None,
+            ..base
+        },
+    ]
+}
+
+#[test]
+fn the_tracer_accepts_the_plugins_args_and_finds_its_paths_mounted() {
+    for pod in pods() {
+        let args = pod.args();
+        let parsed = tracer::cli::Args::try_parse_from(
+            std::iter::once("tracer".to_owned()).chain(args.clone()),
+        )
+        .unwrap_or_else(|e| panic!("the tracer rejects {args:?}: {e}"));
+        let built = pod.build();
+        let spec = built.spec.expect("spec");
+        let mounts: Vec<String> = spec.containers[0]
+            .volume_mounts
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| m.mount_path)
+            .collect();
+        for path in [
+            &parsed.cgroup,
+            &parsed.pods_log_dir,
+            &parsed.containers_log_dir,
+        ] {
+            assert!(
+                mounts.contains(&path.display().to_string()),
+                "{} not mounted",
+                path.display()
+            );
+        }
+        if matches!(pod.purpose, Purpose::Trace { .. }) {
+            assert!(parsed.trace_enabled && parsed.stdout);
+            assert!(mounts.contains(&parsed.trace_dir.display().to_string()));
+            assert_eq!(parsed.duration, Some(std::time::Duration::from_secs(30)));
+            assert_eq!(parsed.trace_patterns.0, [".ibd", "#sql"]);
+        } else {
+            assert!(!parsed.trace_enabled);
+        }
+    }
+}
