@@ -1,5 +1,8 @@
-//! The kubectl plugin's library half: what it asks the cluster to run, and how it reads what
-//! the tracers report.
+//! The kubectl plugin's library half: which cluster, what it asks the cluster to run, how it
+//! reads what the tracers report, and how failures are told.
+pub mod cleanup;
+pub mod cluster;
+pub mod error;
 pub mod top;
 pub mod tracer_pod;
 

@@ -1,0 +1,61 @@
+//! Which cluster, as kubectl would pick it: --kubeconfig (else KUBECONFIG, else
+//! ~/.kube/config), --context (else the current context), -n (else the context's namespace).
+use std::path::PathBuf;
+
+use kube::{
+    Client, Config,
+    config::{KubeConfigOptions, Kubeconfig},
+};
+
+use crate::error::Error;
+
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ClusterArgs {
+    /// Path to the kubeconfig file to use.
+    #[arg(long, global = true, env = "KUBECONFIG", value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+    /// Namespace (default: the context's).
+    #[arg(short = 'n', long, global = true)]
+    pub namespace: Option<String>,
+}
+
+/// A client and the namespace commands default to.
+pub async fn connect(args: &ClusterArgs) -> Result<(Client, String), Error> {
+    let options = KubeConfigOptions {
+        context: args.context.clone(),
+        ..Default::default()
+    };
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            // KUBECONFIG may list several files; like kubectl, merge them in order.
+            let mut merged: Option<Kubeconfig> = None;
+            for file in std::env::split_paths(path) {
+                let kc = Kubeconfig::read_from(&file)
+                    .map_err(|e| Error::Kubeconfig(format!("{}: {e}", file.display())))?;
+                merged = Some(match merged {
+                    Some(m) => m.merge(kc).map_err(|e| Error::Kubeconfig(e.to_string()))?,
+                    None => kc,
+                });
+            }
+            let kc = merged.ok_or_else(|| Error::Kubeconfig("no file given".into()))?;
+            Config::from_custom_kubeconfig(kc, &options)
+                .await
+                .map_err(|e| Error::Kubeconfig(e.to_string()))?
+        }
+        None if args.context.is_some() => Config::from_kubeconfig(&options)
+            .await
+            .map_err(|e| Error::Kubeconfig(e.to_string()))?,
+        None => Config::infer()
+            .await
+            .map_err(|e| Error::Kubeconfig(e.to_string()))?,
+    };
+    let namespace = args
+        .namespace
+        .clone()
+        .unwrap_or_else(|| config.default_namespace.clone());
+    let client = Client::try_from(config).map_err(|e| Error::Kubeconfig(e.to_string()))?;
+    Ok((client, namespace))
+}

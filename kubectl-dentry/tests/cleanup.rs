@@ -1,0 +1,148 @@
+//! `kubectl dentry cleanup` against the in-process API server: the exact calls, the output, and
+//! the one-line errors with their exit codes.
+mod common;
+
+use common::{FakeApi, pod, tracer_labels};
+use serde_json::json;
+
+fn cluster() -> FakeApi {
+    FakeApi::start(vec![
+        pod("prod", "mysql-0", json!({"app": "mysql"})),
+        pod("prod", "dentry-trace-mysql-0-abcde", tracer_labels()),
+        pod("prod", "dentry-top-node-a-fghij", tracer_labels()),
+        pod("kube-system", "dentry-trace-coredns-klmno", tracer_labels()),
+    ])
+}
+
+const SELECTOR: &str = "app.kubernetes.io/managed-by=kubectl-dentry";
+
+#[test]
+fn deletes_only_its_own_pods_in_the_contexts_namespace() {
+    let api = cluster();
+    let out = api.plugin(&["cleanup"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "2 tracer pod(s) deleted in namespace prod\n"
+    );
+    assert_eq!(
+        api.calls(),
+        [
+            format!("GET /api/v1/namespaces/prod/pods?{SELECTOR}"),
+            "DELETE /api/v1/namespaces/prod/pods/dentry-trace-mysql-0-abcde".to_owned(),
+            "DELETE /api/v1/namespaces/prod/pods/dentry-top-node-a-fghij".to_owned(),
+        ]
+    );
+    let left: Vec<String> = api
+        .state
+        .pods
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(left, ["mysql-0", "dentry-trace-coredns-klmno"]);
+}
+
+#[test]
+fn all_namespaces_and_explicit_namespace() {
+    let api = cluster();
+    let out = api.plugin(&["cleanup", "-A"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "3 tracer pod(s) deleted across all namespaces\n"
+    );
+    assert_eq!(api.calls()[0], format!("GET /api/v1/pods?{SELECTOR}"));
+
+    let api = cluster();
+    let out = api.plugin(&["cleanup", "-n", "kube-system"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "1 tracer pod(s) deleted in namespace kube-system\n"
+    );
+}
+
+#[test]
+fn forbidden_names_verb_resource_and_the_rbac() {
+    let api = cluster();
+    *api.state.forbid_list.lock().unwrap() = true;
+    let out = api.plugin(&["cleanup"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("kubectl dentry: forbidden: cannot list pods in namespace prod:"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("deploy/02-rbac-plugin-user.yaml"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unreachable_api_server_and_a_bad_kubeconfig_say_so() {
+    // A port nothing listens on.
+    let dir = tempfile::tempdir().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let kubeconfig = common::kubeconfig_for(&format!("http://127.0.0.1:{port}"), dir.path());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-dentry"))
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .arg("cleanup")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("the API server is unreachable"), "{stderr}");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-dentry"))
+        .args(["--kubeconfig", "/nonexistent/kubeconfig", "cleanup"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("cannot load the kubeconfig") && stderr.contains("/nonexistent/kubeconfig"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn completion_version_and_usage_errors() {
+    let bin = env!("CARGO_BIN_EXE_kubectl-dentry");
+    for shell in ["bash", "zsh", "fish"] {
+        let out = std::process::Command::new(bin)
+            .args(["completion", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("cleanup"),
+            "{shell}"
+        );
+    }
+    let out = std::process::Command::new(bin)
+        .arg("version")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("kubectl-dentry {}", env!("CARGO_PKG_VERSION"))
+    );
+    let out = std::process::Command::new(bin)
+        .arg("frobnicate")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
