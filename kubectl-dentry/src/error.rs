@@ -21,6 +21,12 @@ pub enum Error {
         scope: Scope,
         message: String,
     },
+    #[error("{0}")]
+    Local(String),
+    #[error(
+        "no tracer pods found{0} (start one with `kubectl dentry trace --keep`, or deploy the DaemonSet from deploy/)"
+    )]
+    NoTracers(Scope),
     #[error("the API server refused to {verb} {resource}{scope}: {message}")]
     Api {
         verb: &'static str,
@@ -50,7 +56,8 @@ impl Error {
             Error::Kubeconfig(_) => 3,
             Error::Unreachable(_) => 4,
             Error::Forbidden { .. } => 5,
-            Error::Api { .. } => 1,
+            Error::Api { .. } | Error::Local(_) => 1,
+            Error::NoTracers(_) => 6,
         }
     }
 

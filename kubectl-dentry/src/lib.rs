@@ -3,6 +3,7 @@
 pub mod cleanup;
 pub mod cluster;
 pub mod error;
+pub mod fetch;
 pub mod top;
 pub mod tracer_pod;
 

@@ -17,9 +17,14 @@ use axum::{
 };
 use serde_json::{Value, json};
 
+/// A tracer pod's trace files: (name, contents).
+pub type Files = Vec<(String, Vec<u8>)>;
+
 #[derive(Default)]
 pub struct Cluster {
     pub pods: Mutex<Vec<Value>>,
+    /// Files each tracer pod serves at /traces, by pod name.
+    pub traces: Mutex<std::collections::HashMap<String, Files>>,
     pub calls: Mutex<Vec<String>>,
     /// Answer every list with 403.
     pub forbid_list: Mutex<bool>,
@@ -39,6 +44,20 @@ pub fn pod(namespace: &str, name: &str, labels: Value) -> Value {
         "metadata": {"name": name, "namespace": namespace, "uid": format!("uid-{name}"), "labels": labels},
         "spec": {"containers": [{"name": "c", "image": "x"}]},
     })
+}
+
+pub fn on_node(mut pod: Value, node: &str) -> Value {
+    pod["spec"]["nodeName"] = json!(node);
+    pod
+}
+
+/// Real tracer output recorded in the VM (see tests/fixtures/README.md).
+pub fn recorded_traces() -> Vec<u8> {
+    std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/traces.tsv"
+    ))
+    .expect("fixture")
 }
 
 pub fn tracer_labels() -> Value {
@@ -136,6 +155,62 @@ async fn delete_pod(
     }
 }
 
+/// `{pod}` arrives as `name:port`, as the API server's proxy paths carry it.
+fn proxied_pod(s: &Cluster, pod_port: &str) -> Option<Files> {
+    let (pod, port) = pod_port.split_once(':')?;
+    (port == "9090").then(|| s.traces.lock().unwrap().get(pod).cloned())?
+}
+
+async fn proxy_list(
+    State(s): State<Arc<Cluster>>,
+    Path((ns, pod)): Path<(String, String)>,
+) -> Response {
+    s.calls.lock().unwrap().push(format!(
+        "GET /api/v1/namespaces/{ns}/pods/{pod}/proxy/traces"
+    ));
+    match proxied_pod(&s, &pod) {
+        Some(files) => Json(
+            files
+                .iter()
+                .map(|(name, data)| json!({"name": name, "size": data.len(), "modified": "2026-11-25T21:19:35.000000000Z"}))
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        None => status(503, "ServiceUnavailable", "error trying to reach service: dial tcp: connection refused"),
+    }
+}
+
+async fn proxy_file(
+    State(s): State<Arc<Cluster>>,
+    Path((ns, pod, file)): Path<(String, String, String)>,
+) -> Response {
+    s.calls.lock().unwrap().push(format!(
+        "GET /api/v1/namespaces/{ns}/pods/{pod}/proxy/traces/{file}"
+    ));
+    let files = proxied_pod(&s, &pod).unwrap_or_default();
+    match files.into_iter().find(|(name, _)| *name == file) {
+        Some((_, data)) => data.into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// Anything the plugin asks that this server does not implement: recorded, answered 404.
+async fn unmatched(
+    State(s): State<Arc<Cluster>>,
+    uri: axum::http::Uri,
+    method: axum::http::Method,
+) -> Response {
+    s.calls
+        .lock()
+        .unwrap()
+        .push(format!("UNMATCHED {method} {uri}"));
+    status(
+        404,
+        "NotFound",
+        &format!("the fake API server has no route for {uri}"),
+    )
+}
+
 pub fn kubeconfig_for(server: &str, dir: &std::path::Path) -> PathBuf {
     let path = dir.join("kubeconfig");
     let text = format!(
@@ -160,6 +235,15 @@ impl FakeApi {
                 "/api/v1/namespaces/{ns}/pods/{name}",
                 axum::routing::delete(delete_pod),
             )
+            .route(
+                "/api/v1/namespaces/{ns}/pods/{name}/proxy/traces",
+                get(proxy_list),
+            )
+            .route(
+                "/api/v1/namespaces/{ns}/pods/{name}/proxy/traces/{file}",
+                get(proxy_file),
+            )
+            .fallback(unmatched)
             .with_state(state.clone());
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

@@ -1,0 +1,143 @@
+//! `kubectl dentry fetch traces`: download the rotated trace files of tracer pods (kept with
+//! `trace --keep`, or the DaemonSet's) through the API server's pod proxy.
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::{Api, Client, api::ListParams};
+
+use crate::{
+    error::{Error, Scope},
+    tracer_pod::{METRICS_PORT, NAME_LABEL},
+};
+
+/// One file as the tracer's `/traces` lists it.
+#[derive(Debug, Clone, serde::Deserialize, PartialEq, Eq)]
+pub struct TraceFile {
+    pub name: String,
+    pub size: u64,
+    pub modified: String,
+}
+
+/// What to fetch and where.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Only this tracer pod (`namespace`, `name`).
+    pub pod: Option<String>,
+    pub node: Option<String>,
+    /// `None`: every namespace.
+    pub namespace: Option<String>,
+    /// Files go to `<dir>/<node>/`.
+    pub dir: PathBuf,
+    pub overwrite: bool,
+}
+
+/// What happened to one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Fetched { path: PathBuf, bytes: u64 },
+    Skipped { path: PathBuf },
+}
+
+/// The tracer pods to fetch from, as (namespace, name, node).
+pub async fn tracer_pods(
+    client: &Client,
+    req: &Request,
+) -> Result<Vec<(String, String, String)>, Error> {
+    let scope = Scope(req.namespace.clone());
+    let api: Api<Pod> = match &req.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let selector = format!("{}={}", NAME_LABEL.0, NAME_LABEL.1);
+    let pods = api
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|e| Error::from_kube(e, "list", "pods", scope))?;
+    Ok(pods
+        .into_iter()
+        .filter_map(|p| {
+            let name = p.metadata.name?;
+            let ns = p.metadata.namespace?;
+            let node = p
+                .spec
+                .and_then(|s| s.node_name)
+                .unwrap_or_else(|| "unscheduled".into());
+            Some((ns, name, node))
+        })
+        .filter(|(_, name, node)| {
+            req.pod.as_ref().is_none_or(|p| p == name)
+                && req.node.as_ref().is_none_or(|n| n == node)
+        })
+        .collect())
+}
+
+fn proxy_path(ns: &str, pod: &str, rest: &str) -> String {
+    format!("/api/v1/namespaces/{ns}/pods/{pod}:{METRICS_PORT}/proxy/{rest}")
+}
+
+async fn get(client: &Client, path: &str, ns: &str) -> Result<Vec<u8>, Error> {
+    let req = http::Request::get(path)
+        .body(Vec::new())
+        .map_err(|e| Error::Api {
+            verb: "get",
+            resource: "pods/proxy",
+            scope: Scope(Some(ns.into())),
+            message: e.to_string(),
+        })?;
+    let text = client
+        .request_text(req)
+        .await
+        .map_err(|e| Error::from_kube(e, "get", "pods/proxy", Scope(Some(ns.into()))))?;
+    Ok(text.into_bytes())
+}
+
+/// Lists and downloads one pod's trace files into `<dir>/<node>/`.
+pub async fn fetch_pod(
+    client: &Client,
+    (ns, pod, node): (&str, &str, &str),
+    req: &Request,
+) -> Result<Vec<Outcome>, Error> {
+    let listing = get(client, &proxy_path(ns, pod, "traces"), ns).await?;
+    let files: Vec<TraceFile> = serde_json::from_slice(&listing).map_err(|e| Error::Api {
+        verb: "get",
+        resource: "pods/proxy",
+        scope: Scope(Some(ns.into())),
+        message: format!("{pod}'s /traces is not a trace listing: {e}"),
+    })?;
+    let dir = req.dir.join(node);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::Local(format!("creating {}: {e}", dir.display())))?;
+    let mut outcomes = Vec::new();
+    for f in files {
+        // The tracer serves only its own file names; refuse anything else rather than trust it.
+        if f.name.contains('/') || f.name.starts_with('.') {
+            continue;
+        }
+        let path = dir.join(&f.name);
+        if path.exists() && !req.overwrite {
+            outcomes.push(Outcome::Skipped { path });
+            continue;
+        }
+        let bytes = get(
+            client,
+            &proxy_path(ns, pod, &format!("traces/{}", f.name)),
+            ns,
+        )
+        .await?;
+        write_atomically(&path, &bytes)?;
+        outcomes.push(Outcome::Fetched {
+            path,
+            bytes: bytes.len() as u64,
+        });
+    }
+    Ok(outcomes)
+}
+
+/// Writes next to the destination, then renames: a failed download never leaves half a file.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("trace");
+    let part = path.with_file_name(format!(".{name}.part"));
+    std::fs::write(&part, bytes)
+        .and_then(|()| std::fs::rename(&part, path))
+        .map_err(|e| Error::Local(format!("writing {}: {e}", path.display())))
+}
