@@ -1,9 +1,6 @@
 //! `kubectl dentry cleanup`: delete every tracer pod this plugin created.
 use k8s_openapi::api::core::v1::Pod;
-use kube::{
-    Api, Client,
-    api::{DeleteParams, ListParams},
-};
+use kube::{Api, Client, api::DeleteParams};
 
 use crate::{
     error::{Error, Scope},
@@ -13,16 +10,7 @@ use crate::{
 /// Deletes the plugin's tracer pods in `namespace` (`None`: every namespace); returns them as
 /// `namespace/name`, in the order deleted.
 pub async fn run(client: &Client, namespace: Option<&str>) -> Result<Vec<String>, Error> {
-    let scope = Scope(namespace.map(str::to_owned));
-    let api: Api<Pod> = match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
-    let pods = api
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(|e| Error::from_kube(e, "list", "pods", scope.clone()))?;
+    let pods = crate::cluster::pods_labelled(client, namespace, MANAGED_BY).await?;
     let mut deleted = Vec::new();
     for pod in pods {
         let (Some(name), Some(ns)) = (pod.metadata.name, pod.metadata.namespace) else {

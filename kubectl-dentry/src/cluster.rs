@@ -2,12 +2,14 @@
 //! ~/.kube/config), --context (else the current context), -n (else the context's namespace).
 use std::path::PathBuf;
 
+use k8s_openapi::api::core::v1::Pod;
 use kube::{
-    Client, Config,
+    Api, Client, Config,
+    api::ListParams,
     config::{KubeConfigOptions, Kubeconfig},
 };
 
-use crate::error::Error;
+use crate::error::{Error, Scope};
 
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ClusterArgs {
@@ -58,4 +60,21 @@ pub async fn connect(args: &ClusterArgs) -> Result<(Client, String), Error> {
         .unwrap_or_else(|| config.default_namespace.clone());
     let client = Client::try_from(config).map_err(|e| Error::Kubeconfig(e.to_string()))?;
     Ok((client, namespace))
+}
+
+/// Pods carrying the label `key=value`, in `namespace` (`None`: every namespace).
+pub async fn pods_labelled(
+    client: &Client,
+    namespace: Option<&str>,
+    (key, value): (&str, &str),
+) -> Result<Vec<Pod>, Error> {
+    let api: Api<Pod> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let pods = api
+        .list(&ListParams::default().labels(&format!("{key}={value}")))
+        .await
+        .map_err(|e| Error::from_kube(e, "list", "pods", Scope(namespace.map(str::to_owned))))?;
+    Ok(pods.items)
 }

@@ -2,8 +2,7 @@
 //! `trace --keep`, or the DaemonSet's) through the API server's pod proxy.
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::Pod;
-use kube::{Api, Client, api::ListParams};
+use kube::Client;
 
 use crate::{
     error::{Error, Scope},
@@ -43,16 +42,7 @@ pub async fn tracer_pods(
     client: &Client,
     req: &Request,
 ) -> Result<Vec<(String, String, String)>, Error> {
-    let scope = Scope(req.namespace.clone());
-    let api: Api<Pod> = match &req.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    let selector = format!("{}={}", NAME_LABEL.0, NAME_LABEL.1);
-    let pods = api
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(|e| Error::from_kube(e, "list", "pods", scope))?;
+    let pods = crate::cluster::pods_labelled(client, req.namespace.as_deref(), NAME_LABEL).await?;
     Ok(pods
         .into_iter()
         .filter_map(|p| {
