@@ -5,6 +5,17 @@ use std::{path::Path, process::Command};
 
 use xtask::release::{self, VERSION};
 
+/// Runs `cmd`, which must succeed; returns its trimmed stdout.
+fn succeeded(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 fn untar(archive: &Path, into: &Path) -> Vec<String> {
     let file = std::fs::File::open(archive).expect("archive");
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
@@ -124,18 +135,12 @@ fn krew_manifest_matches_the_archive_and_kubectl_runs_the_plugin() {
         "kubectl plugin list: {listed}{}",
         String::from_utf8_lossy(&list.stderr)
     );
-    let version = Command::new(&kubectl)
-        .args(["dentry", "version"])
-        .env("PATH", &path)
-        .output()
-        .expect("kubectl");
-    assert!(
-        version.status.success(),
-        "{}",
-        String::from_utf8_lossy(&version.stderr)
-    );
     assert_eq!(
-        String::from_utf8_lossy(&version.stdout).trim(),
+        succeeded(
+            Command::new(&kubectl)
+                .args(["dentry", "version"])
+                .env("PATH", &path)
+        ),
         format!("kubectl-dentry {VERSION}")
     );
 }
@@ -161,18 +166,12 @@ fn the_image_root_runs_the_tracer_alone() {
             "{dir} is not empty"
         );
     }
-    let version = Command::new("chroot")
-        .arg(root.path())
-        .args(["/tracer", "--version"])
-        .output()
-        .expect("chroot");
-    assert!(
-        version.status.success(),
-        "{}",
-        String::from_utf8_lossy(&version.stderr)
-    );
     assert_eq!(
-        String::from_utf8_lossy(&version.stdout).trim(),
+        succeeded(
+            Command::new("chroot")
+                .arg(root.path())
+                .args(["/tracer", "--version"])
+        ),
         format!("tracer {VERSION}")
     );
 
