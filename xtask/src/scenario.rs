@@ -1,5 +1,5 @@
 //! Workloads run inside the VM, shared by the demo and the VM tests so both show the same thing.
-use crate::vm::VmOutput;
+use crate::{dentry_workload::Summary, vm::VmOutput};
 
 /// Where the tracer binary sits inside the VM.
 pub const TRACER: &str = "/bin/tracer";
@@ -62,42 +62,21 @@ echo "@@tsv-lines $(wc -l < /tmp/trace.tsv)"
 
     /// Pairs the cgroup ids the script printed with the tracer's counts for them.
     pub fn counts(output: &VmOutput) -> Vec<CgroupCount> {
-        let totals: Vec<(u64, u64, u64)> = output
-            .tagged("tracer")
-            .into_iter()
-            .filter_map(|line| {
-                let rest = line.strip_prefix("cgroup ")?;
-                Some((
-                    field(rest, "cgroup_id")?,
-                    field(rest, "alloc")?,
-                    field(rest, "negative")?,
-                ))
-            })
-            .collect();
+        let summary = Summary::parse(&output.tagged("tracer"));
+        // In the order the script printed them (traced first), not sorted.
         output
             .tagged("cgroup")
             .into_iter()
             .filter_map(|line| {
                 let (name, id) = line.split_once(' ')?;
                 let id: u64 = id.trim().parse().ok()?;
-                let (alloc, negative) = totals
-                    .iter()
-                    .find(|(c, _, _)| *c == id)
-                    .map_or((0, 0), |(_, a, n)| (*a, *n));
                 Some(CgroupCount {
                     name: name.to_owned(),
                     id,
-                    alloc,
-                    negative,
+                    alloc: summary.count(id, "alloc"),
+                    negative: summary.count(id, "negative"),
                 })
             })
             .collect()
     }
-}
-
-fn field(line: &str, key: &str) -> Option<u64> {
-    line.split_whitespace()
-        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))?
-        .parse()
-        .ok()
 }
