@@ -78,3 +78,15 @@ pub async fn pods_labelled(
         .map_err(|e| Error::from_kube(e, "list", "pods", Scope(namespace.map(str::to_owned))))?;
     Ok(pods.items)
 }
+
+/// The images of the tracer pods running in the cluster, with how many pods run each.
+pub async fn tracer_images(client: &Client) -> Result<Vec<(String, usize)>, Error> {
+    let pods = pods_labelled(client, None, crate::tracer_pod::NAME_LABEL).await?;
+    let mut images = std::collections::BTreeMap::<String, usize>::new();
+    for p in pods {
+        for c in p.spec.map(|s| s.containers).unwrap_or_default() {
+            *images.entry(c.image.unwrap_or_default()).or_default() += 1;
+        }
+    }
+    Ok(images.into_iter().collect())
+}

@@ -23,10 +23,61 @@ pub enum Error {
     },
     #[error("{0}")]
     Local(String),
+    #[error("{0}")]
+    Usage(String),
+    #[error(
+        "cannot read the tracer at {url}: {message} (is it listening there? for a pod, run `kubectl port-forward pod/TRACER 9090` first)"
+    )]
+    Endpoint { url: String, message: String },
     #[error(
         "no tracer pods found{0} (start one with `kubectl dentry trace --keep`, or deploy the DaemonSet from deploy/)"
     )]
     NoTracers(Scope),
+    #[error(
+        "pod {pod} not found in namespace {namespace} (check the name, or pass -n NAMESPACE; `kubectl get pods -A | grep {pod}` finds it)"
+    )]
+    PodNotFound { pod: String, namespace: String },
+    #[error(
+        "pod {0} is not scheduled to a node yet (wait until `kubectl get pod` shows a NODE, then retry)"
+    )]
+    NotScheduled(String),
+    #[error(
+        "node {node} is NotReady{reason} (a tracer cannot start there; check `kubectl describe node {node}`)"
+    )]
+    NodeNotReady { node: String, reason: String },
+    #[error("pod {pod} has no container {container} (its containers: {available}; pass -c NAME)")]
+    NoContainer {
+        pod: String,
+        container: String,
+        available: String,
+    },
+    #[error(
+        "container {container} of pod {pod} is not running, so it has no cgroup to trace (wait until it runs, or trace the whole pod without -c)"
+    )]
+    ContainerNotRunning { pod: String, container: String },
+    #[error(
+        "admission rejected the privileged tracer pod in namespace {namespace}: {message} (use a namespace labelled pod-security.kubernetes.io/enforce=privileged: --tracer-namespace dentry-monitor after `kubectl apply -f deploy/00-namespace.yaml`)"
+    )]
+    Admission { namespace: String, message: String },
+    #[error(
+        "the tracer image {image} cannot be pulled on node {node}: {reason}: {message} (check the image name, or pass --image / set KUBECTL_DENTRY_IMAGE to one the node can pull)"
+    )]
+    ImagePull {
+        image: String,
+        node: String,
+        reason: String,
+        message: String,
+    },
+    #[error("tracer pod {pod} failed: {detail}")]
+    TracerFailed { pod: String, detail: String },
+    #[error(
+        "timed out after {secs}s waiting for tracer pod {pod} ({state}); it was deleted (raise --timeout if the image pull is slow)"
+    )]
+    Timeout {
+        pod: String,
+        secs: u64,
+        state: String,
+    },
     #[error("the API server refused to {verb} {resource}{scope}: {message}")]
     Api {
         verb: &'static str,
@@ -54,10 +105,18 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Kubeconfig(_) => 3,
-            Error::Unreachable(_) => 4,
+            Error::Unreachable(_) | Error::Endpoint { .. } => 4,
             Error::Forbidden { .. } => 5,
             Error::Api { .. } | Error::Local(_) => 1,
+            Error::Usage(_) => 2,
             Error::NoTracers(_) => 6,
+            Error::PodNotFound { .. }
+            | Error::NotScheduled(_)
+            | Error::NodeNotReady { .. }
+            | Error::NoContainer { .. }
+            | Error::ContainerNotRunning { .. } => 7,
+            Error::Admission { .. } | Error::ImagePull { .. } | Error::TracerFailed { .. } => 8,
+            Error::Timeout { .. } => 9,
         }
     }
 
@@ -93,7 +152,7 @@ impl Error {
     }
 }
 
-fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
     let mut cur = e.source();
     while let Some(s) = cur {

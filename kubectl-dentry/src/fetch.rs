@@ -6,7 +6,8 @@ use kube::Client;
 
 use crate::{
     error::{Error, Scope},
-    tracer_pod::{METRICS_PORT, NAME_LABEL},
+    proxy,
+    tracer_pod::NAME_LABEL,
 };
 
 /// One file as the tracer's `/traces` lists it.
@@ -61,33 +62,13 @@ pub async fn tracer_pods(
         .collect())
 }
 
-fn proxy_path(ns: &str, pod: &str, rest: &str) -> String {
-    format!("/api/v1/namespaces/{ns}/pods/{pod}:{METRICS_PORT}/proxy/{rest}")
-}
-
-async fn get(client: &Client, path: &str, ns: &str) -> Result<Vec<u8>, Error> {
-    let req = http::Request::get(path)
-        .body(Vec::new())
-        .map_err(|e| Error::Api {
-            verb: "get",
-            resource: "pods/proxy",
-            scope: Scope(Some(ns.into())),
-            message: e.to_string(),
-        })?;
-    let text = client
-        .request_text(req)
-        .await
-        .map_err(|e| Error::from_kube(e, "get", "pods/proxy", Scope(Some(ns.into()))))?;
-    Ok(text.into_bytes())
-}
-
 /// Lists and downloads one pod's trace files into `<dir>/<node>/`.
 pub async fn fetch_pod(
     client: &Client,
     (ns, pod, node): (&str, &str, &str),
     req: &Request,
 ) -> Result<Vec<Outcome>, Error> {
-    let listing = get(client, &proxy_path(ns, pod, "traces"), ns).await?;
+    let listing = proxy::get(client, ns, pod, "traces").await?;
     let files: Vec<TraceFile> = serde_json::from_slice(&listing).map_err(|e| Error::Api {
         verb: "get",
         resource: "pods/proxy",
@@ -108,12 +89,7 @@ pub async fn fetch_pod(
             outcomes.push(Outcome::Skipped { path });
             continue;
         }
-        let bytes = get(
-            client,
-            &proxy_path(ns, pod, &format!("traces/{}", f.name)),
-            ns,
-        )
-        .await?;
+        let bytes = proxy::get(client, ns, pod, &format!("traces/{}", f.name)).await?;
         write_atomically(&path, &bytes)?;
         outcomes.push(Outcome::Fetched {
             path,

@@ -4,7 +4,15 @@ pub mod cleanup;
 pub mod cluster;
 pub mod error;
 pub mod fetch;
+pub mod launch;
+pub mod progress;
+pub mod proxy;
+pub mod table;
+pub mod target;
 pub mod top;
+pub mod top_run;
+pub mod trace;
+pub mod tracer_log;
 pub mod tracer_pod;
 
 /// The tracer image the plugin starts unless told otherwise: the release matching this plugin.

@@ -2,7 +2,9 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory as _, Parser, Subcommand};
-use kubectl_dentry::{cleanup, cluster::ClusterArgs, error::Error, fetch};
+use std::time::Duration;
+
+use kubectl_dentry::{cleanup, cluster::ClusterArgs, error::Error, fetch, table, top_run, trace};
 
 /// Investigate the kernel dentry cache of a pod, or of every pod on a node.
 #[derive(Debug, Parser)]
@@ -10,7 +12,7 @@ use kubectl_dentry::{cleanup, cluster::ClusterArgs, error::Error, fetch};
     name = "kubectl-dentry",
     bin_name = "kubectl dentry",
     version,
-    after_help = "Examples:\n  kubectl dentry cleanup -A\n  kubectl dentry completion bash > /etc/bash_completion.d/kubectl-dentry"
+    after_help = "Examples:\n  kubectl dentry top\n  kubectl dentry trace pod/mysql-0 --patterns=.ibd,#sql\n  kubectl dentry fetch traces\n  kubectl dentry cleanup -A"
 )]
 struct Cli {
     #[command(flatten)]
@@ -19,9 +21,104 @@ struct Cli {
     command: Command,
 }
 
+/// How tracer pods are started (trace, top).
+#[derive(Debug, Clone, clap::Args)]
+struct TracerArgs {
+    /// The tracer image.
+    #[arg(long, env = "KUBECTL_DENTRY_IMAGE", default_value = kubectl_dentry::DEFAULT_IMAGE)]
+    image: String,
+    /// Namespace for tracer pods (default: the target's); it must admit privileged pods.
+    #[arg(long, value_name = "NAMESPACE")]
+    tracer_namespace: Option<String>,
+    /// How long a tracer pod may take to start (pull, schedule, attach).
+    #[arg(long, default_value = "2m", value_parser = duration)]
+    timeout: Duration,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err(format!("{s:?} must be longer than zero")),
+        Err(e) => Err(format!(
+            "{s:?} is not a duration ({e}); use e.g. 30s, 5m, 1h"
+        )),
+    }
+}
+
+fn patterns(s: &str) -> Result<Vec<String>, String> {
+    let list: Vec<String> = s.split(',').map(str::to_owned).collect();
+    if list.iter().any(|p| p.is_empty()) {
+        return Err(format!(
+            "{s:?} has an empty pattern; give comma-separated substrings, e.g. .ibd,#sql"
+        ));
+    }
+    Ok(list)
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Print the plugin's version.
+    /// Trace the dentries one pod allocates: paths as TSV on stdout, the summary on stderr.
+    #[command(
+        after_help = "Examples:\n  kubectl dentry trace pod/mysql-0 --patterns=.ibd,#sql\n  kubectl dentry trace mysql-0 -c mysql --duration 5m > mysql.tsv\n  kubectl dentry trace pod/web-1 -n shop -o json | jq .path\n  kubectl dentry trace pod/mysql-0 --keep --duration 1h   # then: kubectl dentry fetch traces\n\nOnly trace lines go to stdout, so | grep and | awk work. Ctrl-C stops the trace, deletes\nthe tracer pod and prints the tracer's summary (top paths, top directories of negative lookups)."
+    )]
+    Trace {
+        /// The pod: pod/NAME or NAME.
+        pod: String,
+        /// Only this container of the pod.
+        #[arg(short = 'c', long)]
+        container: Option<String>,
+        /// Only paths containing one of these comma-separated substrings.
+        #[arg(long, value_parser = patterns, value_name = "A,B,...")]
+        patterns: Option<Vec<String>>,
+        /// Stop after this long (Ctrl-C stops earlier).
+        #[arg(long, default_value = "10m", value_parser = duration)]
+        duration: Duration,
+        /// Stop after this many events.
+        #[arg(long)]
+        max_events: Option<u64>,
+        /// Leave the tracer pod when done: it serves its trace files for an hour for
+        /// `fetch traces` (and `cleanup` removes it).
+        #[arg(long)]
+        keep: bool,
+        /// Output format of stdout.
+        #[arg(short = 'o', long, value_enum, default_value = "tsv")]
+        output: trace::Output,
+        #[command(flatten)]
+        tracer: TracerArgs,
+    },
+    /// Show which containers allocate dentries fastest, on every node or where the pods are.
+    #[command(
+        after_help = "Examples:\n  kubectl dentry top\n  kubectl dentry top --watch --sort-by negative\n  kubectl dentry top pod/mysql-0 -n prod\n  kubectl dentry top -l app=mysql -A -o json\n  kubectl dentry top --endpoint http://127.0.0.1:9090   # a port-forwarded tracer\n\nUses the DaemonSet's tracers (deploy/) where they run, else starts a counters-only tracer\npod per node and deletes it on exit. Rates are per second between two scrapes --interval apart."
+    )]
+    Top {
+        /// Only this pod (pod/NAME or NAME) and its node.
+        pod: Option<String>,
+        /// Only pods matching this label selector (and their nodes).
+        #[arg(short = 'l', long)]
+        selector: Option<String>,
+        /// Only this node.
+        #[arg(long)]
+        node: Option<String>,
+        /// Rows from every namespace (the default without -n).
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        /// Time between the scrapes rates are computed over.
+        #[arg(long, default_value = "5s", value_parser = duration)]
+        interval: Duration,
+        /// Refresh until Ctrl-C.
+        #[arg(short = 'w', long)]
+        watch: bool,
+        #[arg(long, value_enum, default_value = "alloc")]
+        sort_by: table::SortBy,
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: table::Output,
+        /// Read one tracer's /metrics at this URL instead of the cluster.
+        #[arg(long, value_name = "URL")]
+        endpoint: Option<String>,
+        #[command(flatten)]
+        tracer: TracerArgs,
+    },
+    /// Print the plugin's version, and the tracer images in use when the cluster is reachable.
     Version,
     /// Delete every tracer pod this plugin created (in the namespace, or everywhere with -A).
     #[command(
@@ -93,8 +190,91 @@ fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Version => {
             println!("kubectl-dentry {}", env!("CARGO_PKG_VERSION"));
+            println!("default tracer image {}", kubectl_dentry::DEFAULT_IMAGE);
+            if let Ok(image) = std::env::var("KUBECTL_DENTRY_IMAGE") {
+                println!("KUBECTL_DENTRY_IMAGE {image}");
+            }
+            // Best effort: the images of tracers running in the cluster, if it answers soon.
+            let images = runtime()?.block_on(async {
+                tokio::time::timeout(Duration::from_secs(3), async {
+                    let (client, _) = kubectl_dentry::cluster::connect(&cli.cluster).await.ok()?;
+                    kubectl_dentry::cluster::tracer_images(&client).await.ok()
+                })
+                .await
+                .ok()
+                .flatten()
+            });
+            match images {
+                Some(images) if !images.is_empty() => {
+                    for (image, n) in images {
+                        println!("tracer image in the cluster {image} ({n} pod(s))");
+                    }
+                }
+                Some(_) => println!("no tracer pods running in the cluster"),
+                None => println!("cluster not reachable: tracer images unknown"),
+            }
             Ok(())
         }
+        Command::Trace {
+            pod,
+            container,
+            patterns,
+            duration,
+            max_events,
+            keep,
+            output,
+            tracer,
+        } => runtime()?.block_on(async {
+            let (client, namespace) = kubectl_dentry::cluster::connect(&cli.cluster).await?;
+            let req = trace::Request {
+                namespace,
+                pod,
+                container,
+                patterns: patterns.unwrap_or_default(),
+                duration,
+                max_events,
+                keep,
+                image: tracer.image,
+                tracer_namespace: tracer.tracer_namespace,
+                timeout: tracer.timeout,
+                output,
+            };
+            trace::run(&client, &req).await
+        }),
+        Command::Top {
+            pod,
+            selector,
+            node,
+            all_namespaces,
+            interval,
+            watch,
+            sort_by,
+            output,
+            endpoint,
+            tracer,
+        } => runtime()?.block_on(async {
+            let mut req = top_run::Request {
+                namespace: cli.cluster.namespace.clone().unwrap_or_default(),
+                namespace_explicit: cli.cluster.namespace.is_some(),
+                all_namespaces,
+                pod,
+                selector,
+                node,
+                interval,
+                watch,
+                sort_by,
+                output,
+                image: tracer.image,
+                tracer_namespace: tracer.tracer_namespace,
+                timeout: tracer.timeout,
+            };
+            if let Some(url) = endpoint {
+                return top_run::run_endpoint(&url, &req).await;
+            }
+            let (client, namespace) = kubectl_dentry::cluster::connect(&cli.cluster).await?;
+            req.namespace = namespace;
+            top_run::run(&client, &req).await
+        }),
         Command::Completion { shell } => {
             clap_complete::generate(
                 shell,

@@ -89,6 +89,7 @@ pub struct Row {
     pub negative_pct: f64,
     pub alloc_total: f64,
     pub negative_total: f64,
+    pub positive_total: f64,
 }
 
 /// The increase of a counter between two scrapes; a lower value means the series restarted
@@ -122,6 +123,7 @@ pub fn rows(before: &Sample, now: &Sample, seconds: f64, node: &str) -> Vec<Row>
                 },
                 alloc_total: c.alloc,
                 negative_total: c.negative,
+                positive_total: c.positive,
             }
         })
         .collect()

@@ -31,8 +31,12 @@ pub enum Purpose {
     /// Trace one pod's paths, streaming TSV lines to the log.
     Trace {
         target_uid: String,
+        /// With -c: scope to this container (its runtime ID) instead of the whole pod.
+        container_id: Option<String>,
         patterns: Vec<String>,
         max_events: Option<u64>,
+        /// `--keep`: after the trace, serve /traces this long for `fetch traces`.
+        linger_secs: Option<u64>,
     },
     /// Counters only, for `top` (every container on the node).
     Top,
@@ -41,8 +45,9 @@ pub enum Purpose {
 /// Everything that varies between tracer pods.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TracerPod {
-    /// `dentry-trace-<target>-<suffix>` or `dentry-top-<node>-<suffix>`.
-    pub name: String,
+    /// `dentry-trace-<target>-` or `dentry-top-<node>-`: the API server appends a random
+    /// suffix (`generateName`), so concurrent runs never collide.
+    pub name_prefix: String,
     pub namespace: String,
     pub node: String,
     pub image: String,
@@ -56,6 +61,14 @@ fn quantity(q: &str) -> Quantity {
     Quantity(q.to_owned())
 }
 
+/// A `generateName` prefix from parts, cut so the generated name stays a valid pod name.
+pub fn name_prefix(kind: &str, what: &str) -> String {
+    let mut prefix = format!("dentry-{kind}-{what}");
+    prefix.truncate(52);
+    let prefix = prefix.trim_end_matches(['-', '.']);
+    format!("{prefix}-")
+}
+
 impl TracerPod {
     pub fn args(&self) -> Vec<String> {
         let mut args = vec![
@@ -67,11 +80,16 @@ impl TracerPod {
         ];
         if let Purpose::Trace {
             target_uid,
+            container_id,
             patterns,
             max_events,
+            linger_secs,
         } = &self.purpose
         {
-            args.push(format!("--target-pod-uid={target_uid}"));
+            match container_id {
+                Some(id) => args.push(format!("--target-container-id={id}")),
+                None => args.push(format!("--target-pod-uid={target_uid}")),
+            }
             args.extend([
                 "--trace-enabled".to_owned(),
                 "--stdout".to_owned(),
@@ -83,8 +101,20 @@ impl TracerPod {
             if let Some(n) = max_events {
                 args.push(format!("--max-events={n}"));
             }
+            if let Some(s) = linger_secs {
+                args.push(format!("--linger={s}s"));
+            }
         }
         args
+    }
+
+    /// When the pod removes itself: the trace, the grace to start and finish, and the linger.
+    pub fn deadline_secs(&self) -> i64 {
+        let linger = match self.purpose {
+            Purpose::Trace { linger_secs, .. } => linger_secs.unwrap_or(0),
+            Purpose::Top => 0,
+        };
+        (self.duration_secs + linger) as i64 + DEADLINE_GRACE_SECS
     }
 
     pub fn build(&self) -> Pod {
@@ -158,7 +188,7 @@ impl TracerPod {
         };
         Pod {
             metadata: ObjectMeta {
-                name: Some(self.name.clone()),
+                generate_name: Some(self.name_prefix.clone()),
                 namespace: Some(self.namespace.clone()),
                 labels: Some(labels),
                 annotations: (!annotations.is_empty()).then_some(annotations),
@@ -168,7 +198,7 @@ impl TracerPod {
                 node_name: Some(self.node.clone()),
                 host_pid: Some(true),
                 restart_policy: Some("Never".to_owned()),
-                active_deadline_seconds: Some(self.duration_secs as i64 + DEADLINE_GRACE_SECS),
+                active_deadline_seconds: Some(self.deadline_secs()),
                 termination_grace_period_seconds: Some(10),
                 automount_service_account_token: Some(false),
                 enable_service_links: Some(false),
@@ -204,7 +234,7 @@ mod tests {
 
     fn trace_pod() -> TracerPod {
         TracerPod {
-            name: "dentry-trace-mysql-0-x7k2q".into(),
+            name_prefix: "dentry-trace-mysql-0-".into(),
             namespace: "dentry-monitor".into(),
             node: "node-a".into(),
             image: crate::DEFAULT_IMAGE.into(),
@@ -212,8 +242,10 @@ mod tests {
             target: Some("prod/mysql-0".into()),
             purpose: Purpose::Trace {
                 target_uid: "0f3c8d2e-1b4a-4c5d-9e6f-7a8b9c0d1e2f".into(),
+                container_id: None,
                 patterns: vec![".ibd".into(), "#sql".into()],
                 max_events: Some(100_000),
+                linger_secs: None,
             },
         }
     }

@@ -43,12 +43,20 @@ pub struct Args {
     /// ones included).
     #[arg(long, value_name = "UID")]
     pub target_pod_uid: Option<String>,
+    /// Scope to one container, by the runtime ID in its pod's status (the `containerd://`,
+    /// `cri-o://` or `docker://` scheme may stay); repeatable.
+    #[arg(long = "target-container-id", value_name = "ID")]
+    pub target_container_ids: Vec<String>,
     /// Trace only tasks in this cgroup v2 directory or below it (repeatable).
     #[arg(long = "target-cgroup", value_name = "DIR")]
     pub target_cgroups: Vec<PathBuf>,
     /// Stop after this long (e.g. 30s, 5m); default: until SIGINT or SIGTERM.
     #[arg(long, value_parser = duration)]
     pub duration: Option<Duration>,
+    /// After the run ends by --duration or a cap, keep serving /metrics and /traces this long
+    /// (or until SIGTERM) so the files can be fetched; probes are detached meanwhile.
+    #[arg(long, value_parser = duration, value_name = "DURATION")]
+    pub linger: Option<Duration>,
     /// Also write trace lines to stdout, header first (for log streaming).
     #[arg(long)]
     pub stdout: bool,

@@ -84,6 +84,17 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         })?;
         target_dirs.push(dir.to_owned());
     }
+    for id in &args.target_container_ids {
+        let bare = id.rsplit_once("://").map_or(id.as_str(), |(_, bare)| bare);
+        let dir = owners.container_dir(bare).with_context(|| {
+            format!(
+                "--target-container-id {id}: no container cgroup with that ID under {} (is the \
+                 container running on this node? is --cgroup the host's cgroup2 mount?)",
+                args.cgroup.display()
+            )
+        })?;
+        target_dirs.push(dir.to_owned());
+    }
     if !target_dirs.is_empty() && !check::cgroup2(&args.cgroup) {
         anyhow::bail!(
             "{} is not a cgroup2 mount: targeting needs cgroup v2 (on a hybrid host pass \
@@ -208,12 +219,25 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     poller.abort();
     resolver.abort();
+    {
+        let ebpf = ebpf
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the poller panicked"))?;
+        final_summary(&ebpf, mode, pipeline.as_ref())?;
+    }
+    // Dropping the last handle on the object detaches every probe.
+    drop(ebpf);
+    drop(pipeline);
+    if let (Some(linger), false) = (args.linger, stop.signalled) {
+        // The plugin reads this line as "the trace is over" (kubectl-dentry's LINGER_MARKER).
+        eprintln!(
+            "tracer: finished; serving /metrics and /traces for {} (--linger) or until SIGTERM",
+            humantime::format_duration(linger)
+        );
+        stop.deadline = Some(tokio::time::Instant::now() + linger);
+        stop.wait().await;
+    }
     server.abort();
-    let ebpf = ebpf
-        .lock()
-        .map_err(|_| anyhow::anyhow!("the poller panicked"))?;
-    final_summary(&ebpf, mode, pipeline.as_ref())?;
-    // Dropping `ebpf` detaches every probe.
     Ok(ExitCode::SUCCESS)
 }
 
@@ -426,6 +450,8 @@ struct Stop {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
     deadline: Option<tokio::time::Instant>,
+    /// A signal (not the deadline) ended the last wait.
+    signalled: bool,
 }
 
 impl Stop {
@@ -435,6 +461,7 @@ impl Stop {
             term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
             int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
             deadline: duration.map(|d| tokio::time::Instant::now() + d),
+            signalled: false,
         })
     }
 
@@ -445,10 +472,10 @@ impl Stop {
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
-            _ = self.term.recv() => {}
-            _ = self.int.recv() => {}
-            () = deadline => {}
-        }
+        self.signalled = tokio::select! {
+            _ = self.term.recv() => true,
+            _ = self.int.recv() => true,
+            () = deadline => false,
+        };
     }
 }

@@ -31,6 +31,8 @@ pub struct Owners {
     by_id: HashMap<u64, Owner>,
     /// pod UID → the pod's own cgroup directory.
     pod_dirs: HashMap<String, PathBuf>,
+    /// container ID → the container's cgroup directory.
+    container_dirs: HashMap<String, PathBuf>,
 }
 
 /// How deep kubepods hierarchies go (root/kubepods/qos/pod/container, plus nested slices).
@@ -59,9 +61,10 @@ impl Owners {
                     .and_then(|c| names.containers.get(c))
                     .cloned()
                     .unwrap_or_default();
-                if ids.container_id.is_none() {
-                    owners.pod_dirs.insert(uid.clone(), dir.clone());
-                }
+                match &ids.container_id {
+                    None => owners.pod_dirs.insert(uid.clone(), dir.clone()),
+                    Some(id) => owners.container_dirs.insert(id.clone(), dir.clone()),
+                };
                 owners.by_id.insert(
                     meta.ino(),
                     Owner {
@@ -98,6 +101,12 @@ impl Owners {
     /// The cgroup directory of a pod, by UID.
     pub fn pod_dir(&self, uid: &str) -> Option<&Path> {
         self.pod_dirs.get(uid).map(PathBuf::as_path)
+    }
+
+    /// The cgroup directory of a container, by its runtime ID (as in the pod's status, without
+    /// the `containerd://` scheme).
+    pub fn container_dir(&self, id: &str) -> Option<&Path> {
+        self.container_dirs.get(id).map(PathBuf::as_path)
     }
 }
 
@@ -147,6 +156,7 @@ mod tests {
             assert_eq!(p.container, "");
             assert_eq!(p.pod_uid, UID);
             assert_eq!(owners.pod_dir(UID), Some(pod_dir.as_path()));
+            assert_eq!(owners.container_dir(CID), Some(container_dir.as_path()));
             assert!(
                 owners
                     .get(id(&cg.join("system.slice/kubelet.service")))

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod cache;
 pub mod command;
 pub mod dentry_workload;
+pub mod fixtures;
 pub mod initramfs;
 pub mod kernel;
 pub mod node_workload;

@@ -61,6 +61,12 @@ enum Task {
         #[arg(long, default_value_t = 300)]
         timeout_secs: u64,
     },
+    /// Re-record the tracer output the plugin's tests replay (kubectl-dentry/tests/fixtures/)
+    /// from real tracer runs in the VM.
+    RecordFixtures {
+        #[arg(long, default_value = "6.12")]
+        kernel: String,
+    },
     /// Peak and current RSS of the release tracer under a trace flood in the VM.
     BenchRss {
         #[arg(long, default_value = "6.12")]
@@ -150,6 +156,16 @@ fn run(task: Task) -> anyhow::Result<()> {
             print!("{}", out.log);
             eprintln!("vm: script exited {} after {:.1?}", out.status, out.elapsed);
             std::process::exit(out.status);
+        }
+        Task::RecordFixtures { kernel } => {
+            setup::ebpf_toolchain()?;
+            setup::apt_packages(setup::VM_PACKAGES)?;
+            let kernel = Kernel::fetch(&kernel)?;
+            let tracer = build(Profile::Debug, "tracer", "tracer")?;
+            let dir = cache::workspace_root().join("kubectl-dentry/tests/fixtures");
+            xtask::fixtures::record(&kernel, &tracer, &dir)?;
+            println!("recorded on {} into {}", kernel.release, dir.display());
+            Ok(())
         }
         Task::BenchRss { kernel } => {
             setup::ebpf_toolchain()?;

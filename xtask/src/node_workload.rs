@@ -18,6 +18,31 @@ pub struct NodeWorkload {
     pub lookups_b: u32,
 }
 
+/// Shell that builds the node's kubepods cgroup tree (pod A under the systemd driver, pod B under
+/// cgroupfs), the kubelet's log directories that name them, and a tmpfs to look up names in;
+/// it sets `$CTR_A` and `$CTR_B` and prints their cgroup ids as `@@cgroup` lines.
+pub fn tree() -> String {
+    let uid_a_ = POD_A_UID.replace('-', "_");
+    format!(
+        r#"
+CG=/sys/fs/cgroup
+POD_A=$CG/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid_a_}.slice
+CTR_A=$POD_A/cri-containerd-{POD_A_CID}.scope
+POD_B=$CG/kubepods/besteffort/pod{POD_B_UID}
+CTR_B=$POD_B/{POD_B_CID}
+mkdir -p $CTR_A $CTR_B /mnt/tmpfs /var/log/containers
+mkdir -p /var/log/pods/prod_mysql-0_{POD_A_UID}/mysql /var/log/pods/web_nginx-1_{POD_B_UID}/nginx
+: > /var/log/containers/mysql-0_prod_mysql-{POD_A_CID}.log
+: > /var/log/containers/nginx-1_web_nginx-{POD_B_CID}.log
+mount -t tmpfs tmpfs /mnt/tmpfs
+mkdir -p /mnt/tmpfs/work-a /mnt/tmpfs/skip /mnt/tmpfs/work-b
+echo "@@cgroup ctr-a $(stat -c %i $CTR_A)"
+echo "@@cgroup ctr-b $(stat -c %i $CTR_B)"
+
+"#
+    )
+}
+
 const RUN_IN: &str = r#"# run-in.sh CGROUP-DIR SCRIPT ARGS...
 echo $$ > $1/cgroup.procs || exit 1
 shift
@@ -42,23 +67,10 @@ impl NodeWorkload {
         } = self;
         let tracer = crate::scenario::TRACER;
         let want_events = 2 * lookups_a;
-        let uid_a_ = POD_A_UID.replace('-', "_");
+        let tree = tree();
         format!(
             r#"
-CG=/sys/fs/cgroup
-POD_A=$CG/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid_a_}.slice
-CTR_A=$POD_A/cri-containerd-{POD_A_CID}.scope
-POD_B=$CG/kubepods/besteffort/pod{POD_B_UID}
-CTR_B=$POD_B/{POD_B_CID}
-mkdir -p $CTR_A $CTR_B /mnt/tmpfs /var/log/containers
-mkdir -p /var/log/pods/prod_mysql-0_{POD_A_UID}/mysql /var/log/pods/web_nginx-1_{POD_B_UID}/nginx
-: > /var/log/containers/mysql-0_prod_mysql-{POD_A_CID}.log
-: > /var/log/containers/nginx-1_web_nginx-{POD_B_CID}.log
-mount -t tmpfs tmpfs /mnt/tmpfs
-mkdir -p /mnt/tmpfs/work-a /mnt/tmpfs/skip /mnt/tmpfs/work-b
-echo "@@cgroup ctr-a $(stat -c %i $CTR_A)"
-echo "@@cgroup ctr-b $(stat -c %i $CTR_B)"
-
+{tree}
 {tracer} --target-pod-uid {POD_A_UID} --trace-enabled --trace-dir /traces \
   --trace-max-size 1 --trace-max-files 10 --trace-patterns work-a \
   --poll-interval 1s --resolve-interval 1s --listen 127.0.0.1:9090 2> /tmp/tracer.err &

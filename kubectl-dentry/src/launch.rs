@@ -1,0 +1,279 @@
+//! Creating a tracer pod and waiting until its tracer runs, turning every way that can fail
+//! (admission, image pull, a crashing tracer, a deadline) into one clear error.
+use futures::{StreamExt as _, TryStreamExt as _};
+use k8s_openapi::api::core::v1::Pod;
+use kube::{
+    Api, Client,
+    api::{DeleteParams, LogParams, PostParams, WatchEvent, WatchParams},
+};
+
+use crate::{
+    error::{Error, Scope},
+    progress::Progress,
+    tracer_pod::TracerPod,
+};
+
+/// A tracer pod the API server accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launched {
+    pub namespace: String,
+    pub name: String,
+    pub node: String,
+    pub image: String,
+}
+
+impl Launched {
+    pub fn api(&self, client: &Client) -> Api<Pod> {
+        Api::namespaced(client.clone(), &self.namespace)
+    }
+}
+
+/// Where a tracer pod stands, read from its status.
+#[derive(Debug)]
+pub enum State {
+    /// Not started yet; the text says what it waits for.
+    Pending(String),
+    Running,
+    /// The tracer exited (its logs tell why).
+    Exited(i32),
+    Failed(Error),
+}
+
+const IMAGE_PULL_REASONS: &[&str] = &[
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+    "RegistryUnavailable",
+];
+const START_FAILURE_REASONS: &[&str] = &[
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+    "CrashLoopBackOff",
+];
+
+pub fn state(pod: &Pod, launched: &Launched) -> State {
+    let status = pod.status.clone().unwrap_or_default();
+    let container = status
+        .container_statuses
+        .as_ref()
+        .and_then(|cs| cs.first())
+        .and_then(|c| c.state.clone());
+    if let Some(c) = container {
+        if c.running.is_some() {
+            return State::Running;
+        }
+        if let Some(t) = c.terminated {
+            return State::Exited(t.exit_code);
+        }
+        if let Some(w) = c.waiting {
+            let reason = w.reason.unwrap_or_default();
+            let message = w.message.unwrap_or_default();
+            if IMAGE_PULL_REASONS.contains(&reason.as_str()) {
+                return State::Failed(Error::ImagePull {
+                    image: launched.image.clone(),
+                    node: launched.node.clone(),
+                    reason,
+                    message,
+                });
+            }
+            if START_FAILURE_REASONS.contains(&reason.as_str()) {
+                return State::Failed(Error::TracerFailed {
+                    pod: launched.name.clone(),
+                    detail: format!("{reason}: {message}"),
+                });
+            }
+            return State::Pending(match reason.as_str() {
+                "ContainerCreating" | "PodInitializing" | "" => {
+                    format!("pulling {} and starting the tracer", launched.image)
+                }
+                other => format!("container {other}"),
+            });
+        }
+    }
+    match status.phase.as_deref() {
+        Some("Failed") => State::Failed(Error::TracerFailed {
+            pod: launched.name.clone(),
+            detail: format!(
+                "{}: {}",
+                status.reason.unwrap_or_else(|| "Failed".into()),
+                status.message.unwrap_or_default()
+            ),
+        }),
+        Some("Succeeded") => State::Exited(0),
+        _ => State::Pending(format!("waiting for node {} to start it", launched.node)),
+    }
+}
+
+/// Submits the tracer pod.
+pub async fn create(client: &Client, spec: &TracerPod) -> Result<Launched, Error> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), &spec.namespace);
+    let scope = || Scope(Some(spec.namespace.clone()));
+    let pod = match api.create(&PostParams::default(), &spec.build()).await {
+        Ok(pod) => pod,
+        Err(kube::Error::Api(s)) if is_admission(&s.message) => {
+            return Err(Error::Admission {
+                namespace: spec.namespace.clone(),
+                message: s.message.clone(),
+            });
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            return Err(Error::Api {
+                verb: "create",
+                resource: "pods",
+                scope: scope(),
+                message: format!(
+                    "{} (does namespace {} exist? pick one with --tracer-namespace)",
+                    s.message, spec.namespace
+                ),
+            });
+        }
+        Err(e) => return Err(Error::from_kube(e, "create", "pods", scope())),
+    };
+    Ok(Launched {
+        namespace: spec.namespace.clone(),
+        name: pod.metadata.name.unwrap_or_default(),
+        node: spec.node.clone(),
+        image: spec.image.clone(),
+    })
+}
+
+fn is_admission(message: &str) -> bool {
+    message.contains("PodSecurity")
+        || message.contains("admission webhook")
+        || message.contains("denied the request")
+}
+
+/// Follows the pod until its tracer runs (or has already exited). Progress goes to `progress`.
+pub async fn wait_started(
+    client: &Client,
+    launched: &Launched,
+    progress: &mut Progress,
+) -> Result<State, Error> {
+    let api = launched.api(client);
+    let scope = || Scope(Some(launched.namespace.clone()));
+    loop {
+        let params = WatchParams::default()
+            .fields(&format!("metadata.name={}", launched.name))
+            .timeout(60);
+        let mut events = api
+            .watch(&params, "0")
+            .await
+            .map_err(|e| Error::from_kube(e, "watch", "pods", scope()))?
+            .boxed();
+        while let Some(event) = events
+            .try_next()
+            .await
+            .map_err(|e| Error::from_kube(e, "watch", "pods", scope()))?
+        {
+            let pod = match event {
+                WatchEvent::Added(p) | WatchEvent::Modified(p) => p,
+                WatchEvent::Deleted(_) => {
+                    return Err(Error::TracerFailed {
+                        pod: launched.name.clone(),
+                        detail: "it was deleted before it started (by `kubectl dentry cleanup`, \
+                                 or someone else)"
+                            .into(),
+                    });
+                }
+                WatchEvent::Bookmark(_) | WatchEvent::Error(_) => continue,
+            };
+            match state(&pod, launched) {
+                State::Pending(what) => progress.set(format!(
+                    "tracer pod {}/{}: {what}",
+                    launched.namespace, launched.name
+                )),
+                State::Failed(e) => return Err(e),
+                done => return Ok(done),
+            }
+        }
+        // The server ends a watch after its timeout: watch again.
+    }
+}
+
+/// The last `n` lines the tracer printed, for failure messages.
+pub async fn last_lines(client: &Client, launched: &Launched, n: i64) -> Vec<String> {
+    let params = LogParams {
+        tail_lines: Some(n),
+        ..Default::default()
+    };
+    launched
+        .api(client)
+        .logs(&launched.name, &params)
+        .await
+        .map(|text| text.lines().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// The tracer's exit status once it has exited, waiting briefly for the kubelet to report it
+/// (a log stream can end a moment before the status says why).
+pub async fn exit_code(client: &Client, launched: &Launched) -> Option<i32> {
+    let api = launched.api(client);
+    for _ in 0..20 {
+        match api.get(&launched.name).await {
+            Ok(pod) => {
+                if let State::Exited(code) = state(&pod, launched) {
+                    return Some(code);
+                }
+            }
+            Err(_) => return None,
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    None
+}
+
+/// The tracer's exit status if it has exited by now.
+pub async fn exit_code_now(client: &Client, launched: &Launched) -> Option<i32> {
+    match launched.api(client).get(&launched.name).await {
+        Ok(pod) => match state(&pod, launched) {
+            State::Exited(code) => Some(code),
+            _ => None,
+        },
+        Err(_) => None,
+    }
+}
+
+/// Deletes the pod; gone already is fine.
+pub async fn delete(client: &Client, launched: &Launched) -> Result<(), Error> {
+    match launched
+        .api(client)
+        .delete(&launched.name, &DeleteParams::default())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(Error::from_kube(
+            e,
+            "delete",
+            "pods",
+            Scope(Some(launched.namespace.clone())),
+        )),
+    }
+}
+
+/// Streams the tracer's log (stdout and stderr as the kubelet keeps them) line by line.
+pub async fn follow(
+    client: &Client,
+    launched: &Launched,
+) -> Result<impl futures::Stream<Item = std::io::Result<String>> + use<>, Error> {
+    use futures::AsyncBufReadExt as _;
+    let params = LogParams {
+        follow: true,
+        ..Default::default()
+    };
+    let reader = launched
+        .api(client)
+        .log_stream(&launched.name, &params)
+        .await
+        .map_err(|e| {
+            Error::from_kube(
+                e,
+                "get",
+                "pods/log",
+                Scope(Some(launched.namespace.clone())),
+            )
+        })?;
+    Ok(reader.lines())
+}

@@ -1,0 +1,72 @@
+//! What the user sees on stderr while a tracer pod starts: a spinner on a terminal, plain
+//! timestamped-free lines otherwise (CI logs, `2> file`), never anything on stdout.
+use std::{io::IsTerminal as _, time::Duration};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+pub struct Progress {
+    spinner: Option<ProgressBar>,
+    last: String,
+}
+
+impl Progress {
+    pub fn new() -> Progress {
+        let spinner = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new_spinner();
+            if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+                bar.set_style(style);
+            }
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Progress {
+            spinner,
+            last: String::new(),
+        }
+    }
+
+    /// Shows a new state; repeating the current one is a no-op, so callers can report on
+    /// every watch event.
+    pub fn set(&mut self, message: impl Into<String>) {
+        let message = message.into();
+        if message == self.last {
+            return;
+        }
+        match &self.spinner {
+            Some(bar) => bar.set_message(message.clone()),
+            None => eprintln!("{message}"),
+        }
+        self.last = message;
+    }
+
+    /// Leaves a final line and stops the spinner.
+    pub fn finish(&mut self, message: impl Into<String>) {
+        let message = message.into();
+        match self.spinner.take() {
+            Some(bar) => bar.finish_with_message(message),
+            None => eprintln!("{message}"),
+        }
+    }
+
+    /// Prints a line without disturbing the spinner.
+    pub fn println(&self, line: &str) {
+        match &self.spinner {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress::new()
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(bar) = self.spinner.take() {
+            bar.finish_and_clear();
+        }
+    }
+}

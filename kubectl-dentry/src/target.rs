@@ -1,0 +1,147 @@
+//! The pod a command is about: found, scheduled, on a Ready node, with the container asked for.
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::{Api, Client};
+
+use crate::error::{Error, Scope};
+
+/// What the tracer pod needs to know about the traced pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub node: String,
+    /// With -c: that container's runtime ID (`containerd://...`).
+    pub container_id: Option<String>,
+}
+
+/// `pod/NAME` or `NAME` → `NAME`; other kinds are refused.
+pub fn pod_name(arg: &str) -> Result<&str, Error> {
+    match arg.split_once('/') {
+        None => Ok(arg),
+        Some(("pod" | "pods" | "po", name)) if !name.is_empty() => Ok(name),
+        Some((kind, _)) => Err(Error::Usage(format!(
+            "{arg}: only pods can be traced, not {kind} (pass pod/NAME or NAME)"
+        ))),
+    }
+}
+
+pub async fn resolve(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    container: Option<&str>,
+) -> Result<Target, Error> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let pod = match pods.get(name).await {
+        Ok(pod) => pod,
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            return Err(Error::PodNotFound {
+                pod: name.to_owned(),
+                namespace: namespace.to_owned(),
+            });
+        }
+        Err(e) => {
+            return Err(Error::from_kube(
+                e,
+                "get",
+                "pods",
+                Scope(Some(namespace.into())),
+            ));
+        }
+    };
+    let spec = pod.spec.unwrap_or_default();
+    let node = spec
+        .node_name
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| Error::NotScheduled(format!("{namespace}/{name}")))?;
+    node_ready(client, &node).await?;
+    let container_id = match container {
+        None => None,
+        Some(c) => {
+            if !spec.containers.iter().any(|k| k.name == c) {
+                return Err(Error::NoContainer {
+                    pod: format!("{namespace}/{name}"),
+                    container: c.to_owned(),
+                    available: spec
+                        .containers
+                        .iter()
+                        .map(|k| k.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+            let id = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .and_then(|cs| cs.iter().find(|s| s.name == c))
+                .filter(|s| s.state.as_ref().is_some_and(|st| st.running.is_some()))
+                .and_then(|s| s.container_id.clone())
+                .ok_or_else(|| Error::ContainerNotRunning {
+                    pod: format!("{namespace}/{name}"),
+                    container: c.to_owned(),
+                })?;
+            Some(id)
+        }
+    };
+    Ok(Target {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        uid: pod.metadata.uid.unwrap_or_default(),
+        node,
+        container_id,
+    })
+}
+
+/// Fails with `NodeNotReady` unless the node's Ready condition is True.
+pub async fn node_ready(client: &Client, node: &str) -> Result<(), Error> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let n = nodes
+        .get(node)
+        .await
+        .map_err(|e| Error::from_kube(e, "get", "nodes", Scope(None)))?;
+    match not_ready_reason(&n) {
+        None => Ok(()),
+        Some(reason) => Err(Error::NodeNotReady {
+            node: node.to_owned(),
+            reason,
+        }),
+    }
+}
+
+/// `None` when Ready; else a short reason for messages (" (KubeletNotReady: ...)" or "").
+pub fn not_ready_reason(node: &Node) -> Option<String> {
+    let ready = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"));
+    match ready {
+        Some(c) if c.status == "True" => None,
+        Some(c) => Some(match (&c.reason, &c.message) {
+            (Some(r), Some(m)) => format!(" ({r}: {m})"),
+            (Some(r), None) => format!(" ({r})"),
+            _ => String::new(),
+        }),
+        None => Some(" (no Ready condition reported)".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_arguments() {
+        assert_eq!(pod_name("pod/mysql-0").unwrap(), "mysql-0");
+        assert_eq!(pod_name("mysql-0").unwrap(), "mysql-0");
+        assert_eq!(pod_name("pods/mysql-0").unwrap(), "mysql-0");
+        assert!(
+            pod_name("deploy/mysql")
+                .unwrap_err()
+                .to_string()
+                .contains("only pods")
+        );
+    }
+}

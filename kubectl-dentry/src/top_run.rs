@@ -1,0 +1,447 @@
+//! `kubectl dentry top`: find a tracer on every relevant node (the DaemonSet's, or a
+//! counters-only tracer pod started for the purpose), scrape their /metrics between two
+//! moments, and show rates per container. Started pods are always deleted, Ctrl-C included.
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    io::{IsTerminal as _, Write as _},
+    time::{Duration, Instant},
+};
+
+use futures::future::join_all;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::{Api, Client, api::ListParams};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::{
+    error::{Error, Scope},
+    launch::{self, Launched, State},
+    progress::Progress,
+    proxy, table, target,
+    top::{Row, Sample, rows},
+    tracer_pod::{COMPONENT_LABEL, NAME_LABEL, Purpose, TracerPod, name_prefix},
+};
+
+/// How long a top tracer pod may live: long enough for a long --watch, bounded if the laptop
+/// goes away (the pod's deadline removes it).
+const TOP_POD_SECS: u64 = 3600;
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Namespace of pod/NAME and -l, and the row filter when given explicitly.
+    pub namespace: String,
+    pub namespace_explicit: bool,
+    pub all_namespaces: bool,
+    pub pod: Option<String>,
+    pub selector: Option<String>,
+    pub node: Option<String>,
+    pub interval: Duration,
+    pub watch: bool,
+    pub sort_by: table::SortBy,
+    pub output: table::Output,
+    pub image: String,
+    pub tracer_namespace: Option<String>,
+    pub timeout: Duration,
+}
+
+/// Where one node's metrics come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A tracer pod, through the API server's pod proxy.
+    Pod {
+        namespace: String,
+        name: String,
+        node: String,
+    },
+    /// A tracer's /metrics URL, read directly (`--endpoint`).
+    Url(String),
+}
+
+impl Source {
+    fn node(&self) -> String {
+        match self {
+            Source::Pod { node, .. } => node.clone(),
+            Source::Url(url) => url
+                .parse::<http::Uri>()
+                .ok()
+                .and_then(|u| u.host().map(str::to_owned))
+                .unwrap_or_else(|| url.clone()),
+        }
+    }
+}
+
+/// Which rows to show.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    namespace: Option<String>,
+    pods: Option<BTreeSet<(String, String)>>,
+}
+
+impl Filter {
+    fn keep(&self, row: &Row) -> bool {
+        self.namespace
+            .as_ref()
+            .is_none_or(|n| *n == row.key.namespace)
+            && self
+                .pods
+                .as_ref()
+                .is_none_or(|p| p.contains(&(row.key.namespace.clone(), row.key.pod.clone())))
+    }
+}
+
+async fn scrape(client: Option<&Client>, source: &Source) -> Result<Sample, Error> {
+    let bytes = match (source, client) {
+        (
+            Source::Pod {
+                namespace, name, ..
+            },
+            Some(client),
+        ) => proxy::get(client, namespace, name, "metrics").await?,
+        (Source::Url(url), _) => get_url(url).await?,
+        (Source::Pod { .. }, None) => return Err(Error::Local("no cluster client".into())),
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    Sample::parse(&text).map_err(|e| Error::Local(format!("{}: {e}", source.node())))
+}
+
+/// Reads a tracer's /metrics straight from a URL (a port-forward, the demo VM).
+pub async fn get_url(url: &str) -> Result<Vec<u8>, Error> {
+    use http_body_util::BodyExt as _;
+    let bad = |message: String| Error::Endpoint {
+        url: url.to_owned(),
+        message,
+    };
+    let uri: http::Uri = url.parse().map_err(|e| {
+        Error::Usage(format!(
+            "--endpoint {url}: not a URL ({e}); pass e.g. http://127.0.0.1:9090/metrics"
+        ))
+    })?;
+    if uri.scheme_str() != Some("http") {
+        return Err(Error::Usage(format!(
+            "--endpoint {url}: only http:// URLs are read (use a port-forward for a pod)"
+        )));
+    }
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let response = client
+        .get(uri)
+        .await
+        .map_err(|e| bad(crate::error::source_chain(&e)))?;
+    if !response.status().is_success() {
+        return Err(bad(format!("HTTP {}", response.status())));
+    }
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| bad(e.to_string()))?;
+    Ok(body.to_bytes().to_vec())
+}
+
+/// `--endpoint URL`: one tracer, no cluster.
+pub async fn run_endpoint(url: &str, req: &Request) -> Result<(), Error> {
+    let url = if url.ends_with("/metrics") {
+        url.to_owned()
+    } else {
+        format!("{}/metrics", url.trim_end_matches('/'))
+    };
+    show(None, &[Source::Url(url)], &Filter::default(), req).await
+}
+
+pub async fn run(client: &Client, req: &Request) -> Result<(), Error> {
+    let mut progress = Progress::new();
+    progress.set("finding nodes");
+    let (nodes, filter) = plan(client, req).await?;
+    if nodes.is_empty() {
+        return Err(Error::Local(
+            "no Ready node to run on (check `kubectl get nodes`, or --node)".into(),
+        ));
+    }
+    let existing = daemonset_pods(client).await;
+    let mut sources: Vec<Source> = Vec::new();
+    let mut to_launch = Vec::new();
+    for node in &nodes {
+        match existing.get(node) {
+            Some(s) => sources.push(s.clone()),
+            None => to_launch.push(node.clone()),
+        }
+    }
+    progress.set(format!(
+        "{} node(s): {} with the DaemonSet's tracer, starting {} tracer pod(s)",
+        nodes.len(),
+        sources.len(),
+        to_launch.len()
+    ));
+    let mut interrupt = signal(SignalKind::interrupt())
+        .map_err(|e| Error::Local(format!("cannot catch Ctrl-C: {e}")))?;
+    let launched: Vec<Result<Launched, Error>> = join_all(to_launch.iter().map(|node| {
+        let spec = TracerPod {
+            name_prefix: name_prefix("top", node),
+            namespace: req
+                .tracer_namespace
+                .clone()
+                .unwrap_or_else(|| req.namespace.clone()),
+            node: node.clone(),
+            image: req.image.clone(),
+            duration_secs: TOP_POD_SECS,
+            target: None,
+            purpose: Purpose::Top,
+        };
+        async move { launch::create(client, &spec).await }
+    }))
+    .await;
+    let mut started = Vec::new();
+    let mut first_error = None;
+    for l in launched {
+        match l {
+            Ok(l) => started.push(l),
+            Err(e) => {
+                if first_error.is_none() {
+                    first_error = Some(e);
+                }
+            }
+        }
+    }
+    // From here on the started pods are ours to delete, whatever happens.
+    let outcome = tokio::select! {
+        r = async {
+            if let Some(e) = first_error {
+                return Err(e);
+            }
+            let ready = wait_ready(client, &started, req.timeout, &mut progress).await?;
+            sources.extend(ready);
+            drop(progress);
+            show(Some(client), &sources, &filter, req).await
+        } => r,
+        _ = interrupt.recv() => Ok(()),
+    };
+    let deleted = join_all(started.iter().map(|l| launch::delete(client, l))).await;
+    outcome?;
+    deleted.into_iter().collect::<Result<Vec<()>, Error>>()?;
+    Ok(())
+}
+
+/// The nodes to cover and the rows to show.
+async fn plan(client: &Client, req: &Request) -> Result<(Vec<String>, Filter), Error> {
+    if let Some(pod) = &req.pod {
+        let name = target::pod_name(pod)?;
+        let t = target::resolve(client, &req.namespace, name, None).await?;
+        let filter = Filter {
+            namespace: None,
+            pods: Some(BTreeSet::from([(t.namespace, t.name)])),
+        };
+        return Ok((vec![t.node], filter));
+    }
+    if let Some(selector) = &req.selector {
+        let ns = (!req.all_namespaces).then_some(req.namespace.as_str());
+        let api: Api<Pod> = match ns {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        let pods = api
+            .list(&ListParams::default().labels(selector))
+            .await
+            .map_err(|e| Error::from_kube(e, "list", "pods", Scope(ns.map(str::to_owned))))?;
+        let mut nodes = BTreeSet::new();
+        let mut keys = BTreeSet::new();
+        for p in pods.items {
+            if let Some(node) = p.spec.and_then(|s| s.node_name) {
+                nodes.insert(node);
+            }
+            keys.insert((
+                p.metadata.namespace.unwrap_or_default(),
+                p.metadata.name.unwrap_or_default(),
+            ));
+        }
+        if keys.is_empty() {
+            return Err(Error::Local(format!(
+                "no pods match -l {selector}{} (check the selector, or use -A)",
+                Scope(ns.map(str::to_owned))
+            )));
+        }
+        let nodes = nodes
+            .into_iter()
+            .filter(|n| req.node.as_ref().is_none_or(|only| only == n))
+            .collect();
+        return Ok((
+            nodes,
+            Filter {
+                namespace: None,
+                pods: Some(keys),
+            },
+        ));
+    }
+    let api: Api<Node> = Api::all(client.clone());
+    let nodes = api
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| Error::from_kube(e, "list", "nodes", Scope(None)))?;
+    let mut ready = Vec::new();
+    for n in nodes.items {
+        let name = n.metadata.name.clone().unwrap_or_default();
+        if req.node.as_ref().is_some_and(|only| *only != name) {
+            continue;
+        }
+        match target::not_ready_reason(&n) {
+            None => ready.push(name),
+            Some(reason) => eprintln!("skipping node {name}: NotReady{reason}"),
+        }
+    }
+    if let Some(only) = &req.node
+        && ready.is_empty()
+    {
+        target::node_ready(client, only).await?;
+    }
+    let filter = Filter {
+        namespace: (req.namespace_explicit && !req.all_namespaces).then(|| req.namespace.clone()),
+        pods: None,
+    };
+    Ok((ready, filter))
+}
+
+/// Running DaemonSet tracer pods by node (none if listing them is not allowed).
+async fn daemonset_pods(client: &Client) -> BTreeMap<String, Source> {
+    let api: Api<Pod> = Api::all(client.clone());
+    let selector = format!(
+        "{}={},{COMPONENT_LABEL}=daemonset",
+        NAME_LABEL.0, NAME_LABEL.1
+    );
+    let Ok(pods) = api.list(&ListParams::default().labels(&selector)).await else {
+        return BTreeMap::new();
+    };
+    pods.items
+        .into_iter()
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        .filter_map(|p| {
+            let node = p.spec?.node_name?;
+            Some((
+                node.clone(),
+                Source::Pod {
+                    namespace: p.metadata.namespace?,
+                    name: p.metadata.name?,
+                    node,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Waits until every started tracer runs and answers /metrics.
+async fn wait_ready(
+    client: &Client,
+    started: &[Launched],
+    timeout: Duration,
+    progress: &mut Progress,
+) -> Result<Vec<Source>, Error> {
+    let deadline = Instant::now() + timeout;
+    let mut sources = Vec::new();
+    for l in started {
+        progress.set(format!(
+            "waiting for tracer pod {}/{} on {}",
+            l.namespace, l.name, l.node
+        ));
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let timed_out = |state: &str| Error::Timeout {
+            pod: format!("{}/{}", l.namespace, l.name),
+            secs: timeout.as_secs(),
+            state: state.into(),
+        };
+        let state = tokio::time::timeout(remaining, launch::wait_started(client, l, progress))
+            .await
+            .map_err(|_| timed_out("not started"))??;
+        if let State::Exited(_) = state {
+            let lines = launch::last_lines(client, l, 3).await;
+            return Err(Error::TracerFailed {
+                pod: format!("{}/{}", l.namespace, l.name),
+                detail: lines.join(" | "),
+            });
+        }
+        let source = Source::Pod {
+            namespace: l.namespace.clone(),
+            name: l.name.clone(),
+            node: l.node.clone(),
+        };
+        loop {
+            match scrape(Some(client), &source).await {
+                Ok(_) => break,
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    // A tracer that failed to attach has exited: say why now.
+                    if let Some(code) = launch::exit_code_now(client, l).await {
+                        let lines = launch::last_lines(client, l, 3).await;
+                        return Err(Error::TracerFailed {
+                            pod: format!("{}/{}", l.namespace, l.name),
+                            detail: format!("exit {code}: {}", lines.join(" | ")),
+                        });
+                    }
+                }
+                Err(_) => return Err(timed_out("/metrics not answering")),
+            }
+        }
+        sources.push(source);
+    }
+    Ok(sources)
+}
+
+/// Scrapes, waits an interval, scrapes again, prints; with --watch, for ever.
+async fn show(
+    client: Option<&Client>,
+    sources: &[Source],
+    filter: &Filter,
+    req: &Request,
+) -> Result<(), Error> {
+    let scrape_all = || join_all(sources.iter().map(|s| scrape(client, s)));
+    let mut before: Vec<(Instant, Option<Sample>)> = scrape_all()
+        .await
+        .into_iter()
+        .map(|r| (Instant::now(), r.ok()))
+        .collect();
+    let terminal = std::io::stdout().is_terminal();
+    loop {
+        tokio::time::sleep(req.interval).await;
+        let now = scrape_all().await;
+        let mut all_rows = Vec::new();
+        let mut nodes = Vec::new();
+        let mut failures = Vec::new();
+        for ((source, result), prev) in sources.iter().zip(now).zip(before.iter_mut()) {
+            let at = Instant::now();
+            match result {
+                Ok(sample) => {
+                    let node = source.node();
+                    if let Some(old) = &prev.1 {
+                        let secs = at.duration_since(prev.0).as_secs_f64();
+                        all_rows.extend(rows(old, &sample, secs, &node));
+                    }
+                    let count = |k: &str| sample.node.get(k).copied().unwrap_or(0.0);
+                    nodes.push(table::NodeLine {
+                        node,
+                        total: count("total"),
+                        unused: count("unused"),
+                        negative: count("negative"),
+                    });
+                    *prev = (at, Some(sample));
+                }
+                Err(e) => failures.push(e),
+            }
+        }
+        if nodes.is_empty() && !failures.is_empty() {
+            return Err(failures.swap_remove(0));
+        }
+        for e in &failures {
+            eprintln!("skipped a node this round: {e}");
+        }
+        all_rows.retain(|r| filter.keep(r));
+        table::sort(&mut all_rows, req.sort_by);
+        let text = table::render(&all_rows, &nodes, req.output);
+        let mut out = std::io::stdout().lock();
+        let written = if req.watch && terminal {
+            write!(out, "\x1b[H\x1b[2J{text}")
+        } else if req.watch {
+            writeln!(out, "{text}")
+        } else {
+            write!(out, "{text}")
+        };
+        if written.and_then(|()| out.flush()).is_err() || !req.watch {
+            return Ok(());
+        }
+    }
+}

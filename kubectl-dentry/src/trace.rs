@@ -1,0 +1,222 @@
+//! `kubectl dentry trace pod/NAME`: a tracer pod on the target's node, its TSV lines streamed to
+//! stdout, its messages and summary to stderr, and the pod deleted at the end (unless --keep).
+use std::{
+    io::Write as _,
+    time::{Duration, Instant},
+};
+
+use futures::StreamExt as _;
+use kube::Client;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::{
+    error::Error,
+    launch::{self, Launched, State},
+    progress::Progress,
+    target,
+    tracer_log::{self, Line},
+    tracer_pod::{Purpose, TracerPod, name_prefix},
+};
+
+/// How long a kept tracer pod serves its files after the trace.
+pub const KEEP_SECS: u64 = 3600;
+/// After Ctrl-C, how long to wait for the tracer's summary before leaving anyway.
+const SUMMARY_WAIT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Tsv,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub namespace: String,
+    pub pod: String,
+    pub container: Option<String>,
+    pub patterns: Vec<String>,
+    pub duration: Duration,
+    pub max_events: Option<u64>,
+    pub keep: bool,
+    pub image: String,
+    /// `None`: the target's namespace.
+    pub tracer_namespace: Option<String>,
+    pub timeout: Duration,
+    pub output: Output,
+}
+
+/// How the run ended, for the closing line.
+enum End {
+    /// The tracer finished (duration, cap) and exited.
+    Exited,
+    /// The tracer finished and lingers with its files (--keep).
+    Lingering,
+    Interrupted,
+    /// Whoever reads stdout went away (`| head`).
+    ReaderGone,
+}
+
+pub async fn run(client: &Client, req: &Request) -> Result<(), Error> {
+    let mut progress = Progress::new();
+    let name = target::pod_name(&req.pod)?;
+    progress.set(format!("resolving pod {}/{name}", req.namespace));
+    let target = target::resolve(client, &req.namespace, name, req.container.as_deref()).await?;
+    let spec = TracerPod {
+        name_prefix: name_prefix("trace", &target.name),
+        namespace: req
+            .tracer_namespace
+            .clone()
+            .unwrap_or_else(|| target.namespace.clone()),
+        node: target.node.clone(),
+        image: req.image.clone(),
+        duration_secs: req.duration.as_secs().max(1),
+        target: Some(format!("{}/{}", target.namespace, target.name)),
+        purpose: Purpose::Trace {
+            target_uid: target.uid.clone(),
+            container_id: target.container_id.clone(),
+            patterns: req.patterns.clone(),
+            max_events: req.max_events,
+            linger_secs: req.keep.then_some(KEEP_SECS),
+        },
+    };
+    progress.set(format!(
+        "creating a tracer pod in namespace {} on node {}",
+        spec.namespace, spec.node
+    ));
+    let launched = launch::create(client, &spec).await?;
+    let outcome = supervise(client, &launched, req, &mut progress).await;
+    let keep = req.keep && !matches!(outcome, Err(_));
+    if keep {
+        eprintln!(
+            "kept tracer pod {ns}/{name}: it serves its files for {h}h after the trace \
+             (`kubectl dentry fetch traces pod/{name} -n {ns}`; `kubectl dentry cleanup -n {ns}` \
+             removes it)",
+            ns = launched.namespace,
+            name = launched.name,
+            h = KEEP_SECS / 3600
+        );
+    } else {
+        launch::delete(client, &launched).await?;
+    }
+    match outcome? {
+        End::Interrupted if !keep => eprintln!("interrupted; tracer pod {} deleted", launched.name),
+        End::ReaderGone => tracing::debug!("stdout closed"),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// From "created" to "over": start-up with progress and a timeout, then the stream. Ctrl-C
+/// at any point ends it; the caller deletes the pod.
+async fn supervise(
+    client: &Client,
+    launched: &Launched,
+    req: &Request,
+    progress: &mut Progress,
+) -> Result<End, Error> {
+    let mut interrupt = signal(SignalKind::interrupt())
+        .map_err(|e| Error::Local(format!("cannot catch Ctrl-C: {e}")))?;
+    let started = Instant::now();
+    let timeout_error = |state: &str| Error::Timeout {
+        pod: format!("{}/{}", launched.namespace, launched.name),
+        secs: req.timeout.as_secs(),
+        state: state.to_owned(),
+    };
+    let state = tokio::select! {
+        s = launch::wait_started(client, launched, progress) => s?,
+        _ = interrupt.recv() => return Ok(End::Interrupted),
+        () = tokio::time::sleep(req.timeout) => return Err(timeout_error("not started")),
+    };
+    if let State::Exited(code) = state
+        && code != 0
+    {
+        return Err(tracer_failed(client, launched).await);
+    }
+    progress.set(format!(
+        "tracer pod {}/{}: attaching probes on {}",
+        launched.namespace, launched.name, launched.node
+    ));
+    let mut lines = Box::pin(launch::follow(client, launched).await?);
+    let mut stdout = std::io::stdout().lock();
+    let mut attached = false;
+    let mut interrupted_at: Option<tokio::time::Instant> = None;
+    let attach_deadline = tokio::time::Instant::from_std(started + req.timeout);
+    loop {
+        let line = tokio::select! {
+            line = lines.next() => line,
+            _ = interrupt.recv() => {
+                if interrupted_at.is_some() || req.keep {
+                    return Ok(End::Interrupted); // a second Ctrl-C, or nothing to wait for
+                }
+                // The tracer prints its summary when the pod's deletion sends it SIGTERM;
+                // keep reading until then.
+                launch::delete(client, launched).await?;
+                progress.println("stopping the tracer (Ctrl-C again to leave now)");
+                interrupted_at = Some(tokio::time::Instant::now());
+                continue;
+            }
+            () = tokio::time::sleep_until(attach_deadline), if !attached => {
+                return Err(timeout_error("probes not attached"));
+            }
+            () = tokio::time::sleep_until(
+                interrupted_at.map_or_else(tokio::time::Instant::now, |t| t + SUMMARY_WAIT)
+            ), if interrupted_at.is_some() => return Ok(End::Interrupted),
+        };
+        let Some(line) = line else { break };
+        let line =
+            line.map_err(|e| Error::Unreachable(format!("reading the tracer's log: {e}")))?;
+        let written = match tracer_log::classify(&line) {
+            Line::Header => match req.output {
+                Output::Tsv => writeln!(stdout, "{line}"),
+                Output::Json => Ok(()),
+            },
+            Line::Event => match req.output {
+                Output::Tsv => writeln!(stdout, "{line}"),
+                Output::Json => writeln!(stdout, "{}", tracer_log::event_json(&line)),
+            },
+            Line::Attached => {
+                attached = true;
+                progress.finish(format!(
+                    "tracing pod {}/{} on node {} ({}); Ctrl-C stops",
+                    req.namespace,
+                    req.pod.trim_start_matches("pod/"),
+                    launched.node,
+                    tracer_log::attach_mode(&line).unwrap_or("attached")
+                ));
+                Ok(())
+            }
+            Line::Finished => return Ok(End::Lingering),
+            Line::Message => {
+                progress.println(&line);
+                Ok(())
+            }
+        };
+        if written.is_err() {
+            return Ok(End::ReaderGone);
+        }
+    }
+    if interrupted_at.is_some() {
+        return Ok(End::Interrupted);
+    }
+    match launch::exit_code(client, launched).await {
+        Some(0) | None => Ok(End::Exited),
+        Some(_) => Err(tracer_failed(client, launched).await),
+    }
+}
+
+async fn tracer_failed(client: &Client, launched: &Launched) -> Error {
+    let lines = launch::last_lines(client, launched, 5).await;
+    let said: Vec<&str> = lines
+        .iter()
+        .map(String::as_str)
+        .filter(|l| tracer_log::classify(l) == Line::Message && !l.trim().is_empty())
+        .collect();
+    Error::TracerFailed {
+        pod: format!("{}/{}", launched.namespace, launched.name),
+        detail: if said.is_empty() {
+            "it exited with an error and printed nothing".into()
+        } else {
+            said[said.len().saturating_sub(2)..].join(" | ")
+        },
+    }
+}

@@ -1,0 +1,146 @@
+//! Records what the plugin's tests replay: a tracer run with exactly the arguments the plugin
+//! gives a tracer pod, on a real kernel in the VM, inside the kubepods tree of
+//! `node_workload`. `cargo xtask record-fixtures` rewrites `kubectl-dentry/tests/fixtures/`.
+use std::path::Path;
+
+use anyhow::Context as _;
+use kubectl_dentry::tracer_pod::{Purpose, TracerPod};
+
+use crate::{
+    kernel::Kernel,
+    node_workload::{NodeWorkload, POD_A_CID, POD_A_UID, tree},
+    scenario::TRACER,
+    vm::VmRun,
+};
+
+/// The tracer pods whose runs are recorded (only their `args()` matter here).
+pub fn pods() -> (TracerPod, TracerPod, TracerPod) {
+    let trace = TracerPod {
+        name_prefix: "dentry-trace-mysql-0-".into(),
+        namespace: "prod".into(),
+        node: "vm".into(),
+        image: kubectl_dentry::DEFAULT_IMAGE.into(),
+        duration_secs: 20,
+        target: Some("prod/mysql-0".into()),
+        purpose: Purpose::Trace {
+            target_uid: POD_A_UID.into(),
+            container_id: None,
+            patterns: vec!["#sql".into(), ".ibd".into()],
+            max_events: None,
+            linger_secs: None,
+        },
+    };
+    let top = TracerPod {
+        name_prefix: "dentry-top-vm-".into(),
+        purpose: Purpose::Top,
+        target: None,
+        duration_secs: 60,
+        ..trace.clone()
+    };
+    let kept = TracerPod {
+        duration_secs: 10,
+        purpose: Purpose::Trace {
+            target_uid: POD_A_UID.into(),
+            // -c mysql: scoped to the container by the ID its pod's status gives.
+            container_id: Some(format!("containerd://{POD_A_CID}")),
+            patterns: vec!["#sql".into(), ".ibd".into()],
+            max_events: None,
+            linger_secs: Some(3600),
+        },
+        ..trace.clone()
+    };
+    (trace, top, kept)
+}
+
+/// What mysql-0 does while traced: failed lookups of temp tables, names the pattern skips, and
+/// a few creates.
+const MYSQL: &str = r##"cd /mnt/tmpfs/work-a
+i=0; while [ $i -lt 40 ]; do [ -e "#sql-ib$i.ibd" ]; [ -e "other-$i" ]; i=$((i+1)); done
+i=0; while [ $i -lt 5 ]; do : > "#sql-$i.ibd"; i=$((i+1)); done
+"##;
+
+fn script() -> String {
+    let (trace, top, kept) = pods();
+    let trace_args = trace.args().join(" ");
+    let kept_args = kept.args().join(" ");
+    let top_args = top.args().join(" ");
+    let tree = tree();
+    format!(
+        r#"{tree}
+# The pod's mounts: the host's cgroup2 tree at /host/sys/fs/cgroup, an emptyDir for traces.
+mkdir -p /host/sys/fs /data/traces && ln -s /sys/fs/cgroup /host/sys/fs/cgroup
+waitfor() {{ n=0; until grep -q "$1" $2; do n=$((n+1)); [ $n -gt 1200 ] && exit 1; sleep 0.1; done; }}
+
+# `kubectl logs` of a trace pod: stdout and stderr in one stream.
+{TRACER} {trace_args} > /tmp/trace-pod.log 2>&1 &
+T=$!
+waitfor attached /tmp/trace-pod.log
+sh /run-in.sh $CTR_A /mysql.sh
+wait $T
+echo "@@trace-exit $?"
+sed 's/^/@@trace-log /' /tmp/trace-pod.log
+
+# The same with --keep: after its duration the tracer lingers, serving its files.
+{TRACER} {kept_args} > /tmp/kept-pod.log 2>&1 &
+T=$!
+waitfor attached /tmp/kept-pod.log
+sh /run-in.sh $CTR_A /mysql.sh
+waitfor 'tracer: finished' /tmp/kept-pod.log
+echo "@@kept-files $(wget -q -O - http://127.0.0.1:9090/traces)"
+kill -TERM $T; wait $T
+echo "@@kept-exit $?"
+sed 's/^/@@kept-log /' /tmp/kept-pod.log
+
+# A top pod: counters only, two scrapes around a workload in both pods.
+{TRACER} {top_args} > /tmp/top-pod.log 2>&1 &
+T=$!
+waitfor attached /tmp/top-pod.log
+sleep 1.5
+wget -q -O /tmp/m1 http://127.0.0.1:9090/metrics
+sh /run-in.sh $CTR_A /lookups.sh /mnt/tmpfs/work-a 300
+sh /run-in.sh $CTR_B /lookups.sh /mnt/tmpfs/work-b 100
+sleep 2.5
+wget -q -O /tmp/m2 http://127.0.0.1:9090/metrics
+kill -TERM $T; wait $T
+sed 's/^/@@metrics-1 /' /tmp/m1
+sed 's/^/@@metrics-2 /' /tmp/m2
+"#
+    )
+}
+
+/// Boots `kernel`, runs the tracer as a trace pod and as a top pod, and writes the recordings
+/// into `dir`.
+pub fn record(kernel: &Kernel, tracer: &Path, dir: &Path) -> anyhow::Result<()> {
+    let workload = NodeWorkload {
+        lookups_a: 0,
+        skipped_a: 0,
+        lookups_b: 0,
+    };
+    let mut run = VmRun::new(kernel, script())
+        .binary(TRACER, tracer)
+        .timeout(std::time::Duration::from_secs(600));
+    run = run.file("/mysql.sh", MYSQL);
+    for (dest, text) in workload.files() {
+        run = run.file(dest, text);
+    }
+    let out = run.run()?;
+    if out.status != 0
+        || out.value("trace-exit") != Some("0")
+        || out.value("kept-exit") != Some("0")
+    {
+        anyhow::bail!("recording failed in the VM; log:\n{}", out.log);
+    }
+    let write = |name: &str, tag: &str| -> anyhow::Result<()> {
+        let lines = out.tagged(tag);
+        anyhow::ensure!(!lines.is_empty(), "the VM printed no {tag} lines:\n{}", out.log);
+        let mut text = lines.join("\n");
+        text.push('\n');
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+    };
+    write("trace-pod.log", "trace-log")?;
+    write("trace-pod-kept.log", "kept-log")?;
+    write("metrics-1.txt", "metrics-1")?;
+    write("metrics-2.txt", "metrics-2")?;
+    Ok(())
+}
