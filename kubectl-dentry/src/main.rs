@@ -45,14 +45,18 @@ fn duration(s: &str) -> Result<Duration, String> {
     }
 }
 
-fn patterns(s: &str) -> Result<Vec<String>, String> {
+/// Comma-separated substrings (a newtype, so clap takes the list as one value).
+#[derive(Debug, Clone)]
+struct Patterns(Vec<String>);
+
+fn patterns(s: &str) -> Result<Patterns, String> {
     let list: Vec<String> = s.split(',').map(str::to_owned).collect();
     if list.iter().any(|p| p.is_empty()) {
         return Err(format!(
             "{s:?} has an empty pattern; give comma-separated substrings, e.g. .ibd,#sql"
         ));
     }
-    Ok(list)
+    Ok(Patterns(list))
 }
 
 #[derive(Debug, Subcommand)]
@@ -69,7 +73,7 @@ enum Command {
         container: Option<String>,
         /// Only paths containing one of these comma-separated substrings.
         #[arg(long, value_parser = patterns, value_name = "A,B,...")]
-        patterns: Option<Vec<String>>,
+        patterns: Option<Patterns>,
         /// Stop after this long (Ctrl-C stops earlier).
         #[arg(long, default_value = "10m", value_parser = duration)]
         duration: Duration,
@@ -230,7 +234,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 namespace,
                 pod,
                 container,
-                patterns: patterns.unwrap_or_default(),
+                patterns: patterns.map(|p| p.0).unwrap_or_default(),
                 duration,
                 max_events,
                 keep,

@@ -144,7 +144,13 @@ pub async fn run_endpoint(url: &str, req: &Request) -> Result<(), Error> {
     } else {
         format!("{}/metrics", url.trim_end_matches('/'))
     };
-    show(None, &[Source::Url(url)], &Filter::default(), req).await
+    show(
+        None,
+        vec![(Source::Url(url), None)],
+        &Filter::default(),
+        req,
+    )
+    .await
 }
 
 pub async fn run(client: &Client, req: &Request) -> Result<(), Error> {
@@ -157,11 +163,11 @@ pub async fn run(client: &Client, req: &Request) -> Result<(), Error> {
         ));
     }
     let existing = daemonset_pods(client).await;
-    let mut sources: Vec<Source> = Vec::new();
+    let mut sources: Vec<(Source, Baseline)> = Vec::new();
     let mut to_launch = Vec::new();
     for node in &nodes {
         match existing.get(node) {
-            Some(s) => sources.push(s.clone()),
+            Some(s) => sources.push((s.clone(), None)),
             None => to_launch.push(node.clone()),
         }
     }
@@ -210,7 +216,7 @@ pub async fn run(client: &Client, req: &Request) -> Result<(), Error> {
             let ready = wait_ready(client, &started, req.timeout, &mut progress).await?;
             sources.extend(ready);
             drop(progress);
-            show(Some(client), &sources, &filter, req).await
+            show(Some(client), sources, &filter, req).await
         } => r,
         _ = interrupt.recv() => Ok(()),
     };
@@ -331,7 +337,7 @@ async fn wait_ready(
     started: &[Launched],
     timeout: Duration,
     progress: &mut Progress,
-) -> Result<Vec<Source>, Error> {
+) -> Result<Vec<(Source, Baseline)>, Error> {
     let deadline = Instant::now() + timeout;
     let mut sources = Vec::new();
     for l in started {
@@ -360,9 +366,9 @@ async fn wait_ready(
             name: l.name.clone(),
             node: l.node.clone(),
         };
-        loop {
+        let baseline = loop {
             match scrape(Some(client), &source).await {
-                Ok(_) => break,
+                Ok(sample) => break (Instant::now(), sample),
                 Err(_) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     // A tracer that failed to attach has exited: say why now.
@@ -376,25 +382,32 @@ async fn wait_ready(
                 }
                 Err(_) => return Err(timed_out("/metrics not answering")),
             }
-        }
-        sources.push(source);
+        };
+        sources.push((source, Some(baseline)));
     }
     Ok(sources)
 }
 
+/// A first scrape already taken (when a started tracer was found answering).
+type Baseline = Option<(Instant, Sample)>;
+
 /// Scrapes, waits an interval, scrapes again, prints; with --watch, for ever.
 async fn show(
     client: Option<&Client>,
-    sources: &[Source],
+    sources: Vec<(Source, Baseline)>,
     filter: &Filter,
     req: &Request,
 ) -> Result<(), Error> {
+    let (sources, baselines): (Vec<Source>, Vec<Baseline>) = sources.into_iter().unzip();
+    let mut before: Vec<(Instant, Option<Sample>)> =
+        join_all(sources.iter().zip(baselines).map(|(s, b)| async move {
+            match b {
+                Some((at, sample)) => (at, Some(sample)),
+                None => (Instant::now(), scrape(client, s).await.ok()),
+            }
+        }))
+        .await;
     let scrape_all = || join_all(sources.iter().map(|s| scrape(client, s)));
-    let mut before: Vec<(Instant, Option<Sample>)> = scrape_all()
-        .await
-        .into_iter()
-        .map(|r| (Instant::now(), r.ok()))
-        .collect();
     let terminal = std::io::stdout().is_terminal();
     loop {
         tokio::time::sleep(req.interval).await;

@@ -85,7 +85,7 @@ pub async fn run(client: &Client, req: &Request) -> Result<(), Error> {
     ));
     let launched = launch::create(client, &spec).await?;
     let outcome = supervise(client, &launched, req, &mut progress).await;
-    let keep = req.keep && !matches!(outcome, Err(_));
+    let keep = req.keep && outcome.is_ok();
     if keep {
         eprintln!(
             "kept tracer pod {ns}/{name}: it serves its files for {h}h after the trace \

@@ -127,7 +127,7 @@ mod tests {
                 .filter(|l| classify(l) == Line::Message)
                 .all(|l| !l.contains('\t'))
         );
-        assert_eq!(KEPT.lines().map(classify).last(), Some(Line::Finished));
+        assert_eq!(KEPT.lines().map(classify).next_back(), Some(Line::Finished));
         assert_eq!(
             attach_mode(RECORDED.lines().next().unwrap()),
             Some("fentry")

@@ -134,10 +134,13 @@ fn completion_version_and_usage_errors() {
         .arg("version")
         .output()
         .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
+        lines[0],
         format!("kubectl-dentry {}", env!("CARGO_PKG_VERSION"))
     );
+    assert!(lines[1].starts_with("default tracer image ghcr.io/kubectl-dentry/tracer:"));
     let out = std::process::Command::new(bin)
         .arg("frobnicate")
         .output()
@@ -145,4 +148,20 @@ fn completion_version_and_usage_errors() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn version_names_the_tracer_images_running_in_the_cluster() {
+    let api = FakeApi::start(vec![pod(
+        "dentry-monitor",
+        "dentry-tracer-ds1",
+        json!({"app.kubernetes.io/name": "dentry-tracer"}),
+    )]);
+    let out = api.plugin(&["version"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        stdout.contains("tracer image in the cluster x (1 pod(s))"),
+        "{stdout}"
+    );
 }

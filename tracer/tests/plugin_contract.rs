@@ -5,7 +5,7 @@ use kubectl_dentry::tracer_pod::{Purpose, TracerPod};
 
 fn pods() -> Vec<TracerPod> {
     let base = TracerPod {
-        name: "dentry-trace-x".into(),
+        name_prefix: "dentry-trace-x-".into(),
         namespace: "dentry-monitor".into(),
         node: "node-a".into(),
         image: kubectl_dentry::DEFAULT_IMAGE.into(),
@@ -13,12 +13,25 @@ fn pods() -> Vec<TracerPod> {
         target: Some("prod/mysql-0".into()),
         purpose: Purpose::Trace {
             target_uid: "0f3c8d2e-1b4a-4c5d-9e6f-7a8b9c0d1e2f".into(),
+            container_id: None,
             patterns: vec![".ibd".into(), "#sql".into()],
             max_events: Some(1000),
+            linger_secs: None,
         },
     };
     vec![
         base.clone(),
+        // -c and --keep.
+        TracerPod {
+            purpose: Purpose::Trace {
+                target_uid: "0f3c8d2e-1b4a-4c5d-9e6f-7a8b9c0d1e2f".into(),
+                container_id: Some("containerd://4f2b9c6e8a1d".into()),
+                patterns: vec![".ibd".into(), "#sql".into()],
+                max_events: None,
+                linger_secs: Some(3600),
+            },
+            ..base.clone()
+        },
         TracerPod {
             purpose: Purpose::Top,
             target: None,
@@ -60,6 +73,16 @@ fn the_tracer_accepts_the_plugins_args_and_finds_its_paths_mounted() {
             assert!(mounts.contains(&parsed.trace_dir.display().to_string()));
             assert_eq!(parsed.duration, Some(std::time::Duration::from_secs(30)));
             assert_eq!(parsed.trace_patterns.0, [".ibd", "#sql"]);
+            if let Purpose::Trace {
+                container_id: Some(id),
+                linger_secs: Some(linger),
+                ..
+            } = &pod.purpose
+            {
+                assert_eq!(parsed.target_container_ids, std::slice::from_ref(id));
+                assert!(parsed.target_pod_uid.is_none());
+                assert_eq!(parsed.linger, Some(std::time::Duration::from_secs(*linger)));
+            }
         } else {
             assert!(!parsed.trace_enabled);
         }

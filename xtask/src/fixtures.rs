@@ -132,7 +132,11 @@ pub fn record(kernel: &Kernel, tracer: &Path, dir: &Path) -> anyhow::Result<()> 
     }
     let write = |name: &str, tag: &str| -> anyhow::Result<()> {
         let lines = out.tagged(tag);
-        anyhow::ensure!(!lines.is_empty(), "the VM printed no {tag} lines:\n{}", out.log);
+        anyhow::ensure!(
+            !lines.is_empty(),
+            "the VM printed no {tag} lines:\n{}",
+            out.log
+        );
         let mut text = lines.join("\n");
         text.push('\n');
         let path = dir.join(name);
@@ -142,5 +146,29 @@ pub fn record(kernel: &Kernel, tracer: &Path, dir: &Path) -> anyhow::Result<()> 
     write("trace-pod-kept.log", "kept-log")?;
     write("metrics-1.txt", "metrics-1")?;
     write("metrics-2.txt", "metrics-2")?;
-    Ok(())
+    host_failure(tracer, dir)
+}
+
+/// The tracer on this machine's own kernel, which has no kprobes: the failure a tracer pod
+/// logs on such a node.
+fn host_failure(tracer: &Path, dir: &Path) -> anyhow::Result<()> {
+    let (_, top, _) = pods();
+    let args: Vec<String> = top
+        .args()
+        .into_iter()
+        .filter(|a| !a.starts_with("--cgroup=") && !a.starts_with("--listen="))
+        .chain(["--listen=127.0.0.1:0".to_owned()])
+        .collect();
+    let out = std::process::Command::new(tracer)
+        .args(&args)
+        .output()
+        .with_context(|| format!("running {}", tracer.display()))?;
+    anyhow::ensure!(
+        !out.status.success(),
+        "the tracer started on this machine's kernel; expected it to fail (no kprobes)"
+    );
+    let mut log = out.stdout;
+    log.extend(out.stderr);
+    let path = dir.join("tracer-failed.log");
+    std::fs::write(&path, log).with_context(|| format!("writing {}", path.display()))
 }

@@ -20,9 +20,44 @@ use serde_json::{Value, json};
 /// A tracer pod's trace files: (name, contents).
 pub type Files = Vec<(String, Vec<u8>)>;
 
+/// What a tracer pod the plugin creates does, as the kubelet would report it.
+#[derive(Clone, Debug)]
+pub enum Tracer {
+    /// Starts and prints `log`; with `hold`, the lines from the summary on come only once the
+    /// pod is deleted (as SIGTERM makes the real tracer print its summary).
+    Runs { log: String, hold: bool },
+    /// The node cannot pull the image.
+    ImagePull,
+    /// Starts, prints `log`, exits 1.
+    Fails { log: String },
+    /// Never starts.
+    Pending,
+}
+
+impl Default for Tracer {
+    fn default() -> Self {
+        Tracer::Runs {
+            log: recorded_log(),
+            hold: false,
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Cluster {
     pub pods: Mutex<Vec<Value>>,
+    pub nodes: Mutex<Vec<Value>>,
+    /// What created tracer pods do.
+    pub tracer: Mutex<Tracer>,
+    /// Reject pod creation with this admission message (403).
+    pub admission: Mutex<Option<String>>,
+    /// /metrics answers per node, served in turn (the last one repeats).
+    pub metrics: Mutex<std::collections::HashMap<String, Vec<String>>>,
+    scrapes: Mutex<std::collections::HashMap<String, usize>>,
+    /// Pod bodies the plugin created, as sent.
+    pub created: Mutex<Vec<Value>>,
+    changes: Mutex<Option<tokio::sync::broadcast::Sender<()>>>,
+    counter: Mutex<u32>,
     /// Files each tracer pod serves at /traces, by pod name.
     pub traces: Mutex<std::collections::HashMap<String, Files>>,
     pub calls: Mutex<Vec<String>>,
@@ -58,6 +93,47 @@ pub fn recorded_traces() -> Vec<u8> {
         "/tests/fixtures/traces.tsv"
     ))
     .expect("fixture")
+}
+
+/// A trace pod's `kubectl logs`, recorded in the VM (see tests/fixtures/README.md).
+pub fn recorded_log() -> String {
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/trace-pod.log"
+    ))
+    .expect("fixture")
+}
+
+pub fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("fixture")
+}
+
+pub fn node(name: &str, ready: bool) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name},
+        "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" },
+            "reason": if ready { "KubeletReady" } else { "KubeletNotReady" },
+            "message": if ready { "kubelet is posting ready status" } else { "container runtime is down" }}]},
+    })
+}
+
+/// A running pod with one container `c` (runtime ID `containerd://cid-NAME`).
+pub fn running(pod: Value) -> Value {
+    let mut pod = pod;
+    let name = pod["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    pod["status"] = json!({"phase": "Running", "containerStatuses": [{
+        "name": "c", "ready": true, "restartCount": 0, "image": "x", "imageID": "",
+        "containerID": format!("containerd://cid-{name}"),
+        "state": {"running": {"startedAt": "2026-11-25T21:00:00Z"}}}]});
+    pod
 }
 
 pub fn tracer_labels() -> Value {
@@ -131,11 +207,315 @@ async fn list_ns(
     Path(ns): Path<String>,
     Query(q): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
+    if q.get("watch").map(String::as_str) == Some("true") {
+        let name = q
+            .get("fieldSelector")
+            .and_then(|f| f.strip_prefix("metadata.name="))
+            .unwrap_or_default()
+            .to_owned();
+        s.calls
+            .lock()
+            .unwrap()
+            .push(format!("WATCH /api/v1/namespaces/{ns}/pods/{name}"));
+        return watch(s, ns, name);
+    }
     s.calls.lock().unwrap().push(format!(
         "GET /api/v1/namespaces/{ns}/pods?{}",
         q.get("labelSelector").cloned().unwrap_or_default()
     ));
     list(&s, Some(&ns), &q)
+}
+
+impl Cluster {
+    fn find(&self, ns: &str, name: &str) -> Option<Value> {
+        self.pods
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|p| p["metadata"]["namespace"] == ns && p["metadata"]["name"] == name)
+            .cloned()
+    }
+
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<()> {
+        let mut changes = self.changes.lock().unwrap();
+        changes
+            .get_or_insert_with(|| tokio::sync::broadcast::channel(64).0)
+            .subscribe()
+    }
+
+    fn changed(&self) {
+        if let Some(tx) = self.changes.lock().unwrap().as_ref() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Sets a pod's status as the kubelet would.
+    fn set_status(&self, ns: &str, name: &str, status: Value) {
+        if let Some(p) = self
+            .pods
+            .lock()
+            .unwrap()
+            .iter_mut()
+            .find(|p| p["metadata"]["namespace"] == ns && p["metadata"]["name"] == name)
+        {
+            p["status"] = status;
+        }
+        self.changed();
+    }
+}
+
+fn container_status(state: Value) -> Value {
+    let phase = if state.get("running").is_some() {
+        "Running"
+    } else if state["terminated"]["exitCode"] == 0 {
+        "Succeeded"
+    } else if state.get("terminated").is_some() {
+        "Failed"
+    } else {
+        "Pending"
+    };
+    json!({"phase": phase, "containerStatuses": [{"name": "tracer", "ready": phase == "Running",
+        "restartCount": 0, "image": "tracer", "imageID": "", "state": state}]})
+}
+
+/// A watch on one pod: ADDED now, MODIFIED on each change, DELETED when it goes.
+fn watch(s: Arc<Cluster>, ns: String, name: String) -> Response {
+    let rx = s.subscribe();
+    let first = s.find(&ns, &name);
+    let stream = futures::stream::unfold(
+        (s, rx, first.map(|p| ("ADDED", p)), false),
+        move |(s, mut rx, pending, done)| {
+            let (ns, name) = (ns.clone(), name.clone());
+            async move {
+                if done {
+                    return None;
+                }
+                if let Some((kind, pod)) = pending {
+                    let line = format!("{}\n", json!({"type": kind, "object": pod}));
+                    return Some((Ok::<_, std::io::Error>(line), (s, rx, None, false)));
+                }
+                if rx.recv().await.is_err() {
+                    return None;
+                }
+                match s.find(&ns, &name) {
+                    Some(pod) => {
+                        let line = format!("{}\n", json!({"type": "MODIFIED", "object": pod}));
+                        Some((Ok(line), (s, rx, None, false)))
+                    }
+                    None => {
+                        let gone = json!({"type": "DELETED", "object": {"apiVersion": "v1", "kind": "Pod",
+                            "metadata": {"name": name, "namespace": ns}}});
+                        Some((Ok(format!("{gone}\n")), (s, rx, None, true)))
+                    }
+                }
+            }
+        },
+    );
+    axum::body::Body::from_stream(stream).into_response()
+}
+
+async fn get_pod(
+    State(s): State<Arc<Cluster>>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
+    s.calls
+        .lock()
+        .unwrap()
+        .push(format!("GET /api/v1/namespaces/{ns}/pods/{name}"));
+    match s.find(&ns, &name) {
+        Some(p) => Json(p).into_response(),
+        None => status(404, "NotFound", &format!("pods \"{name}\" not found")),
+    }
+}
+
+async fn create_pod(
+    State(s): State<Arc<Cluster>>,
+    Path(ns): Path<String>,
+    Json(mut pod): Json<Value>,
+) -> Response {
+    let prefix = pod["metadata"]["generateName"]
+        .as_str()
+        .unwrap_or("pod-")
+        .to_owned();
+    s.calls
+        .lock()
+        .unwrap()
+        .push(format!("POST /api/v1/namespaces/{ns}/pods {prefix}"));
+    s.created.lock().unwrap().push(pod.clone());
+    if let Some(message) = s.admission.lock().unwrap().clone() {
+        return status(403, "Forbidden", &message);
+    }
+    let name = {
+        let mut c = s.counter.lock().unwrap();
+        *c += 1;
+        format!("{prefix}{:05}", *c)
+    };
+    pod["metadata"]["name"] = json!(name);
+    pod["metadata"]["namespace"] = json!(ns);
+    pod["metadata"]["uid"] = json!(format!("uid-{name}"));
+    pod["status"] = json!({"phase": "Pending"});
+    s.pods.lock().unwrap().push(pod.clone());
+    let behaviour = s.tracer.lock().unwrap().clone();
+    let kubelet = s.clone();
+    let (kns, kname) = (ns.clone(), name.clone());
+    tokio::spawn(async move {
+        let s = kubelet;
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        s.set_status(
+            &kns,
+            &kname,
+            container_status(json!({"waiting": {"reason": "ContainerCreating"}})),
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        match behaviour {
+            Tracer::Runs { .. } => s.set_status(&kns, &kname, container_status(json!({"running": {"startedAt": "2026-11-25T21:00:00Z"}}))),
+            Tracer::ImagePull => s.set_status(&kns, &kname, container_status(json!({"waiting": {"reason": "ErrImagePull",
+                "message": "failed to pull and unpack image \"ghcr.io/kubectl-dentry/tracer:0.1.0\": not found"}}))),
+            Tracer::Fails { .. } => s.set_status(&kns, &kname, container_status(json!({"terminated": {"exitCode": 1, "reason": "Error"}}))),
+            Tracer::Pending => {}
+        }
+    });
+    (StatusCode::CREATED, Json(pod)).into_response()
+}
+
+async fn pod_log(
+    State(s): State<Arc<Cluster>>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let follow = q.get("follow").map(String::as_str) == Some("true");
+    s.calls.lock().unwrap().push(format!(
+        "GET /api/v1/namespaces/{ns}/pods/{name}/log{}",
+        if follow { "?follow" } else { "" }
+    ));
+    let (log, hold) = match s.tracer.lock().unwrap().clone() {
+        Tracer::Runs { log, hold } => (log, hold),
+        Tracer::Fails { log } => (log, false),
+        Tracer::ImagePull | Tracer::Pending => {
+            return status(
+                400,
+                "BadRequest",
+                &format!(
+                    "container \"tracer\" in pod \"{name}\" is waiting to start: ContainerCreating"
+                ),
+            );
+        }
+    };
+    if !follow {
+        let tail: usize = q
+            .get("tailLines")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(usize::MAX);
+        let lines: Vec<&str> = log.lines().collect();
+        let mut text = lines[lines.len().saturating_sub(tail)..].join("\n");
+        text.push('\n');
+        return text.into_response();
+    }
+    let split = if hold {
+        log.find("\nsummary ").map_or(log.len(), |i| i + 1)
+    } else {
+        log.len()
+    };
+    let (now, later) = (log[..split].to_owned(), log[split..].to_owned());
+    let rx = s.subscribe();
+    let stream = futures::stream::unfold(
+        (0u8, s, rx, ns, name),
+        move |(step, s, mut rx, ns, name)| {
+            let (now, later) = (now.clone(), later.clone());
+            async move {
+                match step {
+                    0 => Some((Ok::<_, std::io::Error>(now), (1, s, rx, ns, name))),
+                    1 if hold => {
+                        // The real tracer prints its summary on SIGTERM, i.e. when the pod goes.
+                        while s.find(&ns, &name).is_some() {
+                            if rx.recv().await.is_err() {
+                                break;
+                            }
+                        }
+                        Some((Ok(later), (2, s, rx, ns, name)))
+                    }
+                    1 => {
+                        // The tracer exits when its log ends.
+                        let code = if matches!(*s.tracer.lock().unwrap(), Tracer::Fails { .. }) {
+                            1
+                        } else {
+                            0
+                        };
+                        s.set_status(
+                            &ns,
+                            &name,
+                            container_status(
+                                json!({"terminated": {"exitCode": code, "reason": "Completed"}}),
+                            ),
+                        );
+                        None
+                    }
+                    _ => None,
+                }
+            }
+        },
+    );
+    axum::body::Body::from_stream(stream).into_response()
+}
+
+async fn proxy_metrics(
+    State(s): State<Arc<Cluster>>,
+    Path((ns, pod_port)): Path<(String, String)>,
+) -> Response {
+    s.calls.lock().unwrap().push(format!(
+        "GET /api/v1/namespaces/{ns}/pods/{pod_port}/proxy/metrics"
+    ));
+    let pod = pod_port
+        .split_once(':')
+        .map_or(pod_port.as_str(), |(p, _)| p);
+    let Some(node) = s
+        .find(&ns, pod)
+        .and_then(|p| p["spec"]["nodeName"].as_str().map(str::to_owned))
+    else {
+        return status(404, "NotFound", &format!("pods \"{pod}\" not found"));
+    };
+    let answers = s
+        .metrics
+        .lock()
+        .unwrap()
+        .get(&node)
+        .cloned()
+        .unwrap_or_default();
+    if answers.is_empty() {
+        return status(
+            503,
+            "ServiceUnavailable",
+            "error trying to reach service: dial tcp: connection refused",
+        );
+    }
+    let mut scrapes = s.scrapes.lock().unwrap();
+    let n = scrapes.entry(format!("{ns}/{pod}")).or_default();
+    let text = answers[(*n).min(answers.len() - 1)].clone();
+    *n += 1;
+    text.into_response()
+}
+
+async fn list_nodes(State(s): State<Arc<Cluster>>) -> Response {
+    s.calls.lock().unwrap().push("GET /api/v1/nodes".into());
+    let items = s.nodes.lock().unwrap().clone();
+    Json(json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {"resourceVersion": "1"}, "items": items})).into_response()
+}
+
+async fn get_node(State(s): State<Arc<Cluster>>, Path(name): Path<String>) -> Response {
+    s.calls
+        .lock()
+        .unwrap()
+        .push(format!("GET /api/v1/nodes/{name}"));
+    match s
+        .nodes
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|n| n["metadata"]["name"] == name.as_str())
+    {
+        Some(n) => Json(n.clone()).into_response(),
+        None => status(404, "NotFound", &format!("nodes \"{name}\" not found")),
+    }
 }
 
 async fn delete_pod(
@@ -147,10 +527,16 @@ async fn delete_pod(
         .unwrap()
         .push(format!("DELETE /api/v1/namespaces/{ns}/pods/{name}"));
     let mut pods = s.pods.lock().unwrap();
-    match pods.iter().position(|p| {
-        p["metadata"]["namespace"] == ns.as_str() && p["metadata"]["name"] == name.as_str()
-    }) {
-        Some(i) => Json(pods.remove(i)).into_response(),
+    let removed = pods
+        .iter()
+        .position(|p| {
+            p["metadata"]["namespace"] == ns.as_str() && p["metadata"]["name"] == name.as_str()
+        })
+        .map(|i| pods.remove(i));
+    drop(pods);
+    s.changed();
+    match removed {
+        Some(pod) => Json(pod).into_response(),
         None => status(404, "NotFound", &format!("pods \"{name}\" not found")),
     }
 }
@@ -230,11 +616,21 @@ impl FakeApi {
         });
         let app = Router::new()
             .route("/api/v1/pods", get(list_all))
-            .route("/api/v1/namespaces/{ns}/pods", get(list_ns))
+            .route(
+                "/api/v1/namespaces/{ns}/pods",
+                get(list_ns).post(create_pod),
+            )
             .route(
                 "/api/v1/namespaces/{ns}/pods/{name}",
-                axum::routing::delete(delete_pod),
+                get(get_pod).delete(delete_pod),
             )
+            .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
+            .route(
+                "/api/v1/namespaces/{ns}/pods/{name}/proxy/metrics",
+                get(proxy_metrics),
+            )
+            .route("/api/v1/nodes", get(list_nodes))
+            .route("/api/v1/nodes/{name}", get(get_node))
             .route(
                 "/api/v1/namespaces/{ns}/pods/{name}/proxy/traces",
                 get(proxy_list),
@@ -279,6 +675,19 @@ impl FakeApi {
             .env_remove("KUBECONFIG")
             .output()
             .expect("the plugin runs")
+    }
+
+    /// Starts the real plugin binary against this server without waiting for it.
+    pub fn spawn_plugin(&self, args: &[&str]) -> std::process::Child {
+        Command::new(env!("CARGO_BIN_EXE_kubectl-dentry"))
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the plugin starts")
     }
 
     pub fn calls(&self) -> Vec<String> {

@@ -1,0 +1,367 @@
+//! `kubectl dentry trace` against the in-process API server, whose tracer pods replay a log
+//! recorded from the real tracer in the VM: the pod it asks for, what reaches stdout and
+//! stderr, cleanup on every way out, and one clear line for each failure.
+mod common;
+
+use std::io::Read as _;
+
+use common::{FakeApi, Tracer, fixture, node, on_node, pod, recorded_log, running};
+use serde_json::json;
+
+fn cluster() -> FakeApi {
+    let api = FakeApi::start(vec![
+        running(on_node(
+            pod("prod", "mysql-0", json!({"app": "mysql"})),
+            "node-a",
+        )),
+        pod("prod", "pending-0", json!({})),
+        running(on_node(pod("prod", "sick-0", json!({})), "node-b")),
+    ]);
+    *api.state.nodes.lock().unwrap() = vec![node("node-a", true), node("node-b", false)];
+    api
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn streams_the_tracers_lines_to_stdout_and_its_summary_to_stderr_then_deletes_the_pod() {
+    let api = cluster();
+    let out = api.plugin(&[
+        "trace",
+        "pod/mysql-0",
+        "--patterns=.ibd,#sql",
+        "--duration=30s",
+    ]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}\n{:?}", api.calls());
+
+    // Exactly the recorded trace lines, header first, nothing else.
+    let expected: Vec<&str> = recorded_log()
+        .lines()
+        .filter(|l| l.contains('\t'))
+        .map(|l| l.to_owned())
+        .collect::<Vec<_>>()
+        .leak()
+        .iter()
+        .map(String::as_str)
+        .collect();
+    let got: Vec<&str> = stdout.lines().collect();
+    assert_eq!(got, expected);
+    assert!(got[0].starts_with("timestamp\tpod\tcontainer"));
+    assert!(got.len() > 50, "{}", got.len());
+
+    // The summary and the attach line went to stderr.
+    assert!(
+        stderr.contains("summary attach=fentry events=95"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("top directories of negative lookups:"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("tracing pod prod/mysql-0 on node node-a (fentry)"),
+        "{stderr}"
+    );
+
+    // The pod it asked for, and that it is gone.
+    let created = api.state.created.lock().unwrap()[0].clone();
+    assert_eq!(created["spec"]["nodeName"], "node-a");
+    assert_eq!(created["metadata"]["namespace"], "prod");
+    let args: Vec<String> =
+        serde_json::from_value(created["spec"]["containers"][0]["args"].clone()).unwrap();
+    assert!(
+        args.contains(&"--target-pod-uid=uid-mysql-0".to_owned()),
+        "{args:?}"
+    );
+    assert!(
+        args.contains(&"--trace-patterns=.ibd,#sql".to_owned()),
+        "{args:?}"
+    );
+    assert!(args.contains(&"--duration=30s".to_owned()), "{args:?}");
+    assert!(
+        api.state
+            .pods
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|p| p["metadata"]["name"] != "dentry-trace-mysql-0-00001")
+    );
+    let calls = api.calls();
+    assert!(
+        calls
+            .contains(&"DELETE /api/v1/namespaces/prod/pods/dentry-trace-mysql-0-00001".to_owned()),
+        "{calls:?}"
+    );
+    assert!(calls.iter().any(|c| c.starts_with("WATCH ")), "{calls:?}");
+    assert!(
+        !calls.iter().any(|c| c.starts_with("UNMATCHED")),
+        "{calls:?}"
+    );
+}
+
+#[test]
+fn json_output_and_container_scoping() {
+    let api = cluster();
+    let out = api.plugin(&[
+        "trace",
+        "mysql-0",
+        "-c",
+        "c",
+        "-o",
+        "json",
+        "--max-events",
+        "10",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let first: serde_json::Value =
+        serde_json::from_str(text(&out.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(first["pod"], "mysql-0");
+    assert_eq!(first["operation"], "alloc");
+    assert!(
+        first["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("/work-a/#sql-ib")
+    );
+    let created = api.state.created.lock().unwrap()[0].clone();
+    let args = created["spec"]["containers"][0]["args"].to_string();
+    assert!(
+        args.contains("--target-container-id=containerd://cid-mysql-0"),
+        "{args}"
+    );
+    assert!(args.contains("--max-events=10"), "{args}");
+
+    let out = api.plugin(&["trace", "mysql-0", "-c", "nope"]);
+    assert_eq!(out.status.code(), Some(7));
+    assert!(
+        text(&out.stderr).contains("has no container nope (its containers: c"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn ctrl_c_deletes_the_pod_and_still_prints_the_summary() {
+    let api = cluster();
+    *api.state.tracer.lock().unwrap() = Tracer::Runs {
+        log: recorded_log(),
+        hold: true,
+    };
+    let mut child = api.spawn_plugin(&["trace", "pod/mysql-0"]);
+    let mut stdout = child.stdout.take().unwrap();
+    // Wait for data to flow, then Ctrl-C.
+    let mut first = [0u8; 64];
+    stdout.read_exact(&mut first).unwrap();
+    assert!(first.starts_with(b"timestamp\t"));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("summary attach=fentry"),
+        "the summary printed at SIGTERM is shown: {stderr}"
+    );
+    assert!(
+        stderr.contains("interrupted; tracer pod dentry-trace-mysql-0-00001 deleted"),
+        "{stderr}"
+    );
+    assert!(
+        api.calls()
+            .iter()
+            .any(|c| c == "DELETE /api/v1/namespaces/prod/pods/dentry-trace-mysql-0-00001")
+    );
+}
+
+#[test]
+fn keep_leaves_the_pod_serving_its_files() {
+    let api = cluster();
+    *api.state.tracer.lock().unwrap() = Tracer::Runs {
+        log: fixture("trace-pod-kept.log"),
+        hold: false,
+    };
+    let out = api.plugin(&["trace", "pod/mysql-0", "--keep", "--duration=10s"]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("kept tracer pod prod/dentry-trace-mysql-0-00001"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("kubectl dentry fetch traces pod/dentry-trace-mysql-0-00001 -n prod"),
+        "{stderr}"
+    );
+    assert!(
+        !api.calls().iter().any(|c| c.starts_with("DELETE")),
+        "{:?}",
+        api.calls()
+    );
+    let created = api.state.created.lock().unwrap()[0].clone();
+    assert!(
+        created["spec"]["containers"][0]["args"]
+            .to_string()
+            .contains("--linger=3600s")
+    );
+    assert!(created["spec"]["activeDeadlineSeconds"].as_i64().unwrap() >= 3600 + 10);
+    assert!(text(&out.stdout).lines().count() > 10);
+
+    // Then fetch its files, as the closing line says.
+    let kept = "dentry-trace-mysql-0-00001";
+    api.state.traces.lock().unwrap().insert(
+        kept.into(),
+        vec![("traces.tsv".into(), common::recorded_traces())],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = api.plugin(&[
+        "fetch",
+        "traces",
+        &format!("pod/{kept}"),
+        "-n",
+        "prod",
+        "-d",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read(dir.path().join("node-a/traces.tsv")).unwrap(),
+        common::recorded_traces()
+    );
+}
+
+fn fails(api: &FakeApi, args: &[&str], code: i32, needles: &[&str]) {
+    let out = api.plugin(args);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    for n in needles {
+        assert!(last.contains(n), "{args:?}: {n:?} not in {last:?}");
+    }
+    assert!(
+        out.stdout.is_empty(),
+        "{args:?}: stdout {:?}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn every_failure_is_one_line_with_its_exit_code() {
+    let api = cluster();
+    fails(
+        &api,
+        &["trace", "pod/nope"],
+        7,
+        &["pod nope not found in namespace prod", "-n NAMESPACE"],
+    );
+    fails(
+        &api,
+        &["trace", "pod/nope", "-n", "web"],
+        7,
+        &["in namespace web"],
+    );
+    fails(
+        &api,
+        &["trace", "pod/pending-0"],
+        7,
+        &["not scheduled to a node yet"],
+    );
+    fails(
+        &api,
+        &["trace", "pod/sick-0"],
+        7,
+        &["node node-b is NotReady (KubeletNotReady: container runtime is down)"],
+    );
+    fails(
+        &api,
+        &["trace", "deploy/mysql"],
+        2,
+        &["only pods can be traced"],
+    );
+    fails(
+        &api,
+        &["trace", "pod/mysql-0", "--duration", "soon"],
+        2,
+        &["is not a duration"],
+    );
+    fails(
+        &api,
+        &["trace", "pod/mysql-0", "--patterns", "a,,b"],
+        2,
+        &["empty pattern"],
+    );
+    assert!(
+        api.state.created.lock().unwrap().is_empty(),
+        "no pod is created for bad input"
+    );
+
+    *api.state.admission.lock().unwrap() = Some(
+        "pods \"dentry-trace-mysql-0-x\" is forbidden: violates PodSecurity \"baseline:latest\": host namespaces (hostPID=true), privileged (container \"tracer\" must not set securityContext.privileged=true)".into(),
+    );
+    fails(
+        &api,
+        &["trace", "pod/mysql-0"],
+        8,
+        &[
+            "admission rejected the privileged tracer pod in namespace prod",
+            "--tracer-namespace",
+        ],
+    );
+    *api.state.admission.lock().unwrap() = None;
+
+    *api.state.tracer.lock().unwrap() = Tracer::ImagePull;
+    fails(
+        &api,
+        &["trace", "pod/mysql-0", "--image", "example.com/nope:1"],
+        8,
+        &[
+            "the tracer image example.com/nope:1 cannot be pulled on node node-a: ErrImagePull",
+            "--image",
+        ],
+    );
+
+    *api.state.tracer.lock().unwrap() = Tracer::Fails {
+        log: fixture("tracer-failed.log"),
+    };
+    fails(
+        &api,
+        &["trace", "pod/mysql-0"],
+        8,
+        &["failed: tracer: kprobes unavailable on this kernel"],
+    );
+
+    *api.state.tracer.lock().unwrap() = Tracer::Pending;
+    fails(
+        &api,
+        &["trace", "pod/mysql-0", "--timeout", "1s"],
+        9,
+        &["timed out after 1s", "--timeout"],
+    );
+
+    // Every tracer pod that was created is gone again.
+    assert!(api.state.pods.lock().unwrap().iter().all(|p| {
+        !p["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("dentry-")
+    }));
+}
+
+#[test]
+fn forbidden_says_which_verb_and_resource() {
+    let api = cluster();
+    *api.state.admission.lock().unwrap() = Some("pods is forbidden: User \"alice\" cannot create resource \"pods\" in API group \"\" in the namespace \"prod\"".into());
+    fails(
+        &api,
+        &["trace", "pod/mysql-0"],
+        5,
+        &[
+            "forbidden: cannot create pods in namespace prod",
+            "deploy/02-rbac-plugin-user.yaml",
+        ],
+    );
+}
