@@ -1,0 +1,147 @@
+//! End to end against a real cluster: `trace`, `top`, `trace --keep` + `fetch traces`, and
+//! `cleanup`, with the real tracer image on real nodes. Ignored unless asked for:
+//!
+//!     DENTRY_E2E=1 KUBECONFIG=~/.kube/config \
+//!       KUBECTL_DENTRY_IMAGE=ghcr.io/kubectl-dentry/tracer:0.1.0 \
+//!       cargo test -p kubectl-dentry --test e2e -- --ignored --test-threads 1
+//!
+//! The cluster's nodes need kprobes (any mainstream distribution kernel; kind, k3d and
+//! minikube nodes use the host's). The tests make a namespace `dentry-e2e-<pid>` labelled to
+//! admit privileged pods, run a busybox pod there that looks up missing files, and delete the
+//! namespace at the end.
+use std::{process::Command, time::Duration};
+
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::{
+    Api, Client,
+    api::{DeleteParams, PostParams},
+};
+use serde_json::json;
+
+const WORKLOAD: &str = "dentry-e2e-workload";
+
+fn enabled() {
+    assert!(
+        std::env::var_os("DENTRY_E2E").is_some() && std::env::var_os("KUBECONFIG").is_some(),
+        "the e2e suite runs against a real cluster: set DENTRY_E2E=1 and KUBECONFIG"
+    );
+}
+
+fn plugin(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_kubectl-dentry"))
+        .args(args)
+        .output()
+        .expect("the plugin runs")
+}
+
+struct TestNamespace {
+    name: String,
+    client: Client,
+}
+
+impl TestNamespace {
+    async fn create() -> TestNamespace {
+        let client = Client::try_default().await.expect("kubeconfig");
+        let name = format!("dentry-e2e-{}", std::process::id());
+        let ns: Namespace = serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": {"pod-security.kubernetes.io/enforce": "privileged"}}
+        }))
+        .unwrap();
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("create namespace");
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": WORKLOAD, "labels": {"app": WORKLOAD}},
+            "spec": {"containers": [{"name": "lookups", "image": "busybox:1.36",
+                "command": ["sh", "-c", "mkdir -p /work; while true; do i=0; while [ $i -lt 500 ]; do [ -e /work/#sql-missing-$i.ibd ]; i=$((i+1)); done; sleep 0.2; done"]}],
+                "terminationGracePeriodSeconds": 1}
+        }))
+        .unwrap();
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &name);
+        pods.create(&PostParams::default(), &pod).await.expect("create workload");
+        for _ in 0..120 {
+            let p = pods.get(WORKLOAD).await.expect("get workload");
+            if p.status.and_then(|s| s.phase).as_deref() == Some("Running") {
+                return TestNamespace { name, client };
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        panic!("the workload pod did not start in 2 minutes");
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        let (client, name) = (self.client.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Runtime::new().map(|rt| {
+                rt.block_on(async {
+                    let _ = Api::<Namespace>::all(client)
+                        .delete(&name, &DeleteParams::default())
+                        .await;
+                })
+            })
+        })
+        .join();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a real cluster: DENTRY_E2E=1 KUBECONFIG=..."]
+async fn trace_top_keep_fetch_cleanup() {
+    enabled();
+    let ns = TestNamespace::create().await;
+    let n = ns.name.as_str();
+    let target = format!("pod/{WORKLOAD}");
+
+    // trace: TSV on stdout from the workload only, the summary on stderr, the pod deleted.
+    let out = plugin(&["trace", &target, "-n", n, "--patterns=#sql", "--duration=20s"]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("timestamp\tpod\tcontainer\tcgroup_id\toperation\tpath\tfstype"));
+    let events: Vec<&str> = lines.collect();
+    assert!(!events.is_empty(), "no events traced; stderr: {stderr}");
+    assert!(events.iter().all(|l| l.split('\t').nth(1) == Some(WORKLOAD)), "{stdout}");
+    assert!(events.iter().any(|l| l.contains("/work/#sql-missing-")), "{stdout}");
+    assert!(stderr.contains("summary attach="), "{stderr}");
+
+    // top: the workload's row has a positive allocation rate.
+    let out = plugin(&["top", &target, "-n", n, "--interval=5s", "-o", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let row = v["containers"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["pod"] == WORKLOAD))
+        .expect("the workload's row");
+    assert!(row["alloc_per_second"].as_f64().unwrap_or(0.0) > 0.0, "{row}");
+
+    // trace --keep, then fetch its files, then cleanup.
+    let out = plugin(&["trace", &target, "-n", n, "--keep", "--duration=10s"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    let out = plugin(&["fetch", "traces", "-n", n, "-d", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let fetched: Vec<_> = walk(dir.path());
+    assert!(fetched.iter().any(|p| p.ends_with("traces.tsv")), "{fetched:?}");
+    let out = plugin(&["cleanup", "-n", n]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("1 tracer pod(s) deleted"));
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
