@@ -35,7 +35,10 @@ fn measure(mut cmd: Command) -> (Duration, i64) {
     let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
     let elapsed = start.elapsed();
     assert_eq!(pid, child.id() as i32);
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "the run failed");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "the run failed"
+    );
     (elapsed, usage.ru_maxrss)
 }
 
@@ -69,14 +72,22 @@ fn top(nodes: usize) -> (Duration, i64) {
     for i in 0..nodes {
         let name = format!("node-{i:02}");
         api.state.nodes.lock().unwrap().push(node(&name, true));
-        api.state.metrics.lock().unwrap().insert(name, scrapes.clone());
+        api.state
+            .metrics
+            .lock()
+            .unwrap()
+            .insert(name, scrapes.clone());
     }
     let runs: Vec<(Duration, i64)> = (0..5)
         .map(|_| {
             let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubectl-dentry"));
-            cmd.arg("--kubeconfig")
-                .arg(&api.kubeconfig)
-                .args(["top", "--interval", "1s", "-o", "json"]);
+            cmd.arg("--kubeconfig").arg(&api.kubeconfig).args([
+                "top",
+                "--interval",
+                "1s",
+                "-o",
+                "json",
+            ]);
             measure(cmd)
         })
         .collect();
@@ -87,7 +98,10 @@ fn top(nodes: usize) -> (Duration, i64) {
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` runs this as a smoke run too.
     let help = help_first_byte();
-    println!("--help first byte: median {:.1} ms (goal <= 20 ms)", help.as_secs_f64() * 1e3);
+    println!(
+        "--help first byte: median {:.1} ms (goal <= 20 ms)",
+        help.as_secs_f64() * 1e3
+    );
     let (one, rss_one) = top(1);
     let (fifty, rss_fifty) = top(50);
     println!(

@@ -59,7 +59,9 @@ impl TestNamespace {
         }))
         .unwrap();
         let pods: Api<Pod> = Api::namespaced(client.clone(), &name);
-        pods.create(&PostParams::default(), &pod).await.expect("create workload");
+        pods.create(&PostParams::default(), &pod)
+            .await
+            .expect("create workload");
         for _ in 0..120 {
             let p = pods.get(WORKLOAD).await.expect("get workload");
             if p.status.and_then(|s| s.phase).as_deref() == Some("Running") {
@@ -96,38 +98,81 @@ async fn trace_top_keep_fetch_cleanup() {
     let target = format!("pod/{WORKLOAD}");
 
     // trace: TSV on stdout from the workload only, the summary on stderr, the pod deleted.
-    let out = plugin(&["trace", &target, "-n", n, "--patterns=#sql", "--duration=20s"]);
+    let out = plugin(&[
+        "trace",
+        &target,
+        "-n",
+        n,
+        "--patterns=#sql",
+        "--duration=20s",
+    ]);
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
     );
     assert!(out.status.success(), "{stderr}");
     let mut lines = stdout.lines();
-    assert_eq!(lines.next(), Some("timestamp\tpod\tcontainer\tcgroup_id\toperation\tpath\tfstype"));
+    assert_eq!(
+        lines.next(),
+        Some("timestamp\tpod\tcontainer\tcgroup_id\toperation\tpath\tfstype")
+    );
     let events: Vec<&str> = lines.collect();
     assert!(!events.is_empty(), "no events traced; stderr: {stderr}");
-    assert!(events.iter().all(|l| l.split('\t').nth(1) == Some(WORKLOAD)), "{stdout}");
-    assert!(events.iter().any(|l| l.contains("/work/#sql-missing-")), "{stdout}");
+    assert!(
+        events
+            .iter()
+            .all(|l| l.split('\t').nth(1) == Some(WORKLOAD)),
+        "{stdout}"
+    );
+    assert!(
+        events.iter().any(|l| l.contains("/work/#sql-missing-")),
+        "{stdout}"
+    );
     assert!(stderr.contains("summary attach="), "{stderr}");
 
     // top: the workload's row has a positive allocation rate.
     let out = plugin(&["top", &target, "-n", n, "--interval=5s", "-o", "json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let row = v["containers"]
         .as_array()
         .and_then(|rows| rows.iter().find(|r| r["pod"] == WORKLOAD))
         .expect("the workload's row");
-    assert!(row["alloc_per_second"].as_f64().unwrap_or(0.0) > 0.0, "{row}");
+    assert!(
+        row["alloc_per_second"].as_f64().unwrap_or(0.0) > 0.0,
+        "{row}"
+    );
 
     // trace --keep, then fetch its files, then cleanup.
     let out = plugin(&["trace", &target, "-n", n, "--keep", "--duration=10s"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dir = tempfile::tempdir().unwrap();
-    let out = plugin(&["fetch", "traces", "-n", n, "-d", dir.path().to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = plugin(&[
+        "fetch",
+        "traces",
+        "-n",
+        n,
+        "-d",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let fetched: Vec<_> = walk(dir.path());
-    assert!(fetched.iter().any(|p| p.ends_with("traces.tsv")), "{fetched:?}");
+    assert!(
+        fetched.iter().any(|p| p.ends_with("traces.tsv")),
+        "{fetched:?}"
+    );
     let out = plugin(&["cleanup", "-n", n]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("1 tracer pod(s) deleted"));

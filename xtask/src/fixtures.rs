@@ -59,7 +59,41 @@ i=0; while [ $i -lt 40 ]; do [ -e "#sql-ib$i.ibd" ]; [ -e "other-$i" ]; i=$((i+1
 i=0; while [ $i -lt 5 ]; do : > "#sql-$i.ibd"; i=$((i+1)); done
 "##;
 
-fn script() -> String {
+/// The pod runs in one VM boot: a trace pod, optionally a kept one, and a top pod scraped
+/// around `lookups_a` failed lookups in prod/mysql-0 and `lookups_b` in web/nginx-1.
+#[derive(Debug, Clone, Copy)]
+pub struct PodRuns {
+    pub lookups_a: u32,
+    pub lookups_b: u32,
+    pub kept: bool,
+}
+
+/// What one boot of `PodRuns` printed.
+pub struct Recorded {
+    pub output: crate::vm::VmOutput,
+}
+
+impl Recorded {
+    /// The tagged lines as one text (a pod log, a /metrics answer).
+    pub fn text(&self, tag: &str) -> String {
+        let mut text = self.output.tagged(tag).join("\n");
+        text.push('\n');
+        text
+    }
+
+    /// Seconds between the two /metrics scrapes (VM uptime).
+    pub fn scrape_interval(&self) -> Option<f64> {
+        let t = |tag| self.output.value(tag)?.trim().parse::<f64>().ok();
+        Some(t("t2")? - t("t1")?)
+    }
+}
+
+fn script(runs: PodRuns) -> String {
+    let PodRuns {
+        lookups_a,
+        lookups_b,
+        kept: with_kept,
+    } = runs;
     let (trace, top, kept) = pods();
     let trace_args = trace.args().join(" ");
     let kept_args = kept.args().join(" ");
@@ -80,6 +114,7 @@ wait $T
 echo "@@trace-exit $?"
 sed 's/^/@@trace-log /' /tmp/trace-pod.log
 
+if [ {with_kept} = true ]; then
 # The same with --keep: after its duration the tracer lingers, serving its files.
 {TRACER} {kept_args} > /tmp/kept-pod.log 2>&1 &
 T=$!
@@ -90,16 +125,19 @@ echo "@@kept-files $(wget -q -O - http://127.0.0.1:9090/traces)"
 kill -TERM $T; wait $T
 echo "@@kept-exit $?"
 sed 's/^/@@kept-log /' /tmp/kept-pod.log
+fi
 
 # A top pod: counters only, two scrapes around a workload in both pods.
 {TRACER} {top_args} > /tmp/top-pod.log 2>&1 &
 T=$!
 waitfor attached /tmp/top-pod.log
 sleep 1.5
+echo "@@t1 $(cut -d' ' -f1 /proc/uptime)"
 wget -q -O /tmp/m1 http://127.0.0.1:9090/metrics
-sh /run-in.sh $CTR_A /lookups.sh /mnt/tmpfs/work-a 300
-sh /run-in.sh $CTR_B /lookups.sh /mnt/tmpfs/work-b 100
+sh /run-in.sh $CTR_A /lookups.sh /mnt/tmpfs/work-a {lookups_a}
+sh /run-in.sh $CTR_B /lookups.sh /mnt/tmpfs/work-b {lookups_b}
 sleep 2.5
+echo "@@t2 $(cut -d' ' -f1 /proc/uptime)"
 wget -q -O /tmp/m2 http://127.0.0.1:9090/metrics
 kill -TERM $T; wait $T
 sed 's/^/@@metrics-1 /' /tmp/m1
@@ -108,39 +146,50 @@ sed 's/^/@@metrics-2 /' /tmp/m2
     )
 }
 
-/// Boots `kernel`, runs the tracer as a trace pod and as a top pod, and writes the recordings
-/// into `dir`.
+impl PodRuns {
+    /// Boots `kernel` and runs the tracer as the plugin's pods would.
+    pub fn run(self, kernel: &Kernel, tracer: &Path) -> anyhow::Result<Recorded> {
+        let workload = NodeWorkload {
+            lookups_a: 0,
+            skipped_a: 0,
+            lookups_b: 0,
+        };
+        let mut run = VmRun::new(kernel, script(self))
+            .binary(TRACER, tracer)
+            .file("/mysql.sh", MYSQL)
+            .timeout(std::time::Duration::from_secs(600));
+        for (dest, text) in workload.files() {
+            run = run.file(dest, text);
+        }
+        let out = run.run()?;
+        if out.status != 0
+            || out.value("trace-exit") != Some("0")
+            || (self.kept && out.value("kept-exit") != Some("0"))
+        {
+            anyhow::bail!("the tracer pods' runs failed in the VM; log:\n{}", out.log);
+        }
+        Ok(Recorded { output: out })
+    }
+}
+
+/// Boots `kernel`, runs the tracer as a trace pod, a kept trace pod and a top pod, and writes
+/// the recordings into `dir`.
 pub fn record(kernel: &Kernel, tracer: &Path, dir: &Path) -> anyhow::Result<()> {
-    let workload = NodeWorkload {
-        lookups_a: 0,
-        skipped_a: 0,
-        lookups_b: 0,
-    };
-    let mut run = VmRun::new(kernel, script())
-        .binary(TRACER, tracer)
-        .timeout(std::time::Duration::from_secs(600));
-    run = run.file("/mysql.sh", MYSQL);
-    for (dest, text) in workload.files() {
-        run = run.file(dest, text);
+    let recorded = PodRuns {
+        lookups_a: 300,
+        lookups_b: 100,
+        kept: true,
     }
-    let out = run.run()?;
-    if out.status != 0
-        || out.value("trace-exit") != Some("0")
-        || out.value("kept-exit") != Some("0")
-    {
-        anyhow::bail!("recording failed in the VM; log:\n{}", out.log);
-    }
+    .run(kernel, tracer)?;
     let write = |name: &str, tag: &str| -> anyhow::Result<()> {
-        let lines = out.tagged(tag);
         anyhow::ensure!(
-            !lines.is_empty(),
+            !recorded.output.tagged(tag).is_empty(),
             "the VM printed no {tag} lines:\n{}",
-            out.log
+            recorded.output.log
         );
-        let mut text = lines.join("\n");
-        text.push('\n');
         let path = dir.join(name);
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+        std::fs::write(&path, recorded.text(tag))
+            .with_context(|| format!("writing {}", path.display()))
     };
     write("trace-pod.log", "trace-log")?;
     write("trace-pod-kept.log", "kept-log")?;

@@ -3,7 +3,7 @@ use std::{path::PathBuf, process::Command};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use xtask::{cache, command, kernel::Kernel, scenario::TwoCgroups, setup, vm::VmRun};
+use xtask::{cache, command, kernel::Kernel, setup, vm::VmRun};
 
 #[derive(Parser)]
 #[command(about = "Development tasks for kubectl-dentry")]
@@ -39,7 +39,7 @@ enum Task {
         /// Debian cloud kernel series (6.1, 6.12) or package name.
         #[arg(long, default_value = "6.12")]
         kernel: String,
-        /// Missing-name lookups made in the traced cgroup.
+        /// Missing-name lookups made in prod/mysql-0 (web/nginx-1 makes a third as many).
         #[arg(long, default_value_t = 3000)]
         lookups: u32,
     },
@@ -208,67 +208,73 @@ fn setup_all() -> anyhow::Result<()> {
 }
 
 fn demo(kernel: &str, lookups: u32) -> anyhow::Result<()> {
+    use kubectl_dentry::{
+        table,
+        top::{Sample, rows},
+        tracer_log::{self, Line},
+    };
     setup::ebpf_toolchain()?;
     setup::apt_packages(setup::VM_PACKAGES)?;
     let kernel = Kernel::fetch(kernel)?;
     let tracer = build(Profile::Debug, "tracer", "tracer")?;
-    let workload = TwoCgroups {
-        traced_lookups: lookups,
-        other_lookups: lookups / 4,
+    let runs = xtask::fixtures::PodRuns {
+        lookups_a: lookups,
+        lookups_b: lookups / 3,
+        kept: false,
     };
     eprintln!(
-        "demo: booting Debian {} under qemu (TCG); the tracer attaches, then cgroup \"traced\" \
-         looks up {} missing names and cgroup \"other\" {}",
-        kernel.release, workload.traced_lookups, workload.other_lookups
+        "demo: booting Debian {} under qemu (TCG) with a kubepods cgroup tree (prod/mysql-0, \
+         web/nginx-1); the tracer runs with the arguments of the plugin's tracer pods",
+        kernel.release
     );
-    let out = VmRun::new(&kernel, workload.script())
-        .binary(xtask::scenario::TRACER, &tracer)
-        .run()?;
-    if out.status != 0 {
-        anyhow::bail!("the demo script failed in the VM; log:\n{}", out.log);
-    }
+    let recorded = runs.run(&kernel, &tracer)?;
     println!(
         "kernel {} booted and ran in {:.1?}",
-        kernel.release, out.elapsed
+        kernel.release, recorded.output.elapsed
     );
-    for line in out
-        .tagged("tracer")
-        .iter()
-        .filter(|l| l.contains("attached"))
-    {
-        println!("tracer: {}", line.trim());
-    }
+
+    // `kubectl dentry top`: the plugin's own parsing, arithmetic and table.
+    let before = Sample::parse(&recorded.text("metrics-1"))?;
+    let after = Sample::parse(&recorded.text("metrics-2"))?;
+    let seconds = recorded.scrape_interval().unwrap_or(f64::NAN);
+    let mut top_rows = rows(&before, &after, seconds, "vm");
+    table::sort(&mut top_rows, table::SortBy::Alloc);
+    let count = |k: &str| after.node.get(k).copied().unwrap_or(0.0);
+    let node = table::NodeLine {
+        node: "vm".into(),
+        total: count("total"),
+        unused: count("unused"),
+        negative: count("negative"),
+    };
     println!();
     println!(
-        "{:<10} {:>10} {:>12} {:>12} {:>10}",
-        "CGROUP", "ID", "ALLOC", "NEGATIVE", "TRACED"
+        "$ kubectl dentry top    # {} + {} failed lookups between two scrapes {seconds:.1}s apart",
+        runs.lookups_a, runs.lookups_b
     );
-    for c in TwoCgroups::counts(&out) {
-        let traced = if c.name == "traced" { "yes" } else { "no" };
-        println!(
-            "{:<10} {:>10} {:>12} {:>12} {:>10}",
-            c.name, c.id, c.alloc, c.negative, traced
-        );
-    }
+    print!(
+        "{}",
+        table::render(&top_rows, &[node], table::Output::Table)
+    );
+
+    // `kubectl dentry trace`: the trace pod's log, split by the plugin's own routing.
+    let log = recorded.text("trace-log");
+    let (data, messages): (Vec<&str>, Vec<&str>) = log
+        .lines()
+        .filter(|l| !l.is_empty())
+        .partition(|l| matches!(tracer_log::classify(l), Line::Header | Line::Event));
     println!();
-    println!(
-        "trace lines (only from the traced cgroup; {} in all, first ones shown):",
-        out.value("tsv-lines").unwrap_or("?")
-    );
-    for line in out.tagged("tsv") {
+    println!("$ kubectl dentry trace pod/mysql-0 -n prod --patterns=#sql,.ibd");
+    println!("stdout ({} lines; the first shown):", data.len());
+    for line in data.iter().take(8) {
         println!("  {line}");
     }
-    let summary: Vec<&str> = out
-        .tagged("tracer")
-        .into_iter()
-        .skip_while(|l| !l.starts_with("top directories"))
-        .take(3)
-        .collect();
-    if !summary.is_empty() {
-        println!();
-        for line in summary {
-            println!("{line}");
-        }
+    println!("stderr (the tracer's summary):");
+    for line in messages
+        .iter()
+        .filter(|l| tracer_log::classify(l) == Line::Message)
+        .take(16)
+    {
+        println!("  {line}");
     }
     Ok(())
 }
