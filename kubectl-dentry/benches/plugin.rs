@@ -21,6 +21,10 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 /// Runs the child to completion; returns (wall time, peak RSS in KiB).
+#[allow(
+    clippy::zombie_processes,
+    reason = "reaped by wait4, which also gives its rusage"
+)]
 fn measure(mut cmd: Command) -> (Duration, i64) {
     let start = Instant::now();
     let child = cmd
