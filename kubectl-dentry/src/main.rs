@@ -123,6 +123,9 @@ enum Command {
         tracer: TracerArgs,
     },
     /// Print the plugin's version, and the tracer images in use when the cluster is reachable.
+    #[command(
+        after_help = "Examples:\n  kubectl dentry version\n  kubectl dentry version --context prod"
+    )]
     Version,
     /// Delete every tracer pod this plugin created (in the namespace, or everywhere with -A).
     #[command(
@@ -134,6 +137,9 @@ enum Command {
         all_namespaces: bool,
     },
     /// Download files from tracer pods.
+    #[command(
+        after_help = "Examples:\n  kubectl dentry fetch traces\n  kubectl dentry fetch traces --node node-a -d /tmp/traces"
+    )]
     Fetch {
         #[command(subcommand)]
         what: Fetch,

@@ -299,9 +299,9 @@ fn every_failure_is_one_line_with_its_exit_code() {
         "no pod is created for bad input"
     );
 
-    *api.state.admission.lock().unwrap() = Some(
+    *api.state.create_error.lock().unwrap() = Some((403, "Forbidden".into(),
         "pods \"dentry-trace-mysql-0-x\" is forbidden: violates PodSecurity \"baseline:latest\": host namespaces (hostPID=true), privileged (container \"tracer\" must not set securityContext.privileged=true)".into(),
-    );
+    ));
     fails(
         &api,
         &["trace", "pod/mysql-0"],
@@ -311,7 +311,33 @@ fn every_failure_is_one_line_with_its_exit_code() {
             "--tracer-namespace",
         ],
     );
-    *api.state.admission.lock().unwrap() = None;
+    *api.state.create_error.lock().unwrap() = Some((
+        409,
+        "AlreadyExists".into(),
+        "pods \"dentry-trace-mysql-0-x\" already exists".into(),
+    ));
+    fails(
+        &api,
+        &["trace", "pod/mysql-0"],
+        1,
+        &[
+            "refused to create pods in namespace prod",
+            "already exists (409)",
+        ],
+    );
+    *api.state.create_error.lock().unwrap() = Some((
+        422,
+        "Invalid".into(),
+        "Pod \"dentry-trace-mysql-0-x\" is invalid: spec.containers[0].image: Required value"
+            .into(),
+    ));
+    fails(
+        &api,
+        &["trace", "pod/mysql-0", "--image", ""],
+        1,
+        &["is invalid: spec.containers[0].image", "(422)"],
+    );
+    *api.state.create_error.lock().unwrap() = None;
 
     *api.state.tracer.lock().unwrap() = Tracer::ImagePull;
     fails(
@@ -354,7 +380,7 @@ fn every_failure_is_one_line_with_its_exit_code() {
 #[test]
 fn forbidden_says_which_verb_and_resource() {
     let api = cluster();
-    *api.state.admission.lock().unwrap() = Some("pods is forbidden: User \"alice\" cannot create resource \"pods\" in API group \"\" in the namespace \"prod\"".into());
+    *api.state.create_error.lock().unwrap() = Some((403, "Forbidden".into(), "pods is forbidden: User \"alice\" cannot create resource \"pods\" in API group \"\" in the namespace \"prod\"".into()));
     fails(
         &api,
         &["trace", "pod/mysql-0"],

@@ -49,8 +49,8 @@ pub struct Cluster {
     pub nodes: Mutex<Vec<Value>>,
     /// What created tracer pods do.
     pub tracer: Mutex<Tracer>,
-    /// Reject pod creation with this admission message (403).
-    pub admission: Mutex<Option<String>>,
+    /// Answer pod creation with this Status: (code, reason, message).
+    pub create_error: Mutex<Option<(u16, String, String)>>,
     /// /metrics answers per node, served in turn (the last one repeats).
     pub metrics: Mutex<std::collections::HashMap<String, Vec<String>>>,
     scrapes: Mutex<std::collections::HashMap<String, usize>>,
@@ -342,8 +342,8 @@ async fn create_pod(
         .unwrap()
         .push(format!("POST /api/v1/namespaces/{ns}/pods {prefix}"));
     s.created.lock().unwrap().push(pod.clone());
-    if let Some(message) = s.admission.lock().unwrap().clone() {
-        return status(403, "Forbidden", &message);
+    if let Some((code, reason, message)) = s.create_error.lock().unwrap().clone() {
+        return status(code, &reason, &message);
     }
     let name = {
         let mut c = s.counter.lock().unwrap();
