@@ -61,6 +61,21 @@ fn quantity(q: &str) -> Quantity {
     Quantity(q.to_owned())
 }
 
+/// Where the host's /run is mounted in the tracer pod (read-only): the runtime's CRI socket is
+/// there, for pod and container names.
+pub const HOST_RUN: &str = "/host/run";
+
+/// The CRI sockets the tracer tries, as seen inside the pod.
+pub fn cri_sockets() -> String {
+    [
+        "containerd/containerd.sock",
+        "crio/crio.sock",
+        "cri-dockerd.sock",
+    ]
+    .map(|s| format!("{HOST_RUN}/{s}"))
+    .join(",")
+}
+
 /// A `generateName` prefix from parts, cut so the generated name stays a valid pod name.
 pub fn name_prefix(kind: &str, what: &str) -> String {
     let mut prefix = format!("dentry-{kind}-{what}");
@@ -77,6 +92,7 @@ impl TracerPod {
             format!("--duration={}s", self.duration_secs),
             "--poll-interval=1s".to_owned(),
             "--resolve-interval=10s".to_owned(),
+            format!("--cri-socket={}", cri_sockets()),
         ];
         if let Purpose::Trace {
             target_uid,
@@ -182,6 +198,7 @@ impl TracerPod {
                 mount("cgroup", "/host/sys/fs/cgroup", true),
                 mount("pod-logs", "/var/log/pods", true),
                 mount("container-logs", "/var/log/containers", true),
+                mount("run", HOST_RUN, true),
                 mount("traces", TRACE_DIR, false),
             ]),
             ..Default::default()
@@ -212,6 +229,7 @@ impl TracerPod {
                     host_path("cgroup", "/sys/fs/cgroup"),
                     host_path("pod-logs", "/var/log/pods"),
                     host_path("container-logs", "/var/log/containers"),
+                    host_path("run", "/run"),
                     Volume {
                         name: "traces".to_owned(),
                         empty_dir: Some(EmptyDirVolumeSource {

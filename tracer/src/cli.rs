@@ -85,6 +85,10 @@ pub struct Args {
     /// The kubelet's container log links (container names).
     #[arg(long, default_value = "/var/log/containers")]
     pub containers_log_dir: PathBuf,
+    /// CRI sockets to ask for pod and container names, comma-separated; the first that exists
+    /// is used, the kubelet's log directories fill what it does not name. Empty: none.
+    #[arg(long, default_value = crate::cri::DEFAULT_SOCKETS, value_name = "PATHS")]
+    pub cri_socket: String,
     /// Benchmark floor: attach only one probe counting allocations.
     #[arg(long, hide = true)]
     pub bench_floor: bool,
@@ -93,6 +97,17 @@ pub struct Args {
 /// Parsed `--trace-patterns`.
 #[derive(Debug, Clone, Default)]
 pub struct Patterns(pub Vec<String>);
+
+impl Args {
+    /// The --cri-socket candidates.
+    pub fn cri_sockets(&self) -> Vec<PathBuf> {
+        self.cri_socket
+            .split(',')
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+            .collect()
+    }
+}
 
 fn duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s)

@@ -39,6 +39,20 @@ impl Names {
     }
 }
 
+impl Names {
+    /// Takes every name `better` knows, keeping ours for the rest.
+    pub fn overlay(&mut self, better: &Names) {
+        self.pods
+            .extend(better.pods.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.containers.extend(
+            better
+                .containers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+    }
+}
+
 fn entries(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .map(|rd| {

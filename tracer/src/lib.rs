@@ -4,6 +4,7 @@ pub mod cgroup;
 pub mod check;
 pub mod cli;
 pub mod counters;
+pub mod cri;
 pub mod events;
 pub mod http;
 pub mod kubelet;

@@ -72,7 +72,9 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         pods_log_dir: args.pods_log_dir.clone(),
         containers_log_dir: args.containers_log_dir.clone(),
     };
-    let owners = Owners::resolve(&sources);
+    let cri_socket = tracer::cri::find_socket(&args.cri_sockets());
+    let cri_names = cri_names(cri_socket.as_deref(), true).await;
+    let owners = Owners::resolve_with(&sources, cri_names.as_ref());
     let mut target_dirs = args.target_cgroups.clone();
     if let Some(uid) = &args.target_pod_uid {
         let dir = owners.pod_dir(uid).with_context(|| {
@@ -186,7 +188,12 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     });
     let ebpf = Arc::new(Mutex::new(ebpf));
     let (owners_tx, owners_rx) = watch::channel(Arc::new(owners));
-    let resolver = tokio::spawn(resolve_loop(sources, args.resolve_interval, owners_tx));
+    let resolver = tokio::spawn(resolve_loop(
+        sources,
+        cri_socket,
+        args.resolve_interval,
+        owners_tx,
+    ));
     let poller = tokio::spawn(poll_loop(
         ebpf.clone(),
         state.clone(),
@@ -366,14 +373,57 @@ async fn trace(
 /// Records handled per drain call before the loop looks at its other duties.
 const DRAIN_BATCH: usize = 8192;
 
-async fn resolve_loop(sources: Sources, every: Duration, tx: watch::Sender<Arc<Owners>>) {
+async fn resolve_loop(
+    sources: Sources,
+    cri_socket: Option<std::path::PathBuf>,
+    every: Duration,
+    tx: watch::Sender<Arc<Owners>>,
+) {
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
     loop {
         tick.tick().await;
+        let cri = cri_names(cri_socket.as_deref(), false).await;
         let sources = sources.clone();
-        if let Ok(owners) = tokio::task::spawn_blocking(move || Owners::resolve(&sources)).await {
+        if let Ok(owners) =
+            tokio::task::spawn_blocking(move || Owners::resolve_with(&sources, cri.as_ref())).await
+        {
             let _ = tx.send(Arc::new(owners));
+        }
+    }
+}
+
+/// Names from the runtime's CRI socket, if one is mounted. A failure is not fatal (the
+/// kubelet's log directories still name pods): said at start-up, logged at debug level later.
+async fn cri_names(
+    socket: Option<&std::path::Path>,
+    first: bool,
+) -> Option<tracer::kubelet::Names> {
+    let Some(socket) = socket else {
+        if first {
+            tracing::info!("no CRI socket mounted: names come from the kubelet's log directories");
+        }
+        return None;
+    };
+    match tracer::cri::names(socket, Duration::from_secs(2)).await {
+        Ok(names) => {
+            if first {
+                tracing::info!(
+                    socket = %socket.display(),
+                    pods = names.pods.len(),
+                    containers = names.containers.len(),
+                    "names from the CRI socket"
+                );
+            }
+            Some(names)
+        }
+        Err(e) if first => {
+            tracing::warn!("{e} (names come from the kubelet's log directories)");
+            None
+        }
+        Err(e) => {
+            tracing::debug!("{e}");
+            None
         }
     }
 }

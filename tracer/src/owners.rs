@@ -40,7 +40,15 @@ const MAX_DEPTH: usize = 8;
 
 impl Owners {
     pub fn resolve(sources: &Sources) -> Owners {
-        let names = Names::read(&sources.pods_log_dir, &sources.containers_log_dir);
+        Owners::resolve_with(sources, None)
+    }
+
+    /// As `resolve`, with names from the runtime (`cri`) preferred to the kubelet's files.
+    pub fn resolve_with(sources: &Sources, cri: Option<&Names>) -> Owners {
+        let mut names = Names::read(&sources.pods_log_dir, &sources.containers_log_dir);
+        if let Some(cri) = cri {
+            names.overlay(cri);
+        }
         let mut owners = Owners::default();
         let mut stack = vec![(sources.cgroup_root.clone(), 0usize)];
         while let Some((dir, depth)) = stack.pop() {

@@ -188,6 +188,17 @@ fn the_daemonset_runs_the_tracer_as_documented() {
             "{arg_path}"
         );
     }
+    // The CRI sockets are the host's, seen through the read-only /run mount.
+    let cri = parsed.cri_sockets();
+    assert!(!cri.is_empty());
+    for socket in cri {
+        let rest = socket
+            .strip_prefix("/host/run")
+            .unwrap_or_else(|_| panic!("{} is not under /host/run", socket.display()));
+        assert!(!rest.as_os_str().is_empty());
+    }
+    let run = mounts.get("/host/run").expect("/host/run mounted");
+    assert_eq!(host_paths.get(run).map(String::as_str), Some("/run"));
 }
 
 #[test]

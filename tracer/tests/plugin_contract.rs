@@ -57,6 +57,15 @@ fn the_tracer_accepts_the_plugins_args_and_finds_its_paths_mounted() {
             .into_iter()
             .map(|m| m.mount_path)
             .collect();
+        let cri = parsed.cri_sockets();
+        assert_eq!(cri.len(), 3, "{cri:?}");
+        for socket in &cri {
+            assert!(
+                mounts.iter().any(|m| socket.starts_with(m)),
+                "{} is not under a mount",
+                socket.display()
+            );
+        }
         for path in [
             &parsed.cgroup,
             &parsed.pods_log_dir,
