@@ -10,6 +10,7 @@ use kube::{
 use crate::{
     error::{Error, Scope},
     progress::Progress,
+    tracer_log::{self, Line},
     tracer_pod::TracerPod,
 };
 
@@ -276,4 +277,29 @@ pub async fn follow(
             )
         })?;
     Ok(reader.lines())
+}
+
+/// The error for a tracer that exited with a failure: its last telling log lines.
+pub async fn failure(client: &Client, launched: &Launched) -> Error {
+    let lines = last_lines(client, launched, 5).await;
+    let said: Vec<&str> = lines
+        .iter()
+        .map(String::as_str)
+        .filter(|l| tracer_log::classify(l) == Line::Message && !l.trim().is_empty())
+        .collect();
+    // What explains the failure: the tracer's errors and warnings, not its routine lines.
+    let telling: Vec<&str> = said
+        .iter()
+        .copied()
+        .filter(|l| !tracer_log::is_routine(l))
+        .collect();
+    let said = if telling.is_empty() { said } else { telling };
+    Error::TracerFailed {
+        pod: format!("{}/{}", launched.namespace, launched.name),
+        detail: if said.is_empty() {
+            "it exited with an error and printed nothing".into()
+        } else {
+            said[said.len().saturating_sub(2)..].join(" | ")
+        },
+    }
 }

@@ -355,11 +355,7 @@ async fn wait_ready(
             .await
             .map_err(|_| timed_out("not started"))??;
         if let State::Exited(_) = state {
-            let lines = launch::last_lines(client, l, 3).await;
-            return Err(Error::TracerFailed {
-                pod: format!("{}/{}", l.namespace, l.name),
-                detail: lines.join(" | "),
-            });
+            return Err(launch::failure(client, l).await);
         }
         let source = Source::Pod {
             namespace: l.namespace.clone(),
@@ -372,12 +368,8 @@ async fn wait_ready(
                 Err(_) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     // A tracer that failed to attach has exited: say why now.
-                    if let Some(code) = launch::exit_code_now(client, l).await {
-                        let lines = launch::last_lines(client, l, 3).await;
-                        return Err(Error::TracerFailed {
-                            pod: format!("{}/{}", l.namespace, l.name),
-                            detail: format!("exit {code}: {}", lines.join(" | ")),
-                        });
+                    if launch::exit_code_now(client, l).await.is_some() {
+                        return Err(launch::failure(client, l).await);
                     }
                 }
                 Err(_) => return Err(timed_out("/metrics not answering")),

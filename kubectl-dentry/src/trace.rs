@@ -130,7 +130,7 @@ async fn supervise(
     if let State::Exited(code) = state
         && code != 0
     {
-        return Err(tracer_failed(client, launched).await);
+        return Err(launch::failure(client, launched).await);
     }
     progress.set(format!(
         "tracer pod {}/{}: attaching probes on {}",
@@ -200,23 +200,6 @@ async fn supervise(
     }
     match launch::exit_code(client, launched).await {
         Some(0) | None => Ok(End::Exited),
-        Some(_) => Err(tracer_failed(client, launched).await),
-    }
-}
-
-async fn tracer_failed(client: &Client, launched: &Launched) -> Error {
-    let lines = launch::last_lines(client, launched, 5).await;
-    let said: Vec<&str> = lines
-        .iter()
-        .map(String::as_str)
-        .filter(|l| tracer_log::classify(l) == Line::Message && !l.trim().is_empty())
-        .collect();
-    Error::TracerFailed {
-        pod: format!("{}/{}", launched.namespace, launched.name),
-        detail: if said.is_empty() {
-            "it exited with an error and printed nothing".into()
-        } else {
-            said[said.len().saturating_sub(2)..].join(" | ")
-        },
+        Some(_) => Err(launch::failure(client, launched).await),
     }
 }

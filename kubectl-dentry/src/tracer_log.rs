@@ -46,6 +46,15 @@ fn looks_like_timestamp(line: &str) -> bool {
         && b[10] == b'T'
 }
 
+/// A routine log line of the tracer (`tracing` at INFO level or below): not what explains a
+/// failure.
+pub fn is_routine(line: &str) -> bool {
+    looks_like_timestamp(line)
+        && [" INFO ", " DEBUG ", " TRACE "]
+            .iter()
+            .any(|level| line.contains(level))
+}
+
 /// The attach mode from the tracer's "attached" line (`mode="fentry"`), for progress.
 pub fn attach_mode(line: &str) -> Option<&str> {
     let rest = &line[line.find("mode=")? + 5..];
