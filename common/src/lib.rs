@@ -157,7 +157,14 @@ pub struct Config {
     /// are written without a wakeup and userspace drains them on its own tick. A wakeup per
     /// event costs an irq_work and often an IPI, more than the event itself.
     pub wakeup_bytes: u32,
+    /// Benchmarks only (`BENCH_*`): stop an event part-way, to price each stage.
+    pub bench: u32,
 }
+
+/// `Config::bench`: return after the scope check (no path walk, nothing written).
+pub const BENCH_STOP_AFTER_SCOPE: u32 = 1;
+/// `Config::bench`: walk the path, but write nothing to the ring buffer.
+pub const BENCH_STOP_BEFORE_OUTPUT: u32 = 2;
 
 #[cfg(feature = "user")]
 mod pod {

@@ -3,7 +3,10 @@ use aya_ebpf::helpers::{
     bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
     generated::{bpf_get_current_ancestor_cgroup_id, bpf_ringbuf_output, bpf_ringbuf_query},
 };
-use dentry_common::{EventHeader, MAX_CGROUP_LEVEL, Operation, PATH_BUF};
+use dentry_common::{
+    BENCH_STOP_AFTER_SCOPE, BENCH_STOP_BEFORE_OUTPUT, EventHeader, MAX_CGROUP_LEVEL, Operation,
+    PATH_BUF,
+};
 
 use crate::{
     Ptr, dentry,
@@ -83,7 +86,7 @@ pub fn event(op: Operation, target: Target, count: u64) {
     }
     // SAFETY: FFI helper without preconditions.
     let cgroup = unsafe { bpf_get_current_cgroup_id() };
-    if !in_scope(cgroup) {
+    if !in_scope(cgroup) || cfg.bench & BENCH_STOP_AFTER_SCOPE != 0 {
         return;
     }
     let Some(slot) = SCRATCH.get_ptr_mut(0) else {
@@ -130,6 +133,9 @@ pub fn event(op: Operation, target: Target, count: u64) {
     h.path_len = path_len as u16;
     h.depth = walk.depth;
     h.flags = walk.flags;
+    if cfg.bench & BENCH_STOP_BEFORE_OUTPUT != 0 {
+        return;
+    }
     let size = core::mem::size_of::<EventHeader>() + path_len;
     let ring = core::ptr::addr_of!(EVENTS).cast_mut().cast();
     // SAFETY: FFI helper on our own ring buffer map.

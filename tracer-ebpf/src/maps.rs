@@ -56,6 +56,7 @@ static CONFIG: Config = Config {
     scoped: 0,
     ancestor_levels: 0,
     wakeup_bytes: 0,
+    bench: 0,
 };
 
 /// Struct offsets for the running kernel (set by the tracer from BTF).

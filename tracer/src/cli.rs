@@ -92,6 +92,10 @@ pub struct Args {
     /// Benchmark floor: attach only one probe counting allocations.
     #[arg(long, hide = true)]
     pub bench_floor: bool,
+    /// Benchmark stages of tracing: `scope` stops each event after the scope check, `walk`
+    /// after the path walk (nothing reaches the ring buffer either way).
+    #[arg(long, hide = true, value_parser = ["scope", "walk"])]
+    pub bench_trace_stage: Option<String>,
 }
 
 /// Parsed `--trace-patterns`.

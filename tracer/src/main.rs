@@ -72,9 +72,8 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         pods_log_dir: args.pods_log_dir.clone(),
         containers_log_dir: args.containers_log_dir.clone(),
     };
-    let cri_socket = tracer::cri::find_socket(&args.cri_sockets());
-    let cri_names = cri_names(cri_socket.as_deref(), true).await;
-    let owners = Owners::resolve_with(&sources, cri_names.as_ref());
+    // Names are not needed to find targets; the runtime is asked once the input is validated.
+    let owners = Owners::resolve(&sources);
     let mut target_dirs = args.target_cgroups.clone();
     if let Some(uid) = &args.target_pod_uid {
         let dir = owners.pod_dir(uid).with_context(|| {
@@ -138,6 +137,11 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             .filter(|t| t.level < MAX_CGROUP_LEVEL)
             .fold(0, |acc, t| acc | 1 << t.level),
         wakeup_bytes: args.ring_buffer_size / 4,
+        bench: match args.bench_trace_stage.as_deref() {
+            Some("scope") => dentry_common::BENCH_STOP_AFTER_SCOPE,
+            Some("walk") => dentry_common::BENCH_STOP_BEFORE_OUTPUT,
+            _ => 0,
+        },
     };
     let options = probes::LoadOptions {
         offsets: probes::kernel_offsets()?,
@@ -187,6 +191,11 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         async move { axum::serve(listener, app).await }
     });
     let ebpf = Arc::new(Mutex::new(ebpf));
+    let cri_socket = tracer::cri::find_socket(&args.cri_sockets());
+    let owners = match cri_names(cri_socket.as_deref(), true).await {
+        Some(names) => Owners::resolve_with(&sources, Some(&names)),
+        None => owners,
+    };
     let (owners_tx, owners_rx) = watch::channel(Arc::new(owners));
     let resolver = tokio::spawn(resolve_loop(
         sources,
@@ -401,7 +410,7 @@ async fn cri_names(
 ) -> Option<tracer::kubelet::Names> {
     let Some(socket) = socket else {
         if first {
-            tracing::info!("no CRI socket mounted: names come from the kubelet's log directories");
+            tracing::debug!("no CRI socket mounted: names come from the kubelet's log directories");
         }
         return None;
     };

@@ -16,6 +16,7 @@ fn open(trace: bool) -> aya::Ebpf {
             scoped: 1,
             ancestor_levels: 0b110,
             wakeup_bytes: 1 << 14,
+            bench: 0,
         },
         ring_buffer_bytes: 1 << 16,
     };

@@ -33,6 +33,15 @@ pub fn variants(mode: &str) -> Vec<Variant> {
                 "--trace-enabled --stdout --trace-patterns no-such-path-xyz".to_owned(),
             ),
             ("trace-all", "--trace-enabled --stdout".to_owned()),
+            // The stages of trace-all, priced apart: scope check only; path walk too.
+            (
+                "stage-scope",
+                "--trace-enabled --stdout --bench-trace-stage scope".to_owned(),
+            ),
+            (
+                "stage-walk",
+                "--trace-enabled --stdout --bench-trace-stage walk".to_owned(),
+            ),
         ] {
             all.push(Variant {
                 name: format!("{what}-{mode}"),
@@ -175,7 +184,14 @@ pub fn run(
 fn rows(t: &mut String, mode: &str, m: &BTreeMap<String, (f64, f64)>) {
     let none = m.get("none").map_or(f64::NAN, |v| v.0);
     let floor = m.get(&format!("floor-{mode}")).map(|v| v.1);
-    for what in ["floor", "counters", "trace-nomatch", "trace-all"] {
+    for what in [
+        "floor",
+        "counters",
+        "stage-scope",
+        "stage-walk",
+        "trace-nomatch",
+        "trace-all",
+    ] {
         let name = format!("{what}-{mode}");
         let Some(&(v, added)) = m.get(&name) else {
             continue;
