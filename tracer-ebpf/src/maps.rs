@@ -34,6 +34,11 @@ pub static PENDING: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
 #[map(name = "SWITCH")]
 pub static SWITCH: Array<u32> = Array::with_max_entries(1, 0);
 
+/// The last superblock this CPU named and its filesystem type name (`[sb, name as 2 words]`):
+/// a lookup storm stays on one filesystem, and naming it costs three reads.
+#[map(name = "FSTYPES")]
+pub static FSTYPES: PerCpuArray<[u64; 3]> = PerCpuArray::with_max_entries(1, 0);
+
 /// The benchmark floor's counter.
 #[map(name = "FLOOR")]
 pub static FLOOR: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
