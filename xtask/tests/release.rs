@@ -135,13 +135,15 @@ fn krew_manifest_matches_the_archive_and_kubectl_runs_the_plugin() {
         "kubectl plugin list: {listed}{}",
         String::from_utf8_lossy(&list.stderr)
     );
+    let version = succeeded(
+        Command::new(&kubectl)
+            .args(["dentry", "version"])
+            .env("PATH", &path),
+    );
     assert_eq!(
-        succeeded(
-            Command::new(&kubectl)
-                .args(["dentry", "version"])
-                .env("PATH", &path)
-        ),
-        format!("kubectl-dentry {VERSION}")
+        version.lines().next(),
+        Some(format!("kubectl-dentry {VERSION}").as_str()),
+        "{version}"
     );
 }
 
