@@ -71,7 +71,10 @@ impl Kernel {
             return Ok(out);
         }
         let image = std::fs::read(self.vmlinuz())?;
-        let vmlinux = self.root.join("vmlinux");
+        // Work in a private directory and rename the result into place: tests running in
+        // parallel may extract the same kernel's BTF at the same time.
+        let work = tempfile::tempdir_in(&self.root)?;
+        let vmlinux = work.path().join("vmlinux");
         let mut found = false;
         for (magic, tool) in PAYLOADS {
             for at in find_all(&image, magic) {
@@ -108,13 +111,14 @@ impl Kernel {
                 self.vmlinuz().display()
             );
         }
+        let btf = work.path().join("vmlinux.btf");
         command::run(
             Command::new("objcopy")
                 .args(["-O", "binary", "--only-section=.BTF"])
                 .arg(&vmlinux)
-                .arg(&out),
+                .arg(&btf),
         )?;
-        std::fs::remove_file(&vmlinux)?;
+        std::fs::rename(&btf, &out)?;
         Ok(out)
     }
 
@@ -128,11 +132,12 @@ impl Kernel {
         if found.extension().is_some_and(|e| e == "ko") {
             return Ok(found);
         }
-        let plain = self.root.join("unpacked-modules").join(&file);
+        let dir = self.root.join("unpacked-modules");
+        let plain = dir.join(&file);
         if !plain.is_file() {
-            std::fs::create_dir_all(self.root.join("unpacked-modules"))?;
+            std::fs::create_dir_all(&dir)?;
             let out = command::run(Command::new("xz").arg("-dc").arg(&found))?;
-            std::fs::write(&plain, out.stdout)?;
+            crate::cache::write_atomically(&plain, &out.stdout)?;
         }
         Ok(plain)
     }
