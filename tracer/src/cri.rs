@@ -95,16 +95,11 @@ pub fn find_socket(candidates: &[PathBuf]) -> Option<PathBuf> {
 
 /// Asks the runtime behind `socket` for every pod sandbox and container.
 pub async fn names(socket: &Path, timeout: Duration) -> Result<Names, Error> {
-    let path = socket.to_owned();
-    let connect_error = |message: String| Error::Connect {
-        path: path.clone(),
-        message,
-    };
     // The URI is required but unused: the connector always dials the socket.
     let endpoint = Endpoint::from_static("http://cri.invalid")
         .connect_timeout(timeout)
         .timeout(timeout);
-    let dial = path.clone();
+    let dial = socket.to_owned();
     let channel = endpoint
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let dial = dial.clone();
@@ -114,40 +109,20 @@ pub async fn names(socket: &Path, timeout: Duration) -> Result<Names, Error> {
             }
         }))
         .await
-        .map_err(|e| connect_error(error_chain(&e)))?;
+        .map_err(|e| Error::Connect {
+            path: socket.to_owned(),
+            message: chain(e),
+        })?;
     let mut grpc = tonic::client::Grpc::new(channel);
-    let call_error = |call: &'static str| {
-        let path = path.clone();
-        move |status| Error::Call {
-            call,
-            path,
-            status: Box::new(status),
-        }
-    };
-    grpc.ready()
-        .await
-        .map_err(|e| connect_error(error_chain(&e)))?;
-    let sandboxes: ListPodSandboxResponse = grpc
-        .unary(
-            tonic::Request::new(ListPodSandboxRequest {}),
-            tonic::codegen::http::uri::PathAndQuery::from_static(LIST_POD_SANDBOX),
-            tonic_prost::ProstCodec::default(),
-        )
-        .await
-        .map_err(call_error("ListPodSandbox"))?
-        .into_inner();
-    grpc.ready()
-        .await
-        .map_err(|e| connect_error(error_chain(&e)))?;
-    let containers: ListContainersResponse = grpc
-        .unary(
-            tonic::Request::new(ListContainersRequest {}),
-            tonic::codegen::http::uri::PathAndQuery::from_static(LIST_CONTAINERS),
-            tonic_prost::ProstCodec::default(),
-        )
-        .await
-        .map_err(call_error("ListContainers"))?
-        .into_inner();
+    let sandboxes: ListPodSandboxResponse = unary(
+        &mut grpc,
+        socket,
+        LIST_POD_SANDBOX,
+        ListPodSandboxRequest {},
+    )
+    .await?;
+    let containers: ListContainersResponse =
+        unary(&mut grpc, socket, LIST_CONTAINERS, ListContainersRequest {}).await?;
     Ok(to_names(&sandboxes, &containers))
 }
 
@@ -190,13 +165,37 @@ pub fn to_names(sandboxes: &ListPodSandboxResponse, containers: &ListContainersR
     names
 }
 
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        cur = s.source();
-    }
-    text
+/// One CRI call: `path` is the method's full gRPC path (`/runtime.v1.RuntimeService/...`).
+async fn unary<Req, Resp>(
+    grpc: &mut tonic::client::Grpc<tonic::transport::Channel>,
+    socket: &Path,
+    path: &'static str,
+    request: Req,
+) -> Result<Resp, Error>
+where
+    Req: prost::Message + Send + Sync + 'static,
+    Resp: prost::Message + Default + Send + Sync + 'static,
+{
+    grpc.ready().await.map_err(|e| Error::Connect {
+        path: socket.to_owned(),
+        message: chain(e),
+    })?;
+    let response = grpc
+        .unary(
+            tonic::Request::new(request),
+            tonic::codegen::http::uri::PathAndQuery::from_static(path),
+            tonic_prost::ProstCodec::default(),
+        )
+        .await
+        .map_err(|status| Error::Call {
+            call: path.rsplit('/').next().unwrap_or(path),
+            path: socket.to_owned(),
+            status: Box::new(status),
+        })?;
+    Ok(response.into_inner())
+}
+
+/// An error with its causes, on one line (`a: b: c`).
+fn chain(e: tonic::transport::Error) -> String {
+    format!("{:#}", anyhow::Error::new(e))
 }

@@ -57,29 +57,30 @@ impl tower::Service<http::Request<Body>> for FakeRuntime {
             me.calls.lock().unwrap().push(path.clone());
             Ok(match path.as_str() {
                 LIST_POD_SANDBOX => {
-                    let answer = me.sandboxes.clone();
-                    let svc = tower::service_fn(move |_: tonic::Request<ListPodSandboxRequest>| {
-                        let answer = answer.clone();
-                        async move { Ok::<_, Status>(tonic::Response::new(answer)) }
-                    });
-                    tonic::server::Grpc::new(tonic_prost::ProstCodec::default())
-                        .unary(svc, req)
-                        .await
+                    answer::<ListPodSandboxRequest, _>(me.sandboxes.clone(), req).await
                 }
                 LIST_CONTAINERS => {
-                    let answer = me.containers.clone();
-                    let svc = tower::service_fn(move |_: tonic::Request<ListContainersRequest>| {
-                        let answer = answer.clone();
-                        async move { Ok::<_, Status>(tonic::Response::new(answer)) }
-                    });
-                    tonic::server::Grpc::new(tonic_prost::ProstCodec::default())
-                        .unary(svc, req)
-                        .await
+                    answer::<ListContainersRequest, _>(me.containers.clone(), req).await
                 }
                 _ => Status::unimplemented(path).into_http(),
             })
         })
     }
+}
+
+/// Answers one unary call with `response`, whatever the request.
+async fn answer<Req, Resp>(response: Resp, req: http::Request<Body>) -> http::Response<Body>
+where
+    Req: prost::Message + Default + Send + Sync + 'static,
+    Resp: prost::Message + Clone + Send + Sync + 'static,
+{
+    let svc = tower::service_fn(move |_: tonic::Request<Req>| {
+        let response = response.clone();
+        async move { Ok::<_, Status>(tonic::Response::new(response)) }
+    });
+    tonic::server::Grpc::new(tonic_prost::ProstCodec::default())
+        .unary(svc, req)
+        .await
 }
 
 fn runtime() -> FakeRuntime {
