@@ -83,17 +83,7 @@ fn top(nodes: usize) -> (Duration, i64) {
             .insert(name, scrapes.clone());
     }
     let runs: Vec<(Duration, i64)> = (0..5)
-        .map(|_| {
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubectl-dentry"));
-            cmd.arg("--kubeconfig").arg(&api.kubeconfig).args([
-                "top",
-                "--interval",
-                "1s",
-                "-o",
-                "json",
-            ]);
-            measure(cmd)
-        })
+        .map(|_| measure(api.command(&["top", "--interval", "1s", "-o", "json"])))
         .collect();
     let peak = runs.iter().map(|r| r.1).max().unwrap_or(0);
     (median(runs.into_iter().map(|r| r.0).collect()), peak)

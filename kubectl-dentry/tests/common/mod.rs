@@ -195,7 +195,7 @@ async fn list_all(
     State(s): State<Arc<Cluster>>,
     Query(q): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
-    s.calls.lock().unwrap().push(format!(
+    s.record(format!(
         "GET /api/v1/pods?{}",
         q.get("labelSelector").cloned().unwrap_or_default()
     ));
@@ -213,26 +213,33 @@ async fn list_ns(
             .and_then(|f| f.strip_prefix("metadata.name="))
             .unwrap_or_default()
             .to_owned();
-        s.calls
-            .lock()
-            .unwrap()
-            .push(format!("WATCH /api/v1/namespaces/{ns}/pods/{name}"));
+        s.record(format!("WATCH /api/v1/namespaces/{ns}/pods/{name}"));
         return watch(s, ns, name);
     }
-    s.calls.lock().unwrap().push(format!(
+    s.record(format!(
         "GET /api/v1/namespaces/{ns}/pods?{}",
         q.get("labelSelector").cloned().unwrap_or_default()
     ));
     list(&s, Some(&ns), &q)
 }
 
+/// Is `pod` the one named `ns`/`name`?
+fn is_pod(pod: &Value, ns: &str, name: &str) -> bool {
+    pod["metadata"]["namespace"] == ns && pod["metadata"]["name"] == name
+}
+
 impl Cluster {
+    /// Notes a call the plugin made.
+    fn record(&self, call: impl Into<String>) {
+        self.calls.lock().unwrap().push(call.into());
+    }
+
     fn find(&self, ns: &str, name: &str) -> Option<Value> {
         self.pods
             .lock()
             .unwrap()
             .iter()
-            .find(|p| p["metadata"]["namespace"] == ns && p["metadata"]["name"] == name)
+            .find(|p| is_pod(p, ns, name))
             .cloned()
     }
 
@@ -256,7 +263,7 @@ impl Cluster {
             .lock()
             .unwrap()
             .iter_mut()
-            .find(|p| p["metadata"]["namespace"] == ns && p["metadata"]["name"] == name)
+            .find(|p| is_pod(p, ns, name))
         {
             p["status"] = status;
         }
@@ -318,10 +325,7 @@ async fn get_pod(
     State(s): State<Arc<Cluster>>,
     Path((ns, name)): Path<(String, String)>,
 ) -> Response {
-    s.calls
-        .lock()
-        .unwrap()
-        .push(format!("GET /api/v1/namespaces/{ns}/pods/{name}"));
+    s.record(format!("GET /api/v1/namespaces/{ns}/pods/{name}"));
     match s.find(&ns, &name) {
         Some(p) => Json(p).into_response(),
         None => status(404, "NotFound", &format!("pods \"{name}\" not found")),
@@ -337,10 +341,7 @@ async fn create_pod(
         .as_str()
         .unwrap_or("pod-")
         .to_owned();
-    s.calls
-        .lock()
-        .unwrap()
-        .push(format!("POST /api/v1/namespaces/{ns}/pods {prefix}"));
+    s.record(format!("POST /api/v1/namespaces/{ns}/pods {prefix}"));
     s.created.lock().unwrap().push(pod.clone());
     if let Some((code, reason, message)) = s.create_error.lock().unwrap().clone() {
         return status(code, &reason, &message);
@@ -384,7 +385,7 @@ async fn pod_log(
     Query(q): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
     let follow = q.get("follow").map(String::as_str) == Some("true");
-    s.calls.lock().unwrap().push(format!(
+    s.record(format!(
         "GET /api/v1/namespaces/{ns}/pods/{name}/log{}",
         if follow { "?follow" } else { "" }
     ));
@@ -462,7 +463,7 @@ async fn proxy_metrics(
     State(s): State<Arc<Cluster>>,
     Path((ns, pod_port)): Path<(String, String)>,
 ) -> Response {
-    s.calls.lock().unwrap().push(format!(
+    s.record(format!(
         "GET /api/v1/namespaces/{ns}/pods/{pod_port}/proxy/metrics"
     ));
     let pod = pod_port
@@ -496,16 +497,13 @@ async fn proxy_metrics(
 }
 
 async fn list_nodes(State(s): State<Arc<Cluster>>) -> Response {
-    s.calls.lock().unwrap().push("GET /api/v1/nodes".into());
+    s.record("GET /api/v1/nodes");
     let items = s.nodes.lock().unwrap().clone();
     Json(json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {"resourceVersion": "1"}, "items": items})).into_response()
 }
 
 async fn get_node(State(s): State<Arc<Cluster>>, Path(name): Path<String>) -> Response {
-    s.calls
-        .lock()
-        .unwrap()
-        .push(format!("GET /api/v1/nodes/{name}"));
+    s.record(format!("GET /api/v1/nodes/{name}"));
     match s
         .nodes
         .lock()
@@ -522,16 +520,11 @@ async fn delete_pod(
     State(s): State<Arc<Cluster>>,
     Path((ns, name)): Path<(String, String)>,
 ) -> Response {
-    s.calls
-        .lock()
-        .unwrap()
-        .push(format!("DELETE /api/v1/namespaces/{ns}/pods/{name}"));
+    s.record(format!("DELETE /api/v1/namespaces/{ns}/pods/{name}"));
     let mut pods = s.pods.lock().unwrap();
     let removed = pods
         .iter()
-        .position(|p| {
-            p["metadata"]["namespace"] == ns.as_str() && p["metadata"]["name"] == name.as_str()
-        })
+        .position(|p| is_pod(p, &ns, &name))
         .map(|i| pods.remove(i));
     drop(pods);
     s.changed();
@@ -551,7 +544,7 @@ async fn proxy_list(
     State(s): State<Arc<Cluster>>,
     Path((ns, pod)): Path<(String, String)>,
 ) -> Response {
-    s.calls.lock().unwrap().push(format!(
+    s.record(format!(
         "GET /api/v1/namespaces/{ns}/pods/{pod}/proxy/traces"
     ));
     match proxied_pod(&s, &pod) {
@@ -570,7 +563,7 @@ async fn proxy_file(
     State(s): State<Arc<Cluster>>,
     Path((ns, pod, file)): Path<(String, String, String)>,
 ) -> Response {
-    s.calls.lock().unwrap().push(format!(
+    s.record(format!(
         "GET /api/v1/namespaces/{ns}/pods/{pod}/proxy/traces/{file}"
     ));
     let files = proxied_pod(&s, &pod).unwrap_or_default();
@@ -586,10 +579,7 @@ async fn unmatched(
     uri: axum::http::Uri,
     method: axum::http::Method,
 ) -> Response {
-    s.calls
-        .lock()
-        .unwrap()
-        .push(format!("UNMATCHED {method} {uri}"));
+    s.record(format!("UNMATCHED {method} {uri}"));
     status(
         404,
         "NotFound",
@@ -666,24 +656,24 @@ impl FakeApi {
         }
     }
 
-    /// Runs the real plugin binary against this server.
-    pub fn plugin(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_kubectl-dentry"))
-            .arg("--kubeconfig")
+    /// The real plugin binary, pointed at this server.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubectl-dentry"));
+        cmd.arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .args(args)
-            .env_remove("KUBECONFIG")
-            .output()
-            .expect("the plugin runs")
+            .env_remove("KUBECONFIG");
+        cmd
+    }
+
+    /// Runs the real plugin binary against this server.
+    pub fn plugin(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("the plugin runs")
     }
 
     /// Starts the real plugin binary against this server without waiting for it.
     pub fn spawn_plugin(&self, args: &[&str]) -> std::process::Child {
-        Command::new(env!("CARGO_BIN_EXE_kubectl-dentry"))
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(args)
-            .env_remove("KUBECONFIG")
+        self.command(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
