@@ -210,30 +210,28 @@ pub async fn last_lines(client: &Client, launched: &Launched, n: i64) -> Vec<Str
 /// The tracer's exit status once it has exited, waiting briefly for the kubelet to report it
 /// (a log stream can end a moment before the status says why).
 pub async fn exit_code(client: &Client, launched: &Launched) -> Option<i32> {
-    let api = launched.api(client);
     for _ in 0..20 {
-        match api.get(&launched.name).await {
-            Ok(pod) => {
-                if let State::Exited(code) = state(&pod, launched) {
-                    return Some(code);
-                }
-            }
+        match exited(client, launched).await {
+            Ok(None) => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+            Ok(code) => return code,
             Err(_) => return None,
         }
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
     None
 }
 
 /// The tracer's exit status if it has exited by now.
 pub async fn exit_code_now(client: &Client, launched: &Launched) -> Option<i32> {
-    match launched.api(client).get(&launched.name).await {
-        Ok(pod) => match state(&pod, launched) {
-            State::Exited(code) => Some(code),
-            _ => None,
-        },
-        Err(_) => None,
-    }
+    exited(client, launched).await.ok().flatten()
+}
+
+/// One read of the pod: `Some(code)` once the tracer has exited.
+async fn exited(client: &Client, launched: &Launched) -> Result<Option<i32>, kube::Error> {
+    let pod = launched.api(client).get(&launched.name).await?;
+    Ok(match state(&pod, launched) {
+        State::Exited(code) => Some(code),
+        _ => None,
+    })
 }
 
 /// Deletes the pod; gone already is fine.
