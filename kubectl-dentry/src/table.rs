@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets::NOTHING};
 use serde_json::json;
 
-use crate::top::Row;
+use crate::top::{Row, Sample};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
@@ -29,6 +29,19 @@ pub struct NodeLine {
     pub total: f64,
     pub unused: f64,
     pub negative: f64,
+}
+
+impl NodeLine {
+    /// The node's line from one scrape of its tracer (0 where the tracer reports nothing).
+    pub fn new(node: impl Into<String>, sample: &Sample) -> NodeLine {
+        let count = |k: &str| sample.node.get(k).copied().unwrap_or(0.0);
+        NodeLine {
+            node: node.into(),
+            total: count("total"),
+            unused: count("unused"),
+            negative: count("negative"),
+        }
+    }
 }
 
 pub fn sort(rows: &mut [Row], by: SortBy) {
@@ -155,20 +168,14 @@ pub fn render(rows: &[Row], nodes: &[NodeLine], output: Output) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::top::{Key, Sample, rows};
+    use crate::top::{Key, rows};
 
     fn fixture_rows() -> (Vec<Row>, Vec<NodeLine>) {
         let a = Sample::parse(include_str!("../tests/fixtures/metrics-1.txt")).unwrap();
         let b = Sample::parse(include_str!("../tests/fixtures/metrics-2.txt")).unwrap();
         let mut r = rows(&a, &b, 4.0, "vm");
         sort(&mut r, SortBy::Alloc);
-        let node = NodeLine {
-            node: "vm".into(),
-            total: b.node["total"],
-            unused: b.node["unused"],
-            negative: b.node["negative"],
-        };
-        (r, vec![node])
+        (r, vec![NodeLine::new("vm", &b)])
     }
 
     #[test]

@@ -416,13 +416,7 @@ async fn show(
                         let secs = at.duration_since(prev.0).as_secs_f64();
                         all_rows.extend(rows(old, &sample, secs, &node));
                     }
-                    let count = |k: &str| sample.node.get(k).copied().unwrap_or(0.0);
-                    nodes.push(table::NodeLine {
-                        node,
-                        total: count("total"),
-                        unused: count("unused"),
-                        negative: count("negative"),
-                    });
+                    nodes.push(table::NodeLine::new(node, &sample));
                     *prev = (at, Some(sample));
                 }
                 Err(e) => failures.push(e),

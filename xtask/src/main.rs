@@ -239,13 +239,7 @@ fn demo(kernel: &str, lookups: u32) -> anyhow::Result<()> {
     let seconds = recorded.scrape_interval().unwrap_or(f64::NAN);
     let mut top_rows = rows(&before, &after, seconds, "vm");
     table::sort(&mut top_rows, table::SortBy::Alloc);
-    let count = |k: &str| after.node.get(k).copied().unwrap_or(0.0);
-    let node = table::NodeLine {
-        node: "vm".into(),
-        total: count("total"),
-        unused: count("unused"),
-        negative: count("negative"),
-    };
+    let node = table::NodeLine::new("vm", &after);
     println!();
     println!(
         "$ kubectl dentry top    # {} + {} failed lookups between two scrapes {seconds:.1}s apart",
