@@ -174,6 +174,14 @@ mod pod {
     unsafe impl aya::Pod for super::Config {}
 }
 
+/// The trace TSV's header line (design.md's contract): the tracer writes it first in every
+/// file and on stdout; the plugin recognises it in a tracer pod's log.
+pub const TSV_HEADER: &str = "timestamp\tpod\tcontainer\tcgroup_id\toperation\tpath\tfstype";
+
+/// How the tracer's line starts once a `--linger` run is over and it only serves its files; the
+/// plugin ends a `trace --keep` stream on it.
+pub const LINGER_MARKER: &str = "tracer: finished; serving";
+
 /// Map and global names in the eBPF object.
 pub mod names {
     pub const COUNTERS: &str = "COUNTERS";

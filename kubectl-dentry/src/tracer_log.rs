@@ -4,10 +4,7 @@
 //! fields and starts with the header's first field or an RFC 3339 timestamp; the tracer's own
 //! messages never contain a tab.
 
-/// The TSV header (the tracer's contract, design.md).
-pub const HEADER: &str = "timestamp\tpod\tcontainer\tcgroup_id\toperation\tpath\tfstype";
-/// What the tracer prints once its run is over and it only serves files (`--linger`).
-pub const LINGER_MARKER: &str = "tracer: finished; serving";
+pub use dentry_common::{LINGER_MARKER, TSV_HEADER as HEADER};
 /// The tracer's log line once its probes are attached.
 pub const ATTACHED_MARKER: &str = " tracer: attached";
 

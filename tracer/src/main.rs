@@ -245,9 +245,10 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     drop(ebpf);
     drop(pipeline);
     if let (Some(linger), false) = (args.linger, stop.signalled) {
-        // The plugin reads this line as "the trace is over" (kubectl-dentry's LINGER_MARKER).
+        // The plugin reads this line as "the trace is over".
         eprintln!(
-            "tracer: finished; serving /metrics and /traces for {} (--linger) or until SIGTERM",
+            "{} /metrics and /traces for {} (--linger) or until SIGTERM",
+            dentry_common::LINGER_MARKER,
             humantime::format_duration(linger)
         );
         stop.deadline = Some(tokio::time::Instant::now() + linger);

@@ -4,7 +4,7 @@ use std::{fmt::Write as _, time::SystemTime};
 
 use crate::events::TraceEvent;
 
-pub const HEADER: &str = "timestamp\tpod\tcontainer\tcgroup_id\toperation\tpath\tfstype";
+pub const HEADER: &str = dentry_common::TSV_HEADER;
 
 /// Appends one line (with its newline) to `out`; `pod` and `container` may be empty.
 pub fn write_line(out: &mut String, ev: &TraceEvent, pod: &str, container: &str) {
