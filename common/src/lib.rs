@@ -182,6 +182,14 @@ pub const TSV_HEADER: &str = "timestamp\tpod\tcontainer\tcgroup_id\toperation\tp
 /// plugin ends a `trace --keep` stream on it.
 pub const LINGER_MARKER: &str = "tracer: finished; serving";
 
+/// The container runtimes' CRI sockets (containerd, CRI-O, cri-dockerd), relative to the host's
+/// `/run`, in the order the tracer tries them.
+pub const CRI_SOCKETS: [&str; 3] = [
+    "containerd/containerd.sock",
+    "crio/crio.sock",
+    "cri-dockerd.sock",
+];
+
 /// Map and global names in the eBPF object.
 pub mod names {
     pub const COUNTERS: &str = "COUNTERS";

@@ -67,13 +67,9 @@ pub const HOST_RUN: &str = "/host/run";
 
 /// The CRI sockets the tracer tries, as seen inside the pod.
 pub fn cri_sockets() -> String {
-    [
-        "containerd/containerd.sock",
-        "crio/crio.sock",
-        "cri-dockerd.sock",
-    ]
-    .map(|s| format!("{HOST_RUN}/{s}"))
-    .join(",")
+    dentry_common::CRI_SOCKETS
+        .map(|s| format!("{HOST_RUN}/{s}"))
+        .join(",")
 }
 
 /// A `generateName` prefix from parts, cut so the generated name stays a valid pod name.

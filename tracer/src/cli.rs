@@ -1,5 +1,8 @@
 //! Command-line flags: the reference's (same names and defaults) plus the ephemeral mode's.
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use clap::Parser;
 
@@ -87,8 +90,9 @@ pub struct Args {
     pub containers_log_dir: PathBuf,
     /// CRI sockets to ask for pod and container names, comma-separated; the first that exists
     /// is used, the kubelet's log directories fill what it does not name. Empty: none.
-    #[arg(long, default_value = crate::cri::DEFAULT_SOCKETS, value_name = "PATHS")]
-    pub cri_socket: String,
+    /// [default: /run/containerd/containerd.sock,/run/crio/crio.sock,/run/cri-dockerd.sock]
+    #[arg(long, value_name = "PATHS")]
+    pub cri_socket: Option<String>,
     /// Benchmark floor: attach only one probe counting allocations.
     #[arg(long, hide = true)]
     pub bench_floor: bool,
@@ -105,11 +109,17 @@ pub struct Patterns(pub Vec<String>);
 impl Args {
     /// The --cri-socket candidates.
     pub fn cri_sockets(&self) -> Vec<PathBuf> {
-        self.cri_socket
-            .split(',')
-            .filter(|p| !p.is_empty())
-            .map(PathBuf::from)
-            .collect()
+        match &self.cri_socket {
+            None => dentry_common::CRI_SOCKETS
+                .iter()
+                .map(|s| Path::new("/run").join(s))
+                .collect(),
+            Some(list) => list
+                .split(',')
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+                .collect(),
+        }
     }
 }
 
@@ -178,6 +188,29 @@ fn ring_buffer_size(s: &str) -> Result<u32, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cri_sockets_default_to_the_runtimes_under_run_and_empty_means_none() {
+        let parse = |extra: &[&str]| {
+            Args::try_parse_from(std::iter::once("tracer").chain(extra.iter().copied()))
+                .expect("parses")
+                .cri_sockets()
+        };
+        assert_eq!(
+            parse(&[]),
+            [
+                "/run/containerd/containerd.sock",
+                "/run/crio/crio.sock",
+                "/run/cri-dockerd.sock"
+            ]
+            .map(PathBuf::from)
+        );
+        assert!(parse(&["--cri-socket", ""]).is_empty());
+        assert_eq!(
+            parse(&["--cri-socket", "/a.sock,/b.sock"]),
+            ["/a.sock", "/b.sock"].map(PathBuf::from)
+        );
+    }
 
     #[test]
     fn sizes_and_durations() {

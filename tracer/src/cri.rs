@@ -84,10 +84,6 @@ pub struct ContainerMetadata {
 pub const LIST_POD_SANDBOX: &str = "/runtime.v1.RuntimeService/ListPodSandbox";
 pub const LIST_CONTAINERS: &str = "/runtime.v1.RuntimeService/ListContainers";
 
-/// The well-known runtime sockets, in the order they are tried.
-pub const DEFAULT_SOCKETS: &str =
-    "/run/containerd/containerd.sock,/run/crio/crio.sock,/run/cri-dockerd.sock";
-
 /// The first of `candidates` that exists (a mounted socket), if any.
 pub fn find_socket(candidates: &[PathBuf]) -> Option<PathBuf> {
     candidates.iter().find(|p| p.exists()).cloned()
