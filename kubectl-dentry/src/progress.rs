@@ -7,6 +7,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub struct Progress {
     spinner: Option<ProgressBar>,
     last: String,
+    /// Says nothing at all (a helper's progress when the caller reports for many).
+    silent: bool,
 }
 
 impl Progress {
@@ -22,6 +24,16 @@ impl Progress {
         Progress {
             spinner,
             last: String::new(),
+            silent: false,
+        }
+    }
+
+    /// A progress that shows nothing.
+    pub fn silent() -> Progress {
+        Progress {
+            spinner: None,
+            last: String::new(),
+            silent: true,
         }
     }
 
@@ -29,7 +41,7 @@ impl Progress {
     /// every watch event.
     pub fn set(&mut self, message: impl Into<String>) {
         let message = message.into();
-        if message == self.last {
+        if self.silent || message == self.last {
             return;
         }
         match &self.spinner {
@@ -44,7 +56,8 @@ impl Progress {
         let message = message.into();
         match self.spinner.take() {
             Some(bar) => bar.finish_with_message(message),
-            None => eprintln!("{message}"),
+            None if !self.silent => eprintln!("{message}"),
+            None => {}
         }
     }
 
@@ -52,7 +65,8 @@ impl Progress {
     pub fn println(&self, line: &str) {
         match &self.spinner {
             Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
+            None if !self.silent => eprintln!("{line}"),
+            None => {}
         }
     }
 }

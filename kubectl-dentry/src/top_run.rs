@@ -338,46 +338,62 @@ async fn wait_ready(
     timeout: Duration,
     progress: &mut Progress,
 ) -> Result<Vec<(Source, Baseline)>, Error> {
+    progress.set(format!(
+        "waiting for {} tracer pod(s) to start and answer",
+        started.len()
+    ));
+    // All at once: on a real cluster each wait is a few round trips, and 50 nodes in turn
+    // would add up.
     let deadline = Instant::now() + timeout;
-    let mut sources = Vec::new();
-    for l in started {
-        progress.set(format!(
-            "waiting for tracer pod {}/{} on {}",
-            l.namespace, l.name, l.node
-        ));
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let timed_out = |state: &str| Error::Timeout {
-            pod: format!("{}/{}", l.namespace, l.name),
-            secs: timeout.as_secs(),
-            state: state.into(),
-        };
-        let state = tokio::time::timeout(remaining, launch::wait_started(client, l, progress))
-            .await
-            .map_err(|_| timed_out("not started"))??;
-        if let State::Exited(_) = state {
-            return Err(launch::failure(client, l).await);
-        }
-        let source = Source::Pod {
-            namespace: l.namespace.clone(),
-            name: l.name.clone(),
-            node: l.node.clone(),
-        };
-        let baseline = loop {
-            match scrape(Some(client), &source).await {
-                Ok(sample) => break (Instant::now(), sample),
-                Err(_) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    // A tracer that failed to attach has exited: say why now.
-                    if launch::exit_code_now(client, l).await.is_some() {
-                        return Err(launch::failure(client, l).await);
-                    }
-                }
-                Err(_) => return Err(timed_out("/metrics not answering")),
-            }
-        };
-        sources.push((source, Some(baseline)));
+    join_all(
+        started
+            .iter()
+            .map(|l| ready_one(client, l, deadline, timeout)),
+    )
+    .await
+    .into_iter()
+    .collect()
+}
+
+/// Waits until one started tracer runs and answers /metrics; its first answer is the baseline.
+async fn ready_one(
+    client: &Client,
+    l: &Launched,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<(Source, Baseline), Error> {
+    let timed_out = |state: &str| Error::Timeout {
+        pod: format!("{}/{}", l.namespace, l.name),
+        secs: timeout.as_secs(),
+        state: state.into(),
+    };
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    // The pods are awaited together: one line of progress for all of them, from the caller.
+    let mut quiet = Progress::silent();
+    let state = tokio::time::timeout(remaining, launch::wait_started(client, l, &mut quiet))
+        .await
+        .map_err(|_| timed_out("not started"))??;
+    if let State::Exited(_) = state {
+        return Err(launch::failure(client, l).await);
     }
-    Ok(sources)
+    let source = Source::Pod {
+        namespace: l.namespace.clone(),
+        name: l.name.clone(),
+        node: l.node.clone(),
+    };
+    loop {
+        match scrape(Some(client), &source).await {
+            Ok(sample) => return Ok((source, Some((Instant::now(), sample)))),
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                // A tracer that failed to attach has exited: say why now.
+                if launch::exit_code_now(client, l).await.is_some() {
+                    return Err(launch::failure(client, l).await);
+                }
+            }
+            Err(_) => return Err(timed_out("/metrics not answering")),
+        }
+    }
 }
 
 /// A first scrape already taken (when a started tracer was found answering).
