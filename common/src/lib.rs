@@ -96,6 +96,10 @@ pub const COMM_LEN: usize = 16;
 
 /// `EventHeader::flags`: the walk stopped before the root (depth or buffer exhausted).
 pub const FLAG_TRUNCATED: u16 = 1;
+/// `EventHeader::flags`: a lookup's result (`d_add`, `d_splice_alias`) on the dentry the lookup
+/// allocated for it. The record stands for two events, the allocation and the result: one
+/// path walk and one record per lookup instead of two. Userspace writes both lines.
+pub const FLAG_ALLOCATED: u16 = 2;
 
 /// Fixed part of a trace event. The ring buffer record is this header followed by
 /// `path_len` bytes: the path's components leaf first, each NUL-terminated.
@@ -139,6 +143,11 @@ pub struct KernelOffsets {
     pub qstr_name: u32,
     pub super_block_s_type: u32,
     pub file_system_type_name: u32,
+    /// The inline name storage (`d_iname`, since 6.14 `d_shortname`): short names live in the
+    /// dentry itself, so one read gets a walk level's links and its name.
+    pub dentry_d_iname: u32,
+    /// `qstr.len` (the name's length, beside its hash).
+    pub qstr_len: u32,
     pub _pad: u32,
 }
 

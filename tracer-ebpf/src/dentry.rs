@@ -1,5 +1,8 @@
 //! Reading `struct dentry` and friends at offsets taken from the running kernel's BTF.
-use aya_ebpf::helpers::{bpf_probe_read_kernel, generated::bpf_probe_read_kernel_str};
+use aya_ebpf::helpers::{
+    bpf_probe_read_kernel,
+    generated::{bpf_probe_read_kernel as read_into, bpf_probe_read_kernel_str},
+};
 use dentry_common::{FLAG_TRUNCATED, KernelOffsets, MAX_DEPTH, NAME_BUF, PATH_BUF};
 
 use crate::{Ptr, maps::FSTYPES};
@@ -55,90 +58,144 @@ pub fn fstype(sb: Ptr, off: &KernelOffsets, out: &mut [u8; 16]) {
     }
 }
 
-/// Words read at once to get a dentry's parent and name pointers (a power of two).
-const SPAN_WORDS: u32 = 4;
+/// Words read per walk level, starting at `d_parent`: in every layout we know they hold the
+/// parent link, the name's length and pointer, the inline name and `d_sb`.
+const LEVEL_WORDS: usize = 16;
+/// Bytes of the inline name copied from a level's read: `DNAME_INLINE_LEN` is at least 32 on
+/// 64-bit kernels, and a name shorter than this is complete in them.
+const INLINE_WORDS: usize = 4;
+const INLINE_MAX: usize = INLINE_WORDS * 8;
+
+/// Where, in a level's words, each field sits (`None`: outside them, read on its own).
+struct Layout {
+    base: u32,
+    name: Option<usize>,
+    len: Option<(usize, u32)>,
+    iname: Option<usize>,
+    sb: Option<usize>,
+}
+
+impl Layout {
+    #[inline(always)]
+    fn new(off: &KernelOffsets) -> Layout {
+        let base = off.dentry_d_parent;
+        let word = |at: u32, size: u32| -> Option<usize> {
+            let rel = at.checked_sub(base)?;
+            (rel.is_multiple_of(8) && rel + size <= (LEVEL_WORDS * 8) as u32)
+                .then_some((rel / 8) as usize)
+        };
+        let len_at = off.dentry_d_name + off.qstr_len;
+        let len = len_at
+            .checked_sub(base)
+            .filter(|rel| rel % 8 <= 4 && rel + 4 <= (LEVEL_WORDS * 8) as u32)
+            .map(|rel| ((rel / 8) as usize, (rel % 8) * 8));
+        Layout {
+            base,
+            name: word(off.dentry_d_name + off.qstr_name, 8),
+            len,
+            iname: word(off.dentry_d_iname, INLINE_MAX as u32),
+            sb: word(off.dentry_d_sb, 8),
+        }
+    }
+}
 
 /// The result of a path walk.
 pub struct Walk {
     pub len: usize,
     pub depth: u16,
     pub flags: u16,
+    /// The dentry's superblock (null if unknown).
+    pub sb: Ptr,
+}
+
+#[inline(always)]
+fn at(words: &[u64; LEVEL_WORDS], index: usize) -> u64 {
+    words[index & (LEVEL_WORDS - 1)]
 }
 
 /// Writes the path of `dentry` into `path`, leaf first, each component NUL-terminated, stopping
-/// at the filesystem root (whose own name is not written). `leaf`, when given, is a `qstr *`
-/// of a child not yet linked under `dentry` (an allocation in progress) and is written first.
+/// at the filesystem root (whose own name is not written).
+///
+/// Each level is one read of the words from `d_parent` on (each read is a helper call with
+/// fault handling, the walk's main cost): they hold the parent link, the name's length and,
+/// for a short name, the name itself; the leaf's read also gives `d_sb`. A long name costs a
+/// second read; a layout where the fields are not within the words falls back to a read each.
 #[inline(always)]
-pub fn walk(
-    path: &mut [u8; PATH_BUF + NAME_BUF],
-    leaf: Ptr,
-    dentry: Ptr,
-    off: &KernelOffsets,
-) -> Walk {
-    let mut pos = 0usize;
-    let mut depth = 0u16;
-    if !leaf.is_null()
-        && let Some(name) = field::<Ptr>(leaf, off.qstr_name)
-    {
-        pos = read_str(path.as_mut_ptr(), NAME_BUF as u32, name);
-        depth = 1;
-    }
+pub fn walk(path: &mut [u8; PATH_BUF + NAME_BUF], dentry: Ptr, off: &KernelOffsets) -> Walk {
+    let layout = Layout::new(off);
     let name_at = off.dentry_d_name + off.qstr_name;
-    // `d_parent` and `d_name.name` sit within a few words of each other in every layout we
-    // know: one read of the words spanning both costs half of two reads (each read is a
-    // helper call with fault handling). Otherwise, two reads.
-    let lo = if off.dentry_d_parent < name_at {
-        off.dentry_d_parent
-    } else {
-        name_at
+    let mut walk = Walk {
+        len: 0,
+        depth: 0,
+        flags: FLAG_TRUNCATED,
+        sb: core::ptr::null(),
     };
-    let (parent_word, name_word) = ((off.dentry_d_parent - lo) / 8, (name_at - lo) / 8);
-    let one_read = (off.dentry_d_parent - lo).is_multiple_of(8)
-        && (name_at - lo).is_multiple_of(8)
-        && parent_word < SPAN_WORDS
-        && name_word < SPAN_WORDS;
     let mut current = dentry;
-    for _ in 0..MAX_DEPTH {
-        let links = if one_read {
-            field::<[u64; SPAN_WORDS as usize]>(current, lo).map(|words| {
-                (
-                    words[(parent_word & (SPAN_WORDS - 1)) as usize] as Ptr,
-                    words[(name_word & (SPAN_WORDS - 1)) as usize] as Ptr,
-                )
-            })
-        } else {
-            field::<Ptr>(current, off.dentry_d_parent).zip(field::<Ptr>(current, name_at))
+    let mut words = [0u64; LEVEL_WORDS];
+    for level in 0..MAX_DEPTH {
+        // SAFETY: the helper writes at most `size_of_val(&words)` bytes into `words`, and copes
+        // with any source address (a bad one returns an error).
+        let read = unsafe {
+            read_into(
+                words.as_mut_ptr().cast(),
+                core::mem::size_of_val(&words) as u32,
+                current.wrapping_add(layout.base as usize).cast(),
+            )
         };
-        let Some((parent, name)) = links else {
-            return Walk {
-                len: pos,
-                depth,
-                flags: FLAG_TRUNCATED,
+        if read != 0 {
+            return walk;
+        }
+        let parent = at(&words, 0) as Ptr;
+        if level == 0 {
+            walk.sb = match layout.sb {
+                Some(i) => at(&words, i) as Ptr,
+                None => field::<Ptr>(current, off.dentry_d_sb).unwrap_or(core::ptr::null()),
             };
-        };
+        }
         if parent == current {
-            return Walk {
-                len: pos,
-                depth,
-                flags: 0,
-            };
+            walk.flags = 0;
+            return walk;
         }
-        if pos > PATH_BUF - NAME_BUF {
-            return Walk {
-                len: pos,
-                depth,
-                flags: FLAG_TRUNCATED,
-            };
+        if walk.len > PATH_BUF - NAME_BUF {
+            return walk;
         }
-        // The mask proves to the verifier that the read stays inside `path`.
-        let dst = path.as_mut_ptr().wrapping_add(pos & (PATH_BUF - 1));
-        pos += read_str(dst, NAME_BUF as u32, name);
-        depth += 1;
+        let name = match layout.name {
+            Some(i) => at(&words, i) as Ptr,
+            None => match field::<Ptr>(current, name_at) {
+                Some(name) => name,
+                None => return walk,
+            },
+        };
+        // The mask proves to the verifier that every write stays inside `path`.
+        let pos = walk.len & (PATH_BUF - 1);
+        let dst = path.as_mut_ptr().wrapping_add(pos);
+        let inline_len = match (layout.len, layout.iname) {
+            (Some((i, shift)), Some(iname))
+                if name == current.wrapping_add(off.dentry_d_iname as usize) =>
+            {
+                let len = ((at(&words, i) >> shift) & 0xffff_ffff) as usize;
+                (len < INLINE_MAX).then_some((len, iname))
+            }
+            _ => None,
+        };
+        walk.len += match inline_len {
+            Some((len, iname)) => {
+                for k in 0..INLINE_WORDS {
+                    // SAFETY: `pos` < PATH_BUF and the buffer has NAME_BUF bytes beyond it.
+                    unsafe {
+                        dst.add(k * 8)
+                            .cast::<u64>()
+                            .write_unaligned(at(&words, iname + k))
+                    };
+                }
+                // SAFETY: `len` < INLINE_MAX, inside what was just written.
+                unsafe { *dst.add(len & (INLINE_MAX - 1)) = 0 };
+                (len & (INLINE_MAX - 1)) + 1
+            }
+            None => read_str(dst, NAME_BUF as u32, name),
+        };
+        walk.depth += 1;
         current = parent;
     }
-    Walk {
-        len: pos,
-        depth,
-        flags: FLAG_TRUNCATED,
-    }
+    walk
 }

@@ -1,6 +1,6 @@
 //! Building trace events: scope check, header, path, copy into the ring buffer.
 use aya_ebpf::helpers::{
-    bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
+    bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
     generated::{bpf_get_current_ancestor_cgroup_id, bpf_ringbuf_output, bpf_ringbuf_query},
 };
 use dentry_common::{
@@ -10,7 +10,7 @@ use dentry_common::{
 
 use crate::{
     Ptr, dentry,
-    maps::{DROPS, EVENTS, PENDING, SCRATCH, SWITCH, TARGETS, config, offsets},
+    maps::{DROPS, EVENTS, SCRATCH, SWITCH, TARGETS, config, offsets},
 };
 
 const BPF_RB_NO_WAKEUP: u64 = 1;
@@ -21,37 +21,8 @@ const BPF_RB_AVAIL_DATA: u64 = 0;
 pub enum Target {
     /// A linked dentry.
     Dentry(Ptr),
-    /// A name being allocated under `parent` (`name` is a `qstr *`).
-    Child { parent: Ptr, name: Ptr },
     /// A whole superblock (reclaim).
     SuperBlock(Ptr),
-}
-
-/// Records the (parent, name) a lookup allocation is for.
-#[inline(always)]
-pub fn remember_lookup(parent: Ptr, name: Ptr) {
-    if config().trace == 0 {
-        return;
-    }
-    if let Some(slot) = PENDING.get_ptr_mut(0) {
-        // SAFETY: per-CPU slot.
-        unsafe { *slot = [parent as u64, name as u64] };
-    }
-}
-
-/// True (once) when this d_alloc is the one d_alloc_parallel just made on this CPU.
-#[inline(always)]
-pub fn is_lookup_in_progress(parent: Ptr, name: Ptr) -> bool {
-    let Some(slot) = PENDING.get_ptr_mut(0) else {
-        return false;
-    };
-    // SAFETY: per-CPU slot.
-    let pending = unsafe { &mut *slot };
-    if pending[0] == parent as u64 && pending[1] == name as u64 {
-        *pending = [0, 0];
-        return true;
-    }
-    false
 }
 
 #[inline(always)]
@@ -77,15 +48,14 @@ fn in_scope(cgroup: u64) -> bool {
     false
 }
 
-/// Emits one event when tracing is on and the current task is in scope.
+/// Emits one event when tracing is on and the current task (in `cgroup`) is in scope.
+/// `flags` are `FLAG_*` bits for userspace (the walk adds its own).
 #[inline(always)]
-pub fn event(op: Operation, target: Target, count: u64) {
+pub fn event(op: Operation, target: Target, count: u64, cgroup: u64, flags: u16) {
     let cfg = config();
     if cfg.trace == 0 || SWITCH.get(0).is_none_or(|on| *on == 0) {
         return;
     }
-    // SAFETY: FFI helper without preconditions.
-    let cgroup = unsafe { bpf_get_current_cgroup_id() };
     if !in_scope(cgroup) || cfg.bench & BENCH_STOP_AFTER_SCOPE != 0 {
         return;
     }
@@ -104,26 +74,17 @@ pub fn event(op: Operation, target: Target, count: u64) {
     h.comm = bpf_get_current_comm().unwrap_or_default();
     h.fstype = [0; 16];
     h.count = count;
-    let (sb, walk) = match target {
-        Target::Dentry(d) => (
-            dentry::field::<Ptr>(d, off.dentry_d_sb),
-            dentry::walk(&mut ev.path, core::ptr::null(), d, &off),
-        ),
-        Target::Child { parent, name } => (
-            dentry::field::<Ptr>(parent, off.dentry_d_sb),
-            dentry::walk(&mut ev.path, name, parent, &off),
-        ),
-        Target::SuperBlock(sb) => (
-            Some(sb),
-            dentry::Walk {
-                len: 0,
-                depth: 0,
-                flags: 0,
-            },
-        ),
+    let walk = match target {
+        Target::Dentry(d) => dentry::walk(&mut ev.path, d, &off),
+        Target::SuperBlock(sb) => dentry::Walk {
+            len: 0,
+            depth: 0,
+            flags: 0,
+            sb,
+        },
     };
-    if let Some(sb) = sb {
-        dentry::fstype(sb, &off, &mut h.fstype);
+    if !walk.sb.is_null() {
+        dentry::fstype(walk.sb, &off, &mut h.fstype);
     }
     let path_len = if walk.len > PATH_BUF {
         PATH_BUF
@@ -132,7 +93,7 @@ pub fn event(op: Operation, target: Target, count: u64) {
     };
     h.path_len = path_len as u16;
     h.depth = walk.depth;
-    h.flags = walk.flags;
+    h.flags = walk.flags | flags;
     if cfg.bench & BENCH_STOP_BEFORE_OUTPUT != 0 {
         return;
     }

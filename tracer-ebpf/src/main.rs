@@ -14,7 +14,7 @@ use aya_ebpf::{
     macros::{fentry, fexit, kprobe, kretprobe},
     programs::{FEntryContext, FExitContext, ProbeContext, RetProbeContext},
 };
-use dentry_common::Operation;
+use dentry_common::{FLAG_ALLOCATED, Operation};
 
 use crate::maps::{FLOOR, bump};
 
@@ -41,23 +41,14 @@ macro_rules! entry_probe {
 
 // __d_alloc(sb, name): every allocation, on every kernel (6.12's lookup path skips d_alloc).
 entry_probe!("__d_alloc", kp_d_alloc_any, fe_d_alloc_any, on_alloc());
-// d_alloc_parallel(parent, name, wq): the lookup path's allocation, with the parent for a path.
-entry_probe!(
-    "d_alloc_parallel",
-    kp_d_alloc_parallel,
-    fe_d_alloc_parallel,
-    on_lookup_alloc(0, 1)
-);
-// d_alloc(parent, name): other named allocations (and, before 6.12, d_alloc_parallel's own).
-entry_probe!("d_alloc", kp_d_alloc, fe_d_alloc, on_named_alloc(0, 1));
 // d_add(dentry, inode): tmpfs-style lookups and some creates.
-entry_probe!("d_add", kp_d_add, fe_d_add, on_attach(0, 1));
+entry_probe!("d_add", kp_d_add, fe_d_add, on_lookup(0, 1));
 // d_splice_alias(inode, dentry): disk filesystems' lookups.
 entry_probe!(
     "d_splice_alias",
     kp_d_splice_alias,
     fe_d_splice_alias,
-    on_attach(1, 0)
+    on_lookup(1, 0)
 );
 // d_instantiate(dentry, inode) / d_instantiate_new(dentry, inode): creates.
 entry_probe!(
@@ -125,42 +116,52 @@ fn on_alloc() {
     bump(|c| c.alloc += 1);
 }
 
-fn on_lookup_alloc(parent: Ptr, name: Ptr) {
-    emit::remember_lookup(parent, name);
-    emit::event(Operation::Alloc, emit::Target::Child { parent, name }, 0);
+/// A lookup's result on the dentry it allocated (both functions require an unhashed dentry,
+/// which only a fresh allocation is): one event stands for the allocation and the result.
+fn on_lookup(dentry: Ptr, inode: Ptr) {
+    attach(dentry, inode, FLAG_ALLOCATED);
 }
 
-fn on_named_alloc(parent: Ptr, name: Ptr) {
-    if emit::is_lookup_in_progress(parent, name) {
-        return;
-    }
-    emit::event(Operation::Alloc, emit::Target::Child { parent, name }, 0);
-}
-
+/// A create (or similar) giving an existing negative dentry its inode.
 fn on_attach(dentry: Ptr, inode: Ptr) {
-    let op = if inode.is_null() {
-        bump(|c| c.negative += 1);
-        Operation::Negative
+    attach(dentry, inode, 0);
+}
+
+#[inline(always)]
+fn attach(dentry: Ptr, inode: Ptr, flags: u16) {
+    let (op, cgroup) = if inode.is_null() {
+        (Operation::Negative, bump(|c| c.negative += 1))
     } else {
-        bump(|c| c.positive += 1);
-        Operation::Positive
+        (Operation::Positive, bump(|c| c.positive += 1))
     };
-    emit::event(op, emit::Target::Dentry(dentry), 0);
+    emit::event(op, emit::Target::Dentry(dentry), 0, cgroup, flags);
 }
 
 fn on_delete(dentry: Ptr) {
-    bump(|c| c.negative += 1);
-    emit::event(Operation::Delete, emit::Target::Dentry(dentry), 0);
+    let cgroup = bump(|c| c.negative += 1);
+    emit::event(
+        Operation::Delete,
+        emit::Target::Dentry(dentry),
+        0,
+        cgroup,
+        0,
+    );
 }
 
 fn on_shrink(sb: Ptr) {
-    bump(|c| c.shrink_calls += 1);
-    emit::event(Operation::Shrink, emit::Target::SuperBlock(sb), 0);
+    let cgroup = bump(|c| c.shrink_calls += 1);
+    emit::event(
+        Operation::Shrink,
+        emit::Target::SuperBlock(sb),
+        0,
+        cgroup,
+        0,
+    );
 }
 
 fn on_prune(sb: Ptr) {
-    bump(|c| c.prune_calls += 1);
-    emit::event(Operation::Prune, emit::Target::SuperBlock(sb), 0);
+    let cgroup = bump(|c| c.prune_calls += 1);
+    emit::event(Operation::Prune, emit::Target::SuperBlock(sb), 0, cgroup, 0);
 }
 
 fn on_pruned(freed: i64) {

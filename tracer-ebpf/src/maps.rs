@@ -25,10 +25,6 @@ pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 #[map(name = "SCRATCH")]
 pub static SCRATCH: PerCpuArray<Event> = PerCpuArray::with_max_entries(1, 0);
 
-/// d_alloc_parallel's (parent, name), so its nested d_alloc (before 6.12) is not traced twice.
-#[map(name = "PENDING")]
-pub static PENDING: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
-
 /// Slot 0 non-zero: emit trace events. Userspace clears it when a cap is reached, so tracing
 /// stops without the ring buffer filling up and counting drops.
 #[map(name = "SWITCH")]
@@ -52,6 +48,8 @@ static OFFSETS: KernelOffsets = KernelOffsets {
     qstr_name: 0,
     super_block_s_type: 0,
     file_system_type_name: 0,
+    dentry_d_iname: 0,
+    qstr_len: 0,
     _pad: 0,
 };
 
@@ -78,16 +76,16 @@ pub fn config() -> Config {
     unsafe { core::ptr::read_volatile(&CONFIG) }
 }
 
-/// Applies `bump` to the current cgroup's counters on this CPU.
+/// Applies `bump` to the current cgroup's counters on this CPU; returns the cgroup id.
 #[inline(always)]
-pub fn bump(bump: impl FnOnce(&mut Counters)) {
+pub fn bump(bump: impl FnOnce(&mut Counters)) -> u64 {
     // SAFETY: the helper has no preconditions; it is `unsafe` only because it is FFI.
     let cgroup = unsafe { bpf_get_current_cgroup_id() };
     if let Some(ptr) = COUNTERS.get_ptr_mut(cgroup) {
         // SAFETY: a per-CPU value is only touched by this CPU, and a probe is not preempted
         // by another probe on the same CPU.
         bump(unsafe { &mut *ptr });
-        return;
+        return cgroup;
     }
     let mut fresh = Counters::default();
     bump(&mut fresh);
@@ -95,4 +93,5 @@ pub fn bump(bump: impl FnOnce(&mut Counters)) {
     // first insert on another CPU loses nothing. A full map drops the count; the tracer
     // reports how many cgroups it tracks against MAX_CGROUPS.
     let _ = COUNTERS.insert(cgroup, fresh, 0);
+    cgroup
 }

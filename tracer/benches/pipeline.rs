@@ -3,7 +3,7 @@
 use std::{collections::BTreeMap, sync::Arc};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use dentry_common::{Counters, EventHeader, Operation};
+use dentry_common::{Counters, EventHeader, FLAG_ALLOCATED, Operation};
 use tracer::{
     events,
     metrics::Metrics,
@@ -26,16 +26,14 @@ fn records() -> Vec<Vec<u8>> {
                 ts_ns: 1_000_000 + i as u64,
                 cgroup_id: 1000 + (i % 8) as u64,
                 pid: 4242,
-                op: if i % 2 == 0 {
-                    Operation::Alloc
-                } else {
-                    Operation::Negative
-                } as u32,
+                // What a lookup storm produces: a failed lookup's record, written as its
+                // alloc line and its negative line.
+                op: Operation::Negative as u32,
                 comm,
                 fstype,
                 path_len: 0,
                 depth: 4,
-                flags: 0,
+                flags: FLAG_ALLOCATED,
                 _pad: 0,
                 count: 0,
             };

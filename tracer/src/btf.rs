@@ -190,6 +190,10 @@ impl Btf {
             qstr_name: self.member_offset("qstr", "name")?,
             super_block_s_type: self.member_offset("super_block", "s_type")?,
             file_system_type_name: self.member_offset("file_system_type", "name")?,
+            dentry_d_iname: self
+                .member_offset("dentry", "d_iname")
+                .or_else(|_| self.member_offset("dentry", "d_shortname"))?,
+            qstr_len: self.member_offset("qstr", "len")?,
             _pad: 0,
         })
     }

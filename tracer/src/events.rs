@@ -1,7 +1,7 @@
 //! Decoding ring-buffer records into trace events.
 use std::time::{Duration, SystemTime};
 
-use dentry_common::{EventHeader, FLAG_TRUNCATED, Operation};
+use dentry_common::{EventHeader, FLAG_ALLOCATED, FLAG_TRUNCATED, Operation};
 
 /// One dentry event, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +17,8 @@ pub struct TraceEvent {
     pub fstype: String,
     /// For prune: dentries freed (0 when unknown).
     pub count: u64,
+    /// A lookup's result that also stands for the allocation of its dentry (`FLAG_ALLOCATED`).
+    pub allocated: bool,
 }
 
 impl Default for TraceEvent {
@@ -30,6 +32,7 @@ impl Default for TraceEvent {
             path: String::new(),
             fstype: String::new(),
             count: 0,
+            allocated: false,
         }
     }
 }
@@ -106,6 +109,7 @@ pub fn decode_into(record: &[u8], clock: &Clock, ev: &mut TraceEvent) -> bool {
     ev.pid = h.pid;
     ev.op = op;
     ev.count = h.count;
+    ev.allocated = h.flags & FLAG_ALLOCATED != 0;
     c_string_into(&mut ev.comm, &h.comm);
     c_string_into(&mut ev.fstype, &h.fstype);
     join_components_into(&mut ev.path, path_bytes, h.flags & FLAG_TRUNCATED != 0, op);

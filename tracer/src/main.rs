@@ -151,10 +151,11 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let kernel_btf = probes::kernel_btf()?;
     let mut ebpf = probes::open(tracer::EBPF_OBJECT, &options, &kernel_btf)?;
     probes::set_targets(&mut ebpf, &targets.iter().map(|t| t.id).collect::<Vec<_>>())?;
-    let sets: &[Set] = match (args.bench_floor, args.trace_enabled) {
-        (true, _) => &[Set::Floor],
-        (false, true) => &[Set::Counters, Set::Trace],
-        (false, false) => &[Set::Counters],
+    // Tracing needs no probes of its own: it emits from the counters' probes.
+    let sets: &[Set] = if args.bench_floor {
+        &[Set::Floor]
+    } else {
+        &[Set::Counters]
     };
     let attached = probes::attach(&mut ebpf, sets, args.attach_mode, &kernel_btf)?;
     drop(kernel_btf);

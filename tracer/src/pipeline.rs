@@ -3,6 +3,8 @@
 //! stop at the caps.
 use std::{io::Write as _, sync::Arc};
 
+use dentry_common::Operation;
+
 use crate::{
     events::{self, Clock},
     owners::Owners,
@@ -82,13 +84,25 @@ impl Pipeline {
 
     /// Handles one record.
     pub fn handle(&mut self, record: &[u8]) -> Flow {
-        if !events::decode_into(record, &self.clock, &mut self.ev) {
+        if !events::decode_into(record, &self.clock, &mut self.ev) || !self.keep(&self.ev.path) {
             return Flow::Continue;
         }
+        if self.ev.allocated {
+            // One record for a lookup's allocation and its result: two lines, alloc first.
+            let result = self.ev.op;
+            self.ev.op = Operation::Alloc;
+            let flow = self.write();
+            self.ev.op = result;
+            if flow != Flow::Continue {
+                return flow;
+            }
+        }
+        self.write()
+    }
+
+    /// Writes the current event's line, unless a cap stops it.
+    fn write(&mut self) -> Flow {
         let ev = &self.ev;
-        if !self.keep(&ev.path) {
-            return Flow::Continue;
-        }
         if let Some(cap) = self.caps.max_events
             && self.kept >= cap
         {
@@ -141,6 +155,10 @@ mod tests {
     use super::*;
 
     fn record(path: &[u8]) -> Vec<u8> {
+        record_with(path, 0)
+    }
+
+    fn record_with(path: &[u8], flags: u16) -> Vec<u8> {
         let header = EventHeader {
             ts_ns: 1,
             cgroup_id: 5,
@@ -150,11 +168,56 @@ mod tests {
             fstype: *b"ext4\0\0\0\0\0\0\0\0\0\0\0\0",
             path_len: 0,
             depth: 0,
-            flags: 0,
+            flags,
             _pad: 0,
             count: 0,
         };
         events::encode(&header, path)
+    }
+
+    #[test]
+    fn a_lookup_record_is_an_alloc_line_then_its_result() {
+        let dir = tempfile::tempdir().unwrap();
+        let rotator = Rotator::open(dir.path(), 1 << 20, 2, tsv::HEADER).unwrap();
+        let mut p = Pipeline::new(vec![], Some(rotator), false, Caps::default()).unwrap();
+        assert_eq!(
+            p.handle(&record_with(
+                b"missing\0dir\0",
+                dentry_common::FLAG_ALLOCATED
+            )),
+            Flow::Continue
+        );
+        assert_eq!(p.handle(&record(b"other\0dir\0")), Flow::Continue);
+        p.flush();
+        assert_eq!(p.kept, 3);
+        let text = std::fs::read_to_string(dir.path().join(crate::rotate::ACTIVE)).unwrap();
+        let ops: Vec<(&str, &str)> = text
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let c: Vec<&str> = l.split('\t').collect();
+                (c[4], c[5])
+            })
+            .collect();
+        assert_eq!(
+            ops,
+            [
+                ("alloc", "/dir/missing"),
+                ("negative", "/dir/missing"),
+                ("negative", "/dir/other"),
+            ]
+        );
+        // A cap between the two lines stops after the first.
+        let caps = Caps {
+            max_events: Some(1),
+            max_bytes: None,
+        };
+        let mut p = Pipeline::new(vec![], None, false, caps).unwrap();
+        assert_eq!(
+            p.handle(&record_with(b"x\0", dentry_common::FLAG_ALLOCATED)),
+            Flow::Capped("--max-events")
+        );
+        assert_eq!(p.kept, 1);
     }
 
     #[test]

@@ -15,10 +15,8 @@ use dentry_common::{Config, KernelOffsets, names};
 /// Which programs a run needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Set {
-    /// Per-cgroup counters (always attached, except in the floor benchmark).
+    /// Per-cgroup counters and trace events (always attached, except in the floor benchmark).
     Counters,
-    /// Extra probes only tracing needs (allocation events with the parent's path).
-    Trace,
     /// The benchmark floor: one probe incrementing one per-CPU counter.
     Floor,
 }
@@ -100,13 +98,6 @@ pub const PROBES: &[Probe] = &[
         kind: Kind::Return,
         set: Set::Counters,
     },
-    probe(
-        "d_alloc_parallel",
-        "kp_d_alloc_parallel",
-        "fe_d_alloc_parallel",
-        Set::Trace,
-    ),
-    probe("d_alloc", "kp_d_alloc", "fe_d_alloc", Set::Trace),
     probe("__d_alloc", "kp_floor", "fe_floor", Set::Floor),
 ];
 

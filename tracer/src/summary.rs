@@ -102,7 +102,7 @@ mod tests {
             op,
             path: path.into(),
             fstype: "ext4".into(),
-            count: 0,
+            ..TraceEvent::default()
         }
     }
 

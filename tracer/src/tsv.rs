@@ -133,7 +133,7 @@ mod tests {
             op: Operation::Alloc,
             path: "/a\tb\nc\\d".into(),
             fstype: "ext4".into(),
-            count: 0,
+            ..TraceEvent::default()
         };
         let mut out = String::new();
         write_line(&mut out, &ev, "", "");

@@ -13,6 +13,7 @@ const FIELDS: &[(&str, &str)] = &[
     ("dentry", "d_inode"),
     ("dentry", "d_sb"),
     ("qstr", "name"),
+    ("qstr", "len"),
     ("super_block", "s_type"),
     ("file_system_type", "name"),
 ];
@@ -81,7 +82,7 @@ fn bpftool_dump(file: &Path) -> BTreeMap<u32, RawType> {
     types
 }
 
-fn bpftool_offset(types: &BTreeMap<u32, RawType>, strukt: &str, member: &str) -> u32 {
+fn bpftool_offset(types: &BTreeMap<u32, RawType>, strukt: &str, member: &str) -> Option<u32> {
     fn find(types: &BTreeMap<u32, RawType>, id: u32, member: &str) -> Option<u32> {
         let mut t = types.get(&id)?;
         while let (Some(next), "TYPEDEF" | "CONST" | "VOLATILE" | "RESTRICT") =
@@ -106,7 +107,7 @@ fn bpftool_offset(types: &BTreeMap<u32, RawType>, strukt: &str, member: &str) ->
         .find(|(_, t)| t.kind == "STRUCT" && t.name == strukt)
         .map(|(id, _)| *id)
         .unwrap_or_else(|| panic!("bpftool shows no struct {strukt}"));
-    find(types, id, member).unwrap_or_else(|| panic!("bpftool shows no {strukt}.{member}")) / 8
+    find(types, id, member).map(|bits| bits / 8)
 }
 
 fn compare(label: &str, btf_file: &Path) -> Vec<u32> {
@@ -118,11 +119,26 @@ fn compare(label: &str, btf_file: &Path) -> Vec<u32> {
             let a = ours
                 .member_offset(s, m)
                 .unwrap_or_else(|e| panic!("{label}: {e}"));
-            let b = bpftool_offset(&theirs, s, m);
+            let b = bpftool_offset(&theirs, s, m)
+                .unwrap_or_else(|| panic!("{label}: bpftool shows no {s}.{m}"));
             assert_eq!(a, b, "{label}: {s}.{m}: ours {a}, bpftool {b}");
             a
         })
+        .chain(std::iter::once(iname(label, &ours, &theirs)))
         .collect()
+}
+
+/// The inline name storage is `d_iname` up to 6.13 and `d_shortname` since 6.14.
+fn iname(label: &str, ours: &Btf, theirs: &BTreeMap<u32, RawType>) -> u32 {
+    let a = ours
+        .kernel_offsets()
+        .unwrap_or_else(|e| panic!("{label}: {e}"))
+        .dentry_d_iname;
+    let b = bpftool_offset(theirs, "dentry", "d_iname")
+        .or_else(|| bpftool_offset(theirs, "dentry", "d_shortname"))
+        .unwrap_or_else(|| panic!("{label}: bpftool shows no dentry.d_iname nor d_shortname"));
+    assert_eq!(a, b, "{label}: dentry inline name: ours {a}, bpftool {b}");
+    a
 }
 
 #[test]

@@ -25,6 +25,23 @@ i=0
 while [ $i -lt $2 ]; do : > $1/new-$i; i=$((i+1)); done
 "#;
 
+const EXISTS: &str = r#"# exists.sh PATH: one lookup of PATH, found or not.
+[ -e "$1" ]
+exit 0
+"#;
+
+/// A failed lookup whose path has names around the walk's inline-name limit (31 and 32
+/// bytes: the walk copies names shorter than 32 bytes from the dentry itself, longer ones with
+/// a second read) and one of NAME_MAX (255) bytes, under `work-traced` on ext4.
+pub fn long_name_path() -> String {
+    format!(
+        "/work-traced/{}/{}/{}",
+        "a".repeat(31),
+        "b".repeat(32),
+        "c".repeat(255)
+    )
+}
+
 const RECLAIM: &str = r#"# reclaim.sh: a remount (shrink_dcache_sb) and drop_caches (prune_dcache_sb).
 mount -o remount /mnt/ext4
 echo 2 > /proc/sys/vm/drop_caches
@@ -52,6 +69,7 @@ impl DentryWorkload {
             .file("/run-in.sh", RUN_IN)
             .file("/lookups.sh", LOOKUPS)
             .file("/creates.sh", CREATES)
+            .file("/exists.sh", EXISTS)
             .file("/reclaim.sh", RECLAIM))
     }
 
@@ -64,6 +82,8 @@ impl DentryWorkload {
             attach_mode,
         } = self;
         let tracer = crate::scenario::TRACER;
+        let long = long_name_path();
+        let long_dir = long.rsplit_once('/').map_or("", |(dir, _)| dir);
         format!(
             r#"
 CG=/sys/fs/cgroup
@@ -75,7 +95,7 @@ for fs in ext4 tmpfs; do
   echo "@@cgroup $fs-traced $(stat -c %i $CG/$fs-traced)"
   echo "@@cgroup $fs-other $(stat -c %i $CG/$fs-other)"
 done
-mkdir -p $CG/ext4-traced/child $CG/reclaim /mnt/ext4/work-traced/child-dir
+mkdir -p $CG/ext4-traced/child $CG/reclaim /mnt/ext4/work-traced/child-dir /mnt/ext4{long_dir}
 echo "@@cgroup ext4-child $(stat -c %i $CG/ext4-traced/child)"
 echo "@@cgroup reclaim $(stat -c %i $CG/reclaim)"
 
@@ -99,6 +119,7 @@ for fs in ext4 tmpfs; do
     sh /run-in.sh $fs-$side /creates.sh /mnt/$fs/work-$side {creates}
   done
 done
+sh /run-in.sh ext4-traced /exists.sh /mnt/ext4{long}
 sh /run-in.sh ext4-traced/child /lookups.sh /mnt/ext4/work-traced/child-dir {child_lookups}
 sh /run-in.sh reclaim /reclaim.sh
 kill -INT $T
