@@ -148,7 +148,8 @@ pub struct KernelOffsets {
     pub dentry_d_iname: u32,
     /// `qstr.len` (the name's length, beside its hash).
     pub qstr_len: u32,
-    pub _pad: u32,
+    /// `super_block.s_root`: where a walk can stop without reading the root dentry.
+    pub super_block_s_root: u32,
 }
 
 /// Load-time settings (a read-only global: the verifier prunes what they switch off).

@@ -5,7 +5,7 @@ use aya_ebpf::helpers::{
 };
 use dentry_common::{FLAG_TRUNCATED, KernelOffsets, MAX_DEPTH, NAME_BUF, PATH_BUF};
 
-use crate::{Ptr, maps::FSTYPES};
+use crate::{Ptr, maps::SUPERBLOCKS};
 
 /// Reads a `T` at `base + offset` in kernel memory.
 #[inline(always)]
@@ -26,25 +26,27 @@ fn read_str(dst: *mut u8, len: u32, src: Ptr) -> usize {
     if n > 0 { n as usize } else { 0 }
 }
 
-/// The filesystem type name of a superblock (`sb->s_type->name`) into `out`, from this CPU's
-/// one-entry cache when it is the superblock named last. (A superblock's type never changes;
-/// a freed and reused superblock address could name a stale type only if a filesystem of
-/// another type were mounted at the same address between two events of this CPU, and the
-/// cache is refreshed by the first event on any other superblock.)
+/// Names the filesystem type of a superblock (`sb->s_type->name`) into `out` and returns its
+/// root dentry (`sb->s_root`, null if unknown), from this CPU's one-entry cache when `sb` is
+/// the superblock seen last. (A superblock's type and root never change; a freed and reused
+/// superblock address could give stale ones only if a filesystem were unmounted and another
+/// mounted at the same address between two events of this CPU, and the cache is refreshed by
+/// the first event on any other superblock.)
 #[inline(always)]
-pub fn fstype(sb: Ptr, off: &KernelOffsets, out: &mut [u8; 16]) {
-    let Some(cache) = FSTYPES.get_ptr_mut(0) else {
-        return;
+pub fn superblock(sb: Ptr, off: &KernelOffsets, out: &mut [u8; 16]) -> Ptr {
+    let Some(cache) = SUPERBLOCKS.get_ptr_mut(0) else {
+        return core::ptr::null();
     };
     // SAFETY: per-CPU slot, only this CPU touches it.
     let cache = unsafe { &mut *cache };
     if cache[0] == sb as u64 && cache[0] != 0 {
         out[..8].copy_from_slice(&cache[1].to_ne_bytes());
         out[8..].copy_from_slice(&cache[2].to_ne_bytes());
-        return;
+        return cache[3] as Ptr;
     }
+    let root = field::<Ptr>(sb, off.super_block_s_root).unwrap_or(core::ptr::null());
     let Some(s_type) = field::<Ptr>(sb, off.super_block_s_type) else {
-        return;
+        return root;
     };
     if let Some(name) = field::<Ptr>(s_type, off.file_system_type_name)
         && read_str(out.as_mut_ptr(), out.len() as u32, name) > 0
@@ -54,8 +56,10 @@ pub fn fstype(sb: Ptr, off: &KernelOffsets, out: &mut [u8; 16]) {
         cache[1] = u64::from_ne_bytes(words);
         words.copy_from_slice(&out[8..]);
         cache[2] = u64::from_ne_bytes(words);
+        cache[3] = root as u64;
         cache[0] = sb as u64;
     }
+    root
 }
 
 /// Words read per walk level, starting at `d_parent`: in every layout we know they hold the
@@ -104,8 +108,6 @@ pub struct Walk {
     pub len: usize,
     pub depth: u16,
     pub flags: u16,
-    /// The dentry's superblock (null if unknown).
-    pub sb: Ptr,
 }
 
 #[inline(always)]
@@ -114,23 +116,30 @@ fn at(words: &[u64; LEVEL_WORDS], index: usize) -> u64 {
 }
 
 /// Writes the path of `dentry` into `path`, leaf first, each component NUL-terminated, stopping
-/// at the filesystem root (whose own name is not written).
+/// at the filesystem root (whose own name is not written), and its filesystem type into
+/// `fstype`. The root is known from the superblock, so it is not read: a dentry's own
+/// `d_parent == itself` also ends the walk (the root of a disconnected tree).
 ///
 /// Each level is one read of the words from `d_parent` on (each read is a helper call with
 /// fault handling, the walk's main cost): they hold the parent link, the name's length and,
 /// for a short name, the name itself; the leaf's read also gives `d_sb`. A long name costs a
 /// second read; a layout where the fields are not within the words falls back to a read each.
 #[inline(always)]
-pub fn walk(path: &mut [u8; PATH_BUF + NAME_BUF], dentry: Ptr, off: &KernelOffsets) -> Walk {
+pub fn walk(
+    path: &mut [u8; PATH_BUF + NAME_BUF],
+    fstype: &mut [u8; 16],
+    dentry: Ptr,
+    off: &KernelOffsets,
+) -> Walk {
     let layout = Layout::new(off);
     let name_at = off.dentry_d_name + off.qstr_name;
     let mut walk = Walk {
         len: 0,
         depth: 0,
         flags: FLAG_TRUNCATED,
-        sb: core::ptr::null(),
     };
     let mut current = dentry;
+    let mut root: Ptr = core::ptr::null();
     let mut words = [0u64; LEVEL_WORDS];
     for level in 0..MAX_DEPTH {
         // SAFETY: the helper writes at most `size_of_val(&words)` bytes into `words`, and copes
@@ -147,10 +156,13 @@ pub fn walk(path: &mut [u8; PATH_BUF + NAME_BUF], dentry: Ptr, off: &KernelOffse
         }
         let parent = at(&words, 0) as Ptr;
         if level == 0 {
-            walk.sb = match layout.sb {
+            let sb = match layout.sb {
                 Some(i) => at(&words, i) as Ptr,
                 None => field::<Ptr>(current, off.dentry_d_sb).unwrap_or(core::ptr::null()),
             };
+            if !sb.is_null() {
+                root = superblock(sb, off, fstype);
+            }
         }
         if parent == current {
             walk.flags = 0;
@@ -195,6 +207,10 @@ pub fn walk(path: &mut [u8; PATH_BUF + NAME_BUF], dentry: Ptr, off: &KernelOffse
             None => read_str(dst, NAME_BUF as u32, name),
         };
         walk.depth += 1;
+        if parent == root {
+            walk.flags = 0;
+            return walk;
+        }
         current = parent;
     }
     walk

@@ -10,7 +10,7 @@ use dentry_common::{
 
 use crate::{
     Ptr, dentry,
-    maps::{DROPS, EVENTS, SCRATCH, SWITCH, TARGETS, config, offsets},
+    maps::{DROPS, EVENTS, SCOPES, SCRATCH, SWITCH, TARGETS, config, offsets},
 };
 
 const BPF_RB_NO_WAKEUP: u64 = 1;
@@ -27,10 +27,25 @@ pub enum Target {
 
 #[inline(always)]
 fn in_scope(cgroup: u64) -> bool {
-    let cfg = config();
-    if cfg.scoped == 0 {
+    if config().scoped == 0 {
         return true;
     }
+    let Some(cache) = SCOPES.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: per-CPU slot, only this CPU touches it.
+    let cache = unsafe { &mut *cache };
+    if cache[0] == cgroup {
+        return cache[1] != 0;
+    }
+    let verdict = matches_targets(cgroup);
+    *cache = [cgroup, u64::from(verdict)];
+    verdict
+}
+
+#[inline(always)]
+fn matches_targets(cgroup: u64) -> bool {
+    let cfg = config();
     // SAFETY: map lookups of plain values.
     if unsafe { TARGETS.get(cgroup) }.is_some() {
         return true;
@@ -75,17 +90,16 @@ pub fn event(op: Operation, target: Target, count: u64, cgroup: u64, flags: u16)
     h.fstype = [0; 16];
     h.count = count;
     let walk = match target {
-        Target::Dentry(d) => dentry::walk(&mut ev.path, d, &off),
-        Target::SuperBlock(sb) => dentry::Walk {
-            len: 0,
-            depth: 0,
-            flags: 0,
-            sb,
-        },
+        Target::Dentry(d) => dentry::walk(&mut ev.path, &mut h.fstype, d, &off),
+        Target::SuperBlock(sb) => {
+            dentry::superblock(sb, &off, &mut h.fstype);
+            dentry::Walk {
+                len: 0,
+                depth: 0,
+                flags: 0,
+            }
+        }
     };
-    if !walk.sb.is_null() {
-        dentry::fstype(walk.sb, &off, &mut h.fstype);
-    }
     let path_len = if walk.len > PATH_BUF {
         PATH_BUF
     } else {

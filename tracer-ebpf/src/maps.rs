@@ -30,10 +30,17 @@ pub static SCRATCH: PerCpuArray<Event> = PerCpuArray::with_max_entries(1, 0);
 #[map(name = "SWITCH")]
 pub static SWITCH: Array<u32> = Array::with_max_entries(1, 0);
 
-/// The last superblock this CPU named and its filesystem type name (`[sb, name as 2 words]`):
-/// a lookup storm stays on one filesystem, and naming it costs three reads.
-#[map(name = "FSTYPES")]
-pub static FSTYPES: PerCpuArray<[u64; 3]> = PerCpuArray::with_max_entries(1, 0);
+/// The last superblock this CPU saw, its filesystem type name and its root dentry
+/// (`[sb, name as 2 words, s_root]`): a lookup storm stays on one filesystem, and reading
+/// these costs four helper calls.
+#[map(name = "SUPERBLOCKS")]
+pub static SUPERBLOCKS: PerCpuArray<[u64; 4]> = PerCpuArray::with_max_entries(1, 0);
+
+/// The last cgroup this CPU checked against `TARGETS` and the verdict (`[cgroup id, 0|1]`).
+/// `TARGETS` is filled before the programs attach and never changes, and a cgroup's ancestors
+/// never change either, so a verdict stays true for the cgroup id (ids are not reused).
+#[map(name = "SCOPES")]
+pub static SCOPES: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
 
 /// The benchmark floor's counter.
 #[map(name = "FLOOR")]
@@ -50,7 +57,7 @@ static OFFSETS: KernelOffsets = KernelOffsets {
     file_system_type_name: 0,
     dentry_d_iname: 0,
     qstr_len: 0,
-    _pad: 0,
+    super_block_s_root: 0,
 };
 
 #[unsafe(no_mangle)]

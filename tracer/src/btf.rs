@@ -194,7 +194,7 @@ impl Btf {
                 .member_offset("dentry", "d_iname")
                 .or_else(|_| self.member_offset("dentry", "d_shortname"))?,
             qstr_len: self.member_offset("qstr", "len")?,
-            _pad: 0,
+            super_block_s_root: self.member_offset("super_block", "s_root")?,
         })
     }
 }

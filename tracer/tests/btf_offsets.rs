@@ -15,6 +15,7 @@ const FIELDS: &[(&str, &str)] = &[
     ("qstr", "name"),
     ("qstr", "len"),
     ("super_block", "s_type"),
+    ("super_block", "s_root"),
     ("file_system_type", "name"),
 ];
 

@@ -85,8 +85,11 @@ stop_tracer() {
                     "echo \"@@bench {name} {round} $(run_storm {dir} {lookups})\"\n",
                     name = v.name
                 )),
+                // The last run's log goes first: the redirection truncates it only once the
+                // child runs, and its "attached" line would start the storm too early.
                 Some(flags) => s.push_str(&format!(
-                    r#"{tracer} {flags} > /tmp/trace.out 2> /tmp/tracer.err &
+                    r#"rm -f /tmp/tracer.err
+{tracer} {flags} > /tmp/trace.out 2> /tmp/tracer.err &
 T=$!
 n=0; until grep -q attached /tmp/tracer.err; do n=$((n+1)); if [ $n -gt 1200 ] || ! kill -0 $T 2>/dev/null; then sed 's/^/@@tracer-failed /' /tmp/tracer.err; exit 1; fi; sleep 0.1; done
 echo "@@bench {name} {round} $(run_storm {dir} {lookups})"
