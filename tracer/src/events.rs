@@ -89,6 +89,21 @@ pub fn decode(record: &[u8], clock: &Clock) -> Option<TraceEvent> {
     decode_into(record, clock, &mut ev).then_some(ev)
 }
 
+/// A record's raw path bytes (components leaf first, NUL-terminated) when its path is whole;
+/// `None` for a short record or a cut path (whose text starts with `...`).
+pub fn whole_path(record: &[u8]) -> Option<&[u8]> {
+    let header_len = std::mem::size_of::<EventHeader>();
+    if record.len() < header_len {
+        return None;
+    }
+    // SAFETY: the length was checked; EventHeader is plain data valid for any bytes.
+    let h: EventHeader = unsafe { std::ptr::read_unaligned(record.as_ptr().cast()) };
+    if h.flags & FLAG_TRUNCATED != 0 {
+        return None;
+    }
+    record.get(header_len..header_len + h.path_len as usize)
+}
+
 /// As `decode`, into an event whose strings are reused (no allocation once they have grown):
 /// the pipeline calls this millions of times a second.
 pub fn decode_into(record: &[u8], clock: &Clock, ev: &mut TraceEvent) -> bool {

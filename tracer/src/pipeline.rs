@@ -28,9 +28,40 @@ pub enum Flow {
     Capped(&'static str),
 }
 
+/// Patterns tested on a record's raw bytes before it is decoded, when that gives the same
+/// answer as testing the path's text: each pattern is non-empty ASCII without `/`, so it can
+/// only occur inside one component, whose bytes are the text's (the separators are NULs,
+/// which no pattern holds); a cut path (`...` prefix) is left to the full test. Under a
+/// storm most records match nothing, and rejecting them undecoded is most of their cost.
+struct RawFilter(Vec<memchr::memmem::Finder<'static>>);
+
+impl RawFilter {
+    fn new(patterns: &[String]) -> Option<RawFilter> {
+        let exact = !patterns.is_empty()
+            && patterns
+                .iter()
+                .all(|p| !p.is_empty() && p.is_ascii() && !p.contains('/'));
+        exact.then(|| {
+            RawFilter(
+                patterns
+                    .iter()
+                    .map(|p| memchr::memmem::Finder::new(p.as_bytes()).into_owned())
+                    .collect(),
+            )
+        })
+    }
+
+    /// True when the record certainly matches no pattern.
+    fn rejects(&self, record: &[u8]) -> bool {
+        events::whole_path(record)
+            .is_some_and(|path| !self.0.iter().any(|f| f.find(path).is_some()))
+    }
+}
+
 pub struct Pipeline {
     pub clock: Clock,
     patterns: Vec<String>,
+    raw_filter: Option<RawFilter>,
     pub owners: Arc<Owners>,
     files: Option<Rotator>,
     stdout: Option<std::io::BufWriter<std::io::Stdout>>,
@@ -63,6 +94,7 @@ impl Pipeline {
         };
         Ok(Pipeline {
             clock: Clock::now(),
+            raw_filter: RawFilter::new(&patterns),
             patterns,
             owners: Arc::new(Owners::default()),
             files,
@@ -84,7 +116,10 @@ impl Pipeline {
 
     /// Handles one record.
     pub fn handle(&mut self, record: &[u8]) -> Flow {
-        if !events::decode_into(record, &self.clock, &mut self.ev) || !self.keep(&self.ev.path) {
+        if self.raw_filter.as_ref().is_some_and(|f| f.rejects(record))
+            || !events::decode_into(record, &self.clock, &mut self.ev)
+            || !self.keep(&self.ev.path)
+        {
             return Flow::Continue;
         }
         if self.ev.allocated {
@@ -237,6 +272,45 @@ mod tests {
             p.summary.top_negative_dirs(5),
             vec![("/db1", 1), ("/tmp", 1)]
         );
+    }
+
+    #[test]
+    fn the_raw_filter_agrees_with_the_text_filter() {
+        let records: Vec<Vec<u8>> = vec![
+            record(b"#sql-1.ibd\0tmp\0"),
+            record(b"t1.ibd\0db1\0"),
+            record(b"other\0db2\0"),
+            record(b""),
+            record(b"bad-\xff\xfe\0dir\0"),
+            record_with(b"deep\0", dentry_common::FLAG_TRUNCATED),
+            record_with(b"x.ibd\0", dentry_common::FLAG_ALLOCATED),
+        ];
+        for patterns in [
+            vec!["#sql".to_owned()],
+            vec![".ibd".into(), "db2".into()],
+            vec!["...".into()],
+            vec!["db1/t".into()],
+            vec!["\u{fffd}".into()],
+            vec!["no-such-path".into()],
+        ] {
+            let raw = RawFilter::new(&patterns);
+            let text = Pipeline::new(patterns.clone(), None, false, Caps::default()).unwrap();
+            for r in &records {
+                let mut ev = events::TraceEvent::default();
+                assert!(events::decode_into(r, &text.clock, &mut ev));
+                if raw.as_ref().is_some_and(|f| f.rejects(r)) {
+                    assert!(!text.keep(&ev.path), "{patterns:?} rejected {:?}", ev.path);
+                }
+            }
+        }
+        // Only patterns that cannot cross a component or meet a replaced byte go raw.
+        assert!(RawFilter::new(&["db1/t".into()]).is_none());
+        assert!(RawFilter::new(&["\u{fffd}".into()]).is_none());
+        assert!(RawFilter::new(&[]).is_none());
+        let f = RawFilter::new(&["#sql".into()]).unwrap();
+        assert!(f.rejects(&record(b"other\0db2\0")));
+        assert!(!f.rejects(&record(b"#sql-1.ibd\0tmp\0")));
+        assert!(!f.rejects(&record_with(b"x\0", dentry_common::FLAG_TRUNCATED)));
     }
 
     #[test]
