@@ -17,12 +17,9 @@ pub struct Variant {
     pub flags: Option<String>,
 }
 
-/// No tracer, then every tracer variant in one attach mode.
+/// Every tracer variant in one attach mode (the script runs a no-tracer storm between them).
 pub fn variants(mode: &str) -> Vec<Variant> {
-    let mut all = vec![Variant {
-        name: "none".into(),
-        flags: None,
-    }];
+    let mut all = Vec::new();
     {
         let m = format!("--attach-mode {mode} --target-cgroup /sys/fs/cgroup/storm");
         for (what, flags) in [
@@ -74,57 +71,81 @@ stop_tracer() {
 }
 "#,
     );
+    // Every tracer run sits between two no-tracer runs and is compared with their mean: the
+    // emulator's speed drifts by more than a probe costs, even within a boot, and only
+    // neighbours share a speed. `seq` orders the runs.
+    let mut seq = 0u32;
+    let baseline = |s: &mut String, round: u32, seq: &mut u32| {
+        s.push_str(&format!(
+            "echo \"@@bench none {round} {seq} $(run_storm /mnt/ext4/base-{seq} {lookups})\"\n"
+        ));
+        *seq += 1;
+    };
     for round in 0..rounds {
         // Rotate the order each round so no variant always runs first or last.
         let n = variants.len();
         for k in 0..n {
             let v = &variants[(k + round as usize) % n];
+            let Some(flags) = &v.flags else {
+                continue;
+            };
+            baseline(&mut s, round, &mut seq);
             let dir = format!("/mnt/ext4/r{round}-{}", v.name);
-            match &v.flags {
-                None => s.push_str(&format!(
-                    "echo \"@@bench {name} {round} $(run_storm {dir} {lookups})\"\n",
-                    name = v.name
-                )),
-                // The last run's log goes first: the redirection truncates it only once the
-                // child runs, and its "attached" line would start the storm too early.
-                Some(flags) => s.push_str(&format!(
-                    r#"rm -f /tmp/tracer.err
+            s.push_str(&format!(
+                r#"rm -f /tmp/tracer.err
 {tracer} {flags} > /tmp/trace.out 2> /tmp/tracer.err &
 T=$!
 n=0; until grep -q attached /tmp/tracer.err; do n=$((n+1)); if [ $n -gt 1200 ] || ! kill -0 $T 2>/dev/null; then sed 's/^/@@tracer-failed /' /tmp/tracer.err; exit 1; fi; sleep 0.1; done
-echo "@@bench {name} {round} $(run_storm {dir} {lookups})"
+echo "@@bench {name} {round} {seq} $(run_storm {dir} {lookups})"
 stop_tracer $T {name}
 rm -f /tmp/trace.out
 "#,
-                    name = v.name
-                )),
-            }
+                name = v.name
+            ));
+            seq += 1;
         }
     }
+    baseline(&mut s, rounds, &mut seq);
     s
 }
 
-/// Per variant: the median ns/lookup, and the median of its added ns against the no-tracer
-/// run of the same round (paired, so slow drift of the emulator cancels out).
+/// Per variant: the median ns/lookup, and the median of its added ns against the mean of the
+/// no-tracer runs just before and after it.
 pub fn medians(out: &VmOutput) -> BTreeMap<String, (f64, f64)> {
-    let mut by_round: BTreeMap<(String, String), f64> = BTreeMap::new();
+    let mut runs: BTreeMap<u32, (String, f64)> = BTreeMap::new();
     for line in out.tagged("bench") {
         let mut words = line.split_whitespace();
-        let (Some(name), Some(round)) = (words.next(), words.next()) else {
+        let (Some(name), Some(_round), Some(seq)) = (words.next(), words.next(), words.next())
+        else {
             continue;
         };
-        if let Some(ns) = words.find_map(|w| w.strip_prefix("ns_per_op="))
+        if let Ok(seq) = seq.parse::<u32>()
+            && let Some(ns) = words.find_map(|w| w.strip_prefix("ns_per_op="))
             && let Ok(ns) = ns.parse::<f64>()
         {
-            by_round.insert((name.to_owned(), round.to_owned()), ns);
+            runs.insert(seq, (name.to_owned(), ns));
         }
     }
+    let none_at = |seq: Option<u32>| {
+        seq.and_then(|s| runs.get(&s))
+            .filter(|(name, _)| name == "none")
+            .map(|(_, ns)| *ns)
+    };
     let mut samples: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
-    for ((name, round), ns) in &by_round {
+    for (&seq, (name, ns)) in &runs {
         let entry = samples.entry(name.clone()).or_default();
         entry.0.push(*ns);
-        if let Some(none) = by_round.get(&("none".to_owned(), round.clone())) {
-            entry.1.push(ns - none);
+        if name == "none" {
+            continue;
+        }
+        let around: Vec<f64> = [none_at(seq.checked_sub(1)), none_at(Some(seq + 1))]
+            .into_iter()
+            .flatten()
+            .collect();
+        if !around.is_empty() {
+            entry
+                .1
+                .push(ns - around.iter().sum::<f64>() / around.len() as f64);
         }
     }
     samples
@@ -161,8 +182,8 @@ pub fn run(
     let image = std::fs::read(&image)?;
     let mut t = format!(
         "Kernel {} under qemu TCG; per attach mode one boot, {rounds} rounds × {lookups} failed \
-         lookups (stat of a missing name) on ext4 per variant, variants alternated; medians, added \
-         time paired with the same round's no-tracer run.\n\n\
+         lookups (stat of a missing name) on ext4 per variant, variants alternated; medians; added \
+         time against the mean of the no-tracer runs just before and after each run.\n\n\
          | variant | ns/lookup | no tracer | added ns | added % | × floor |\n\
          | --- | ---: | ---: | ---: | ---: | ---: |\n",
         kernel.release
