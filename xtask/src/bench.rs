@@ -11,42 +11,39 @@ use crate::{
 
 pub const STORM: &str = "/bin/lookup-storm";
 
-/// A tracer configuration under test: its name and its flags (`None`: no tracer at all).
+/// A tracer configuration under test: its name and its flags.
 pub struct Variant {
     pub name: String,
-    pub flags: Option<String>,
+    pub flags: String,
 }
 
 /// Every tracer variant in one attach mode (the script runs a no-tracer storm between them).
 pub fn variants(mode: &str) -> Vec<Variant> {
-    let mut all = Vec::new();
-    {
-        let m = format!("--attach-mode {mode} --target-cgroup /sys/fs/cgroup/storm");
-        for (what, flags) in [
-            ("floor", "--bench-floor".to_owned()),
-            ("counters", String::new()),
-            (
-                "trace-nomatch",
-                "--trace-enabled --stdout --trace-patterns no-such-path-xyz".to_owned(),
-            ),
-            ("trace-all", "--trace-enabled --stdout".to_owned()),
-            // The stages of trace-all, priced apart: scope check only; path walk too.
-            (
-                "stage-scope",
-                "--trace-enabled --stdout --bench-trace-stage scope".to_owned(),
-            ),
-            (
-                "stage-walk",
-                "--trace-enabled --stdout --bench-trace-stage walk".to_owned(),
-            ),
-        ] {
-            all.push(Variant {
-                name: format!("{what}-{mode}"),
-                flags: Some(format!("{m} {flags}")),
-            });
-        }
-    }
-    all
+    let m = format!("--attach-mode {mode} --target-cgroup /sys/fs/cgroup/storm");
+    [
+        ("floor", "--bench-floor"),
+        ("counters", ""),
+        (
+            "trace-nomatch",
+            "--trace-enabled --stdout --trace-patterns no-such-path-xyz",
+        ),
+        ("trace-all", "--trace-enabled --stdout"),
+        // The stages of trace-all, priced apart: scope check only; path walk too.
+        (
+            "stage-scope",
+            "--trace-enabled --stdout --bench-trace-stage scope",
+        ),
+        (
+            "stage-walk",
+            "--trace-enabled --stdout --bench-trace-stage walk",
+        ),
+    ]
+    .into_iter()
+    .map(|(what, flags)| Variant {
+        name: format!("{what}-{mode}"),
+        flags: format!("{m} {flags}"),
+    })
+    .collect()
 }
 
 pub fn script(variants: &[Variant], rounds: u32, lookups: u32) -> String {
@@ -86,9 +83,6 @@ stop_tracer() {
         let n = variants.len();
         for k in 0..n {
             let v = &variants[(k + round as usize) % n];
-            let Some(flags) = &v.flags else {
-                continue;
-            };
             baseline(&mut s, round, &mut seq);
             let dir = format!("/mnt/ext4/r{round}-{}", v.name);
             s.push_str(&format!(
@@ -100,7 +94,8 @@ echo "@@bench {name} {round} {seq} $(run_storm {dir} {lookups})"
 stop_tracer $T {name}
 rm -f /tmp/trace.out
 "#,
-                name = v.name
+                name = v.name,
+                flags = v.flags
             ));
             seq += 1;
         }
