@@ -89,34 +89,33 @@ pub fn decode(record: &[u8], clock: &Clock) -> Option<TraceEvent> {
     decode_into(record, clock, &mut ev).then_some(ev)
 }
 
-/// A record's raw path bytes (components leaf first, NUL-terminated) when its path is whole;
-/// `None` for a short record or a cut path (whose text starts with `...`).
-pub fn whole_path(record: &[u8]) -> Option<&[u8]> {
+/// A record's header and raw path bytes; `None` for a record shorter than they say.
+fn split(record: &[u8]) -> Option<(EventHeader, &[u8])> {
     let header_len = std::mem::size_of::<EventHeader>();
     if record.len() < header_len {
         return None;
     }
     // SAFETY: the length was checked; EventHeader is plain data valid for any bytes.
     let h: EventHeader = unsafe { std::ptr::read_unaligned(record.as_ptr().cast()) };
-    if h.flags & FLAG_TRUNCATED != 0 {
-        return None;
-    }
-    record.get(header_len..header_len + h.path_len as usize)
+    let path = record.get(header_len..header_len + h.path_len as usize)?;
+    Some((h, path))
+}
+
+/// A record's raw path bytes (components leaf first, NUL-terminated) when its path is whole;
+/// `None` for a short record or a cut path (whose text starts with `...`).
+pub fn whole_path(record: &[u8]) -> Option<&[u8]> {
+    split(record)
+        .filter(|(h, _)| h.flags & FLAG_TRUNCATED == 0)
+        .map(|(_, path)| path)
 }
 
 /// As `decode`, into an event whose strings are reused (no allocation once they have grown):
 /// the pipeline calls this millions of times a second.
 pub fn decode_into(record: &[u8], clock: &Clock, ev: &mut TraceEvent) -> bool {
-    let header_len = std::mem::size_of::<EventHeader>();
-    if record.len() < header_len {
-        return false;
-    }
-    // SAFETY: the length was checked; EventHeader is plain data valid for any bytes.
-    let h: EventHeader = unsafe { std::ptr::read_unaligned(record.as_ptr().cast()) };
-    let Some(op) = Operation::from_u32(h.op) else {
+    let Some((h, path_bytes)) = split(record) else {
         return false;
     };
-    let Some(path_bytes) = record.get(header_len..header_len + h.path_len as usize) else {
+    let Some(op) = Operation::from_u32(h.op) else {
         return false;
     };
     ev.time = clock.at(h.ts_ns);
