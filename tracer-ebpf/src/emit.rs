@@ -66,7 +66,7 @@ fn matches_targets(cgroup: u64) -> bool {
 /// Emits one event when tracing is on and the current task (in `cgroup`) is in scope.
 /// `flags` are `FLAG_*` bits for userspace (the walk adds its own).
 #[inline(always)]
-pub fn event(op: Operation, target: Target, count: u64, cgroup: u64, flags: u16) {
+pub fn event(op: Operation, target: Target, cgroup: u64, flags: u16) {
     let cfg = config();
     if cfg.trace == 0 || SWITCH.get(0).is_none_or(|on| *on == 0) {
         return;
@@ -88,7 +88,8 @@ pub fn event(op: Operation, target: Target, count: u64, cgroup: u64, flags: u16)
     h.op = op as u32;
     h.comm = bpf_get_current_comm().unwrap_or_default();
     h.fstype = [0; 16];
-    h.count = count;
+    // Prune's freed count is known only at its return, where it goes to the counters.
+    h.count = 0;
     let walk = match target {
         Target::Dentry(d) => dentry::walk(&mut ev.path, &mut h.fstype, d, &off),
         Target::SuperBlock(sb) => {

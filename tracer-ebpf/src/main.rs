@@ -14,7 +14,7 @@ use aya_ebpf::{
     macros::{fentry, fexit, kprobe, kretprobe},
     programs::{FEntryContext, FExitContext, ProbeContext, RetProbeContext},
 };
-use dentry_common::{FLAG_ALLOCATED, Operation};
+use dentry_common::{Counters, FLAG_ALLOCATED, Operation};
 
 use crate::maps::{FLOOR, bump};
 
@@ -129,39 +129,39 @@ fn on_attach(dentry: Ptr, inode: Ptr) {
 
 #[inline(always)]
 fn attach(dentry: Ptr, inode: Ptr, flags: u16) {
-    let (op, cgroup) = if inode.is_null() {
-        (Operation::Negative, bump(|c| c.negative += 1))
+    let target = emit::Target::Dentry(dentry);
+    if inode.is_null() {
+        count_and_trace(Operation::Negative, target, flags, |c| c.negative += 1);
     } else {
-        (Operation::Positive, bump(|c| c.positive += 1))
-    };
-    emit::event(op, emit::Target::Dentry(dentry), 0, cgroup, flags);
+        count_and_trace(Operation::Positive, target, flags, |c| c.positive += 1);
+    }
 }
 
 fn on_delete(dentry: Ptr) {
-    let cgroup = bump(|c| c.negative += 1);
-    emit::event(
-        Operation::Delete,
-        emit::Target::Dentry(dentry),
-        0,
-        cgroup,
-        0,
-    );
+    let target = emit::Target::Dentry(dentry);
+    count_and_trace(Operation::Delete, target, 0, |c| c.negative += 1);
 }
 
 fn on_shrink(sb: Ptr) {
-    let cgroup = bump(|c| c.shrink_calls += 1);
-    emit::event(
-        Operation::Shrink,
-        emit::Target::SuperBlock(sb),
-        0,
-        cgroup,
-        0,
-    );
+    let target = emit::Target::SuperBlock(sb);
+    count_and_trace(Operation::Shrink, target, 0, |c| c.shrink_calls += 1);
 }
 
 fn on_prune(sb: Ptr) {
-    let cgroup = bump(|c| c.prune_calls += 1);
-    emit::event(Operation::Prune, emit::Target::SuperBlock(sb), 0, cgroup, 0);
+    let target = emit::Target::SuperBlock(sb);
+    count_and_trace(Operation::Prune, target, 0, |c| c.prune_calls += 1);
+}
+
+/// Counts for the current cgroup, then traces with the cgroup id the count looked up.
+#[inline(always)]
+fn count_and_trace(
+    op: Operation,
+    target: emit::Target,
+    flags: u16,
+    count: impl FnOnce(&mut Counters),
+) {
+    let cgroup = bump(count);
+    emit::event(op, target, cgroup, flags);
 }
 
 fn on_pruned(freed: i64) {
