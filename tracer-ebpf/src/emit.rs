@@ -4,13 +4,13 @@ use aya_ebpf::helpers::{
     generated::{bpf_get_current_ancestor_cgroup_id, bpf_ringbuf_output, bpf_ringbuf_query},
 };
 use dentry_common::{
-    BENCH_STOP_AFTER_SCOPE, BENCH_STOP_BEFORE_OUTPUT, EventHeader, MAX_CGROUP_LEVEL, Operation,
-    PATH_BUF,
+    BENCH_STOP_AFTER_SCOPE, BENCH_STOP_BEFORE_OUTPUT, EventHeader, FLAG_TRUNCATED,
+    KERNEL_FILTER_PATH, MAX_CGROUP_LEVEL, Operation, PATH_BUF,
 };
 
 use crate::{
     Ptr, dentry,
-    maps::{DROPS, EVENTS, SCOPES, SCRATCH, SWITCH, TARGETS, config, offsets},
+    maps::{DROPS, EVENTS, FILTERED, SCOPES, SCRATCH, SWITCH, TARGETS, config, offsets, patterns},
 };
 
 const BPF_RB_NO_WAKEUP: u64 = 1;
@@ -63,6 +63,34 @@ fn matches_targets(cgroup: u64) -> bool {
     false
 }
 
+/// False when the kernel patterns prove that no pattern matches the event's whole path; true
+/// when one matches or the kernel cannot tell (no kernel patterns, a long path).
+#[inline(always)]
+fn wanted(ev: &mut dentry_common::Event) -> bool {
+    let end = recorded_len(ev);
+    if patterns().count == 0 || end > KERNEL_FILTER_PATH {
+        return true;
+    }
+    dentry_common::end_path(ev, end);
+    // The same length, read again: `end` places a write, so the verifier tracks it exactly and
+    // would tell apart the states of every way out of each pattern's loop. This copy is only
+    // compared, so it stays loose and those states fold into one.
+    let len = recorded_len(ev);
+    if len > KERNEL_FILTER_PATH {
+        return true;
+    }
+    patterns().found_in(ev, len)
+}
+
+/// The path length in the record's header, read from memory: a fresh value for the verifier,
+/// unrelated to the walk's (each of the walk's ways out leaves a different one, and every
+/// later branch on it would be checked once per way).
+#[inline(always)]
+fn recorded_len(ev: &dentry_common::Event) -> usize {
+    // SAFETY: a plain read of the scratch slot's header.
+    usize::from(unsafe { core::ptr::read_volatile(&ev.header.path_len) })
+}
+
 /// Emits one event when tracing is on and the current task (in `cgroup`) is in scope.
 /// `flags` are `FLAG_*` bits for userspace (the walk adds its own).
 #[inline(always)]
@@ -90,6 +118,7 @@ pub fn event(op: Operation, target: Target, cgroup: u64, flags: u16) {
     h.fstype = [0; 16];
     // Prune's freed count is known only at its return, where it goes to the counters.
     h.count = 0;
+    let is_dentry = matches!(target, Target::Dentry(_));
     let walk = match target {
         Target::Dentry(d) => dentry::walk(&mut ev.path, &mut h.fstype, d, &off),
         Target::SuperBlock(sb) => {
@@ -101,15 +130,25 @@ pub fn event(op: Operation, target: Target, cgroup: u64, flags: u16) {
             }
         }
     };
-    let path_len = if walk.len > PATH_BUF {
-        PATH_BUF
-    } else {
-        walk.len
-    };
-    h.path_len = path_len as u16;
+    h.path_len = walk.len.min(PATH_BUF) as u16;
     h.depth = walk.depth;
     h.flags = walk.flags | flags;
     if cfg.bench & BENCH_STOP_BEFORE_OUTPUT != 0 {
+        return;
+    }
+    // As for `recorded_len`.
+    // SAFETY: a plain read of the scratch slot's header.
+    let walk_flags = unsafe { core::ptr::read_volatile(&h.flags) };
+    // Reclaim events carry no path: userspace decides for them.
+    if is_dentry && walk_flags & FLAG_TRUNCATED == 0 && !wanted(ev) {
+        if let Some(filtered) = FILTERED.get_ptr_mut(0) {
+            // SAFETY: per-CPU slot.
+            unsafe { *filtered += 1 };
+        }
+        return;
+    }
+    let path_len = recorded_len(ev);
+    if path_len > PATH_BUF {
         return;
     }
     let size = core::mem::size_of::<EventHeader>() + path_len;

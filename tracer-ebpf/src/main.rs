@@ -112,17 +112,20 @@ pub fn fe_floor(_ctx: FEntryContext) -> u32 {
     0
 }
 
+#[inline(always)]
 fn on_alloc() {
     bump(|c| c.alloc += 1);
 }
 
 /// A lookup's result on the dentry it allocated (both functions require an unhashed dentry,
 /// which only a fresh allocation is): one event stands for the allocation and the result.
+#[inline(always)]
 fn on_lookup(dentry: Ptr, inode: Ptr) {
     attach(dentry, inode, FLAG_ALLOCATED);
 }
 
 /// A create (or similar) giving an existing negative dentry its inode.
+#[inline(always)]
 fn on_attach(dentry: Ptr, inode: Ptr) {
     attach(dentry, inode, 0);
 }
@@ -137,16 +140,19 @@ fn attach(dentry: Ptr, inode: Ptr, flags: u16) {
     }
 }
 
+#[inline(always)]
 fn on_delete(dentry: Ptr) {
     let target = emit::Target::Dentry(dentry);
     count_and_trace(Operation::Delete, target, 0, |c| c.negative += 1);
 }
 
+#[inline(always)]
 fn on_shrink(sb: Ptr) {
     let target = emit::Target::SuperBlock(sb);
     count_and_trace(Operation::Shrink, target, 0, |c| c.shrink_calls += 1);
 }
 
+#[inline(always)]
 fn on_prune(sb: Ptr) {
     let target = emit::Target::SuperBlock(sb);
     count_and_trace(Operation::Prune, target, 0, |c| c.prune_calls += 1);
@@ -164,6 +170,7 @@ fn count_and_trace(
     emit::event(op, target, cgroup, flags);
 }
 
+#[inline(always)]
 fn on_pruned(freed: i64) {
     if freed > 0 {
         bump(|c| c.pruned += freed as u64);

@@ -4,7 +4,10 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
-use dentry_common::{Config, Counters, Event, KernelOffsets, MAX_CGROUPS, MAX_TARGETS};
+use dentry_common::{
+    Config, Counters, Event, KERNEL_PATTERNS, KernelOffsets, KernelPattern, KernelPatterns,
+    MAX_CGROUPS, MAX_TARGETS,
+};
 
 #[map(name = "COUNTERS")]
 pub static COUNTERS: PerCpuHashMap<u64, Counters> = PerCpuHashMap::with_max_entries(MAX_CGROUPS, 0);
@@ -42,6 +45,10 @@ pub static SUPERBLOCKS: PerCpuArray<[u64; 4]> = PerCpuArray::with_max_entries(1,
 #[map(name = "SCOPES")]
 pub static SCOPES: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
 
+/// Events the kernel did not send because no pattern matched their path.
+#[map(name = "FILTERED")]
+pub static FILTERED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
 /// The benchmark floor's counter.
 #[map(name = "FLOOR")]
 pub static FLOOR: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
@@ -67,6 +74,21 @@ static CONFIG: Config = Config {
     ancestor_levels: 0,
     wakeup_bytes: 0,
     bench: 0,
+};
+
+#[unsafe(no_mangle)]
+static PATTERNS: KernelPatterns = KernelPatterns {
+    count: 0,
+    _pad: 0,
+    patterns: [KernelPattern {
+        words: [0; 2],
+        masks: [0; 2],
+        first: 0,
+        second: 0,
+        second_mask: 0,
+        len: 0,
+        _pad: 0,
+    }; KERNEL_PATTERNS],
 };
 
 /// Struct offsets for the running kernel (set by the tracer from BTF).
@@ -101,4 +123,13 @@ pub fn bump(bump: impl FnOnce(&mut Counters)) -> u64 {
     // reports how many cgroups it tracks against MAX_CGROUPS.
     let _ = COUNTERS.insert(cgroup, fresh, 0);
     cgroup
+}
+
+/// The kernel patterns, behind a pointer the compiler cannot see through (it would fold the
+/// placeholder zeros; the loader rewrites the global before the programs are loaded).
+#[inline(always)]
+pub fn patterns() -> &'static KernelPatterns {
+    let at: *const KernelPatterns = core::ptr::addr_of!(PATTERNS);
+    // SAFETY: reading back a pointer to a static; it stays valid for the program's life.
+    unsafe { &*core::ptr::read_volatile(&at) }
 }

@@ -10,7 +10,7 @@ use std::{
 use anyhow::Context as _;
 use aya::{Ebpf, maps::RingBuf};
 use clap::Parser;
-use dentry_common::{Config, MAX_CGROUP_LEVEL, names};
+use dentry_common::{Config, KernelPatterns, MAX_CGROUP_LEVEL, names};
 use tokio::{io::unix::AsyncFd, sync::watch};
 use tracer::{
     cgroup, check,
@@ -146,6 +146,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let options = probes::LoadOptions {
         offsets: probes::kernel_offsets()?,
         config,
+        patterns: KernelPatterns::new(args.trace_patterns.0.iter().map(|p| p.as_bytes())),
         ring_buffer_bytes: args.ring_buffer_size,
     };
     let kernel_btf = probes::kernel_btf()?;
@@ -274,6 +275,7 @@ fn check_kernel(args: &Args) -> ExitCode {
         let options = probes::LoadOptions {
             offsets: probes::kernel_offsets().map_err(|e| e.to_string())?,
             config: Config::default(),
+            patterns: KernelPatterns::default(),
             ring_buffer_bytes: 4096,
         };
         let btf = probes::kernel_btf().map_err(|e| e.to_string())?;
@@ -461,11 +463,12 @@ fn poll_once(
     owners: &watch::Receiver<Arc<Owners>>,
     proc: &std::path::Path,
 ) -> anyhow::Result<()> {
-    let (totals, drops) = {
+    let (totals, drops, filtered) = {
         let ebpf = ebpf.lock().map_err(|_| anyhow::anyhow!("lock poisoned"))?;
         (
             counters::per_cgroup(&ebpf)?,
             counters::per_cpu_total(&ebpf, names::DROPS)?,
+            counters::per_cpu_total(&ebpf, names::FILTERED)?,
         )
     };
     let dentry_state = std::fs::read_to_string(proc.join("sys/fs/dentry-state"))
@@ -478,6 +481,7 @@ fn poll_once(
         .map_err(|_| anyhow::anyhow!("lock poisoned"))?;
     m.update(&totals, &owners);
     m.set_drops(drops);
+    m.set_filtered(filtered);
     if let Some(s) = dentry_state {
         m.set_dentry_state(s);
     }
@@ -487,10 +491,11 @@ fn poll_once(
 fn final_summary(ebpf: &Ebpf, mode: &str, pipeline: Option<&Pipeline>) -> anyhow::Result<()> {
     let drops = counters::per_cpu_total(ebpf, names::DROPS)?;
     let floor = counters::per_cpu_total(ebpf, names::FLOOR)?;
+    let filtered = counters::per_cpu_total(ebpf, names::FILTERED)?;
     let (events, bytes) = pipeline.map_or((0, 0), |p| (p.kept, p.bytes));
     let file_errors = pipeline.map_or(0, |p| p.file_errors);
     eprintln!(
-        "summary attach={mode} events={events} drops={drops} bytes={bytes} file_errors={file_errors} floor={floor}"
+        "summary attach={mode} events={events} drops={drops} filtered={filtered} bytes={bytes} file_errors={file_errors} floor={floor}"
     );
     let mut per_cgroup: Vec<_> = counters::per_cgroup(ebpf)?.into_iter().collect();
     per_cgroup.sort_by(|a, b| b.1.alloc.cmp(&a.1.alloc).then(a.0.cmp(&b.0)));

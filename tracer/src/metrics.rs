@@ -25,11 +25,24 @@ pub struct Metrics {
     reclaim_freed: IntCounter,
     dentry_count: IntGaugeVec,
     events: IntCounter,
-    drops: IntCounter,
+    drops: KernelTotal,
+    filtered: KernelTotal,
     cgroups_tracked: IntGauge,
     last: HashMap<u64, Counters>,
-    last_drops: u64,
     cgroup_id_label: bool,
+}
+
+/// A counter fed with a total the kernel keeps (summed over CPUs): it only ever moves up.
+struct KernelTotal {
+    counter: IntCounter,
+    last: u64,
+}
+
+impl KernelTotal {
+    fn set(&mut self, total: u64) {
+        self.counter.inc_by(total.saturating_sub(self.last));
+        self.last = self.last.max(total);
+    }
 }
 
 /// `/proc/sys/fs/dentry-state`: nr_dentry, nr_unused, age_limit, want_pages, nr_negative, dummy.
@@ -129,6 +142,13 @@ impl Metrics {
                 "Trace events lost because the ring buffer was full.",
             ),
         )?;
+        let filtered = register(
+            &registry,
+            IntCounter::new(
+                "dentry_tracer_events_filtered_total",
+                "Trace events the kernel left out because no trace pattern matched their path.",
+            ),
+        )?;
         let cgroups_tracked = register(
             &registry,
             IntGauge::new(
@@ -159,10 +179,16 @@ impl Metrics {
             reclaim_freed,
             dentry_count,
             events,
-            drops,
+            drops: KernelTotal {
+                counter: drops,
+                last: 0,
+            },
+            filtered: KernelTotal {
+                counter: filtered,
+                last: 0,
+            },
             cgroups_tracked,
             last: HashMap::new(),
-            last_drops: 0,
             cgroup_id_label,
         })
     }
@@ -213,8 +239,12 @@ impl Metrics {
 
     /// The ring buffer's drop count so far (absolute, from the kernel).
     pub fn set_drops(&mut self, total: u64) {
-        self.drops.inc_by(total.saturating_sub(self.last_drops));
-        self.last_drops = self.last_drops.max(total);
+        self.drops.set(total);
+    }
+
+    /// The count of events the kernel's pattern test left out so far (absolute).
+    pub fn set_filtered(&mut self, total: u64) {
+        self.filtered.set(total);
     }
 
     pub fn add_events(&self, n: u64) {
@@ -288,12 +318,15 @@ mod tests {
         m.set_dentry_state(DentryState::parse("123 45 45 0 6 0\n").unwrap());
         m.set_drops(5);
         m.set_drops(3); // never backwards
+        m.set_filtered(40);
+        m.set_filtered(42);
         m.add_events(9);
         let t = text(&m);
         assert_eq!(value(&t, r#"dentry_count{type="total"}"#), Some(123));
         assert_eq!(value(&t, r#"dentry_count{type="negative"}"#), Some(6));
         assert_eq!(value(&t, "dentry_tracer_events_dropped_total"), Some(5));
         assert_eq!(value(&t, "dentry_tracer_events_total"), Some(9));
+        assert_eq!(value(&t, "dentry_tracer_events_filtered_total"), Some(42));
         assert_eq!(
             value(&t, r#"dentry_tracer_attach_info{mode="fentry"}"#),
             Some(1)

@@ -40,7 +40,7 @@ impl RawFilter {
         let exact = !patterns.is_empty()
             && patterns
                 .iter()
-                .all(|p| !p.is_empty() && p.is_ascii() && !p.contains('/'));
+                .all(|p| dentry_common::within_component(p.as_bytes()));
         exact.then(|| {
             RawFilter(
                 patterns
@@ -194,7 +194,11 @@ mod tests {
     }
 
     fn record_with(path: &[u8], flags: u16) -> Vec<u8> {
-        let header = EventHeader {
+        events::encode(&header(flags), path)
+    }
+
+    fn header(flags: u16) -> EventHeader {
+        EventHeader {
             ts_ns: 1,
             cgroup_id: 5,
             pid: 1,
@@ -206,8 +210,7 @@ mod tests {
             flags,
             _pad: 0,
             count: 0,
-        };
-        events::encode(&header, path)
+        }
     }
 
     #[test]
@@ -311,6 +314,83 @@ mod tests {
         assert!(f.rejects(&record(b"other\0db2\0")));
         assert!(!f.rejects(&record(b"#sql-1.ibd\0tmp\0")));
         assert!(!f.rejects(&record_with(b"x\0", dentry_common::FLAG_TRUNCATED)));
+    }
+
+    /// The kernel's word-at-a-time test gives the text filter's answer on every whole path it
+    /// may see, whatever the scratch buffer holds past the path (the last event's bytes).
+    #[test]
+    fn the_kernel_pattern_test_agrees_with_the_text_filter() {
+        use dentry_common::{KERNEL_FILTER_PATH, KernelPatterns, NAME_BUF, PATH_BUF};
+        // xorshift: reproducible, and enough to mix the cases.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |below: usize| -> usize {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % below as u64) as usize
+        };
+        // Few letters, so patterns often match partly; 0x01 and 0x80.. stress the zero-byte
+        // test's borrow and bytes that are not ASCII.
+        const ALPHABET: &[u8] = b"aab.#sql\x01\x80\xff";
+        let (mut kept, mut checked) = (0, 0);
+        let mut event = Box::new(dentry_common::Event {
+            header: header(0),
+            path: [0; PATH_BUF + NAME_BUF],
+        });
+        for _ in 0..20_000 {
+            let patterns: Vec<String> = (0..1 + next(4))
+                .map(|_| {
+                    (0..1 + next(16))
+                        .map(|_| char::from(b"ab.#sql"[next(7)]))
+                        .collect()
+                })
+                .collect();
+            let kernel = KernelPatterns::new(patterns.iter().map(|p| p.as_bytes()));
+            assert_eq!(kernel.count as usize, patterns.len(), "{patterns:?}");
+            let mut path = Vec::new();
+            for _ in 0..1 + next(6) {
+                path.extend((0..1 + next(40)).map(|_| ALPHABET[next(ALPHABET.len())]));
+                path.push(0);
+            }
+            path.truncate(KERNEL_FILTER_PATH);
+            let scratch = &mut event.path;
+            scratch
+                .iter_mut()
+                .for_each(|b| *b = ALPHABET[next(ALPHABET.len())]);
+            // Past the path: copies of a pattern, which must not count, one of them beyond
+            // the NULs `end_path` writes.
+            let tail = patterns[0].as_bytes();
+            for at in [path.len() + 8, path.len() + 16] {
+                scratch[at..at + tail.len()].copy_from_slice(tail);
+            }
+            scratch[..path.len()].copy_from_slice(&path);
+            dentry_common::end_path(&mut event, path.len());
+
+            let text = Pipeline::new(patterns.clone(), None, false, Caps::default()).unwrap();
+            let mut ev = events::TraceEvent::default();
+            assert!(events::decode_into(&record(&path), &text.clock, &mut ev));
+            let want = text.keep(&ev.path);
+            let got = kernel.found_in(&event, path.len());
+            assert_eq!(got, want, "{patterns:?} on {path:?}");
+            kept += usize::from(want);
+            checked += 1;
+        }
+        // Both answers were exercised.
+        assert!(
+            kept > checked / 10 && kept < checked * 9 / 10,
+            "{kept} of {checked}"
+        );
+        // What the kernel cannot test exactly, it leaves to userspace, all of it.
+        for patterns in [
+            vec!["db1/t"],
+            vec!["\u{fffd}"],
+            vec!["seventeen-bytes-x"],
+            vec![".ibd", "a", "b", "c", "d"],
+            vec![".ibd", ""],
+        ] {
+            let kernel = KernelPatterns::new(patterns.iter().map(|p| p.as_bytes()));
+            assert_eq!(kernel.count, 0, "{patterns:?}");
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use aya::{
     maps::{HashMap, MapData},
     programs::{FEntry, FExit, KProbe, ProgramError},
 };
-use dentry_common::{Config, KernelOffsets, names};
+use dentry_common::{Config, KernelOffsets, KernelPatterns, names};
 
 /// Which programs a run needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +179,8 @@ pub enum Error {
 pub struct LoadOptions {
     pub offsets: KernelOffsets,
     pub config: Config,
+    /// The patterns the kernel tests before it sends an event (none: it sends all).
+    pub patterns: KernelPatterns,
     /// Ring buffer size in bytes (a power of two, at least a page).
     pub ring_buffer_bytes: u32,
 }
@@ -203,6 +205,7 @@ pub fn open(object: &[u8], options: &LoadOptions, btf: &Btf) -> Result<Ebpf, Err
         .btf(Some(btf))
         .override_global(names::OFFSETS, &options.offsets, true)
         .override_global(names::CONFIG, &options.config, true)
+        .override_global(names::PATTERNS, &options.patterns, true)
         .map_max_entries(names::EVENTS, options.ring_buffer_bytes)
         .load(object)?)
 }

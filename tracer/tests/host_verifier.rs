@@ -3,12 +3,12 @@
 //! Needs root (CAP_BPF): CI and the dev machines run as root.
 use std::{path::Path, process::Command};
 
-use dentry_common::Config;
+use dentry_common::{Config, KERNEL_PATTERNS, KernelPatterns};
 use tracer::probes::{self, AttachMode, Error, LoadOptions, PROBES, Set};
 
 const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe/type";
 
-fn open(trace: bool) -> aya::Ebpf {
+fn open(trace: bool, patterns: &[&str]) -> aya::Ebpf {
     let options = LoadOptions {
         offsets: probes::kernel_offsets().expect("this kernel has BTF"),
         config: Config {
@@ -18,6 +18,7 @@ fn open(trace: bool) -> aya::Ebpf {
             wakeup_bytes: 1 << 14,
             bench: 0,
         },
+        patterns: KernelPatterns::new(patterns.iter().map(|p| p.as_bytes())),
         ring_buffer_bytes: 1 << 16,
     };
     let btf = probes::kernel_btf().expect("BTF");
@@ -25,12 +26,18 @@ fn open(trace: bool) -> aya::Ebpf {
         .expect("the object parses and its maps are created")
 }
 
-/// With tracing on and off (the verifier sees different code once the config is constant).
+/// With tracing off, on, and on with the most kernel patterns, the longest first (the verifier
+/// sees different code once the config is constant).
 #[test]
 fn every_program_in_the_object_passes_the_verifier() {
     let btf = aya::Btf::from_sys_fs().expect("BTF");
-    for trace in [false, true] {
-        let mut ebpf = open(trace);
+    let most = ["sixteen-bytes-xy", ".ibd", "#sql", "x"];
+    assert_eq!(
+        KernelPatterns::new(most.iter().map(|p| p.as_bytes())).count as usize,
+        KERNEL_PATTERNS
+    );
+    for (trace, patterns) in [(false, &[][..]), (true, &[][..]), (true, &most[..])] {
+        let mut ebpf = open(trace, patterns);
         let results = probes::verify_all(&mut ebpf, &btf);
         let mut in_object: Vec<&str> = ebpf.programs().map(|(name, _)| name).collect();
         let mut tried: Vec<&str> = results.iter().map(|(name, _)| *name).collect();
@@ -48,7 +55,7 @@ fn every_program_in_the_object_passes_the_verifier() {
             // Lockdown refuses fentry with EPERM before verification; anything else is a bug.
             assert!(
                 fentry_refused && text.contains("Operation not permitted"),
-                "{program} (trace={trace}) failed to load: {err}"
+                "{program} (trace={trace}, patterns {patterns:?}) failed to load: {err}"
             );
         }
     }
@@ -56,7 +63,7 @@ fn every_program_in_the_object_passes_the_verifier() {
 
 #[test]
 fn attach_works_or_names_the_missing_kprobes() {
-    let mut ebpf = open(false);
+    let mut ebpf = open(false, &[]);
     let btf = probes::kernel_btf().expect("BTF");
     let result = probes::attach(&mut ebpf, &[Set::Counters], AttachMode::Kprobe, &btf);
     if Path::new(KPROBE_PMU).exists() {

@@ -6,8 +6,12 @@ use std::{
     time::Duration,
 };
 
+use dentry_common::KERNEL_FILTER_PATH;
 use xtask::{
-    dentry_workload::{DentryWorkload, Summary, cgroup_ids, long_name_path, make_ext4_image},
+    dentry_workload::{
+        DentryWorkload, KERNEL_PATTERN_SET, Summary, cgroup_ids, long_name_path, make_ext4_image,
+        pattern_lookups,
+    },
     kernel::Kernel,
     vm::{VmOutput, VmRun},
 };
@@ -202,6 +206,8 @@ fn check(series: &str, mode: &str) {
         flood.events,
         flood.drops
     );
+    check_kernel_patterns(&out, &ctx);
+
     let counts: BTreeMap<&str, usize> = lines.iter().fold(BTreeMap::new(), |mut m, l| {
         *m.entry(l.op).or_default() += 1;
         m
@@ -210,6 +216,56 @@ fn check(series: &str, mode: &str) {
         "{ctx}: {} events by op {counts:?}, flood drops {}",
         lines.len(),
         flood.drops
+    );
+}
+
+/// The kernel's own pattern test, with the most patterns it takes: exactly the matching
+/// lookups come out, and the others stop in the kernel unless their path is too long for it.
+fn check_kernel_patterns(out: &VmOutput, ctx: &str) {
+    assert_eq!(out.value("patterns-exit"), Some("0"), "{ctx}");
+    let summary = Summary::parse(&out.tagged("patterns"));
+    let tsv = out.tagged("pattern-tsv");
+    assert_eq!(tsv.first().copied(), Some(tracer::tsv::HEADER), "{ctx}");
+    let mut seen: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for l in &tsv[1..] {
+        let c: Vec<&str> = l.split('\t').collect();
+        assert_eq!(c.len(), 7, "{ctx}: {l:?}");
+        seen.entry(c[5]).or_default().push(c[4]);
+    }
+    let lookups = pattern_lookups();
+    for (path, matches) in &lookups {
+        let ops = seen.get(path.as_str());
+        if *matches {
+            assert_eq!(
+                ops,
+                Some(&vec!["alloc", "negative"]),
+                "{ctx}: {path} holds a pattern"
+            );
+        } else {
+            assert_eq!(ops, None, "{ctx}: {path} holds no pattern");
+        }
+    }
+    let patterns: Vec<&str> = KERNEL_PATTERN_SET.split(',').collect();
+    for path in seen.keys() {
+        assert!(
+            patterns.iter().any(|p| path.contains(p)),
+            "{ctx}: {path} holds no pattern"
+        );
+    }
+    // Records the kernel can test: the path's bytes (names and their NULs, no leading '/').
+    let testable_misses = lookups
+        .iter()
+        .filter(|(path, matches)| !matches && path.len() <= KERNEL_FILTER_PATH)
+        .count() as u64;
+    assert!(
+        (testable_misses..=testable_misses + 5).contains(&summary.filtered),
+        "{ctx}: the kernel left out {} records, expected {testable_misses}",
+        summary.filtered
+    );
+    eprintln!(
+        "{ctx}: kernel patterns kept {} lines, left out {} records",
+        tsv.len() - 1,
+        summary.filtered
     );
 }
 

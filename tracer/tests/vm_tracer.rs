@@ -77,6 +77,12 @@ fn check(series: &str) {
         summary.events
     );
     assert_eq!(summary.drops, 0, "{series}");
+    // The pattern (`work-a`) is tested in the kernel: the skipped lookups never reach userspace.
+    assert!(
+        summary.filtered >= u64::from(SKIPPED_A),
+        "{series}: the kernel left out {} records for {SKIPPED_A} skipped lookups",
+        summary.filtered
+    );
     let tracer_text = out.tagged("tracer").join("\n");
     let negative_dirs = tracer_text
         .split("top directories of negative lookups:")
@@ -135,6 +141,11 @@ fn check(series: &str) {
         metric(&metrics, "dentry_tracer_events_total"),
         Some(summary.events as f64),
         "{series}: the events counter must match the summary"
+    );
+    assert_eq!(
+        metric(&metrics, "dentry_tracer_events_filtered_total"),
+        Some(summary.filtered as f64),
+        "{series}: the filtered counter must match the summary"
     );
     assert_eq!(
         metric(&metrics, "dentry_tracer_events_dropped_total"),

@@ -42,6 +42,48 @@ pub fn long_name_path() -> String {
     )
 }
 
+/// The most patterns the kernel tests, the longest it tests among them.
+pub const KERNEL_PATTERN_SET: &str = "0123456789abcdef,.ibd,#sql,zz";
+
+/// Failed lookups under `/pat` on ext4 while the kernel tests `KERNEL_PATTERN_SET`, each with
+/// whether its path (from the filesystem root) holds a pattern: matches at the start, middle
+/// and end of names, across the search's 8-byte steps, in a parent directory, and near-misses;
+/// then paths too long for the kernel's test, which userspace decides alone.
+pub fn pattern_lookups() -> Vec<(String, bool)> {
+    let long_dir = format!("/pat/{}", "p".repeat(200));
+    let mut v: Vec<(String, bool)> = [
+        ("/pat/t1.ibd", true),
+        ("/pat/#sql-42", true),
+        ("/pat/a-0123456789abcdef-b", true),
+        ("/pat/zz", true),
+        ("/pat/zz-dir/missing", true),
+        ("/pat/t1.ib", false),
+        ("/pat/#sq-l", false),
+        ("/pat/0123456789abcdeX", false),
+        ("/pat/z-z", false),
+        ("/pat/.IBD", false),
+    ]
+    .into_iter()
+    .map(|(p, m)| (p.to_owned(), m))
+    .collect();
+    for shift in 0..9 {
+        let pad = "x".repeat(40 + shift);
+        v.push((format!("/pat/{pad}zz"), true));
+        v.push((format!("/pat/{pad}z"), false));
+    }
+    v.push((format!("{long_dir}/{}zz", "q".repeat(100)), true));
+    v.push((format!("{long_dir}/{}", "q".repeat(100)), false));
+    v
+}
+
+/// One lookup of each of `pattern_lookups`.
+fn patterns_script() -> String {
+    pattern_lookups()
+        .iter()
+        .map(|(path, _)| format!("[ -e '/mnt/ext4{path}' ]\n"))
+        .collect()
+}
+
 const RECLAIM: &str = r#"# reclaim.sh: a remount (shrink_dcache_sb) and drop_caches (prune_dcache_sb).
 mount -o remount /mnt/ext4
 # The remount left ext4 few unused dentries: make some, for drop_caches to free.
@@ -73,6 +115,7 @@ impl DentryWorkload {
             .file("/lookups.sh", LOOKUPS)
             .file("/creates.sh", CREATES)
             .file("/exists.sh", EXISTS)
+            .file("/patterns.sh", patterns_script())
             .file("/reclaim.sh", RECLAIM))
     }
 
@@ -87,6 +130,7 @@ impl DentryWorkload {
         let tracer = crate::scenario::TRACER;
         let long = long_name_path();
         let long_dir = long.rsplit_once('/').map_or("", |(dir, _)| dir);
+        let p200 = "p".repeat(200);
         format!(
             r#"
 CG=/sys/fs/cgroup
@@ -99,6 +143,8 @@ for fs in ext4 tmpfs; do
   echo "@@cgroup $fs-other $(stat -c %i $CG/$fs-other)"
 done
 mkdir -p $CG/ext4-traced/child $CG/reclaim /mnt/ext4/work-traced/child-dir /mnt/ext4{long_dir}
+mkdir -p $CG/patterns /mnt/ext4/pat/zz-dir /mnt/ext4/pat/{p200}
+echo "@@cgroup patterns $(stat -c %i $CG/patterns)"
 echo "@@cgroup ext4-child $(stat -c %i $CG/ext4-traced/child)"
 echo "@@cgroup reclaim $(stat -c %i $CG/reclaim)"
 
@@ -141,6 +187,18 @@ kill -INT $F
 wait $F
 echo "@@flood-exit $?"
 sed 's/^/@@flood /' /tmp/flood.err
+
+{tracer} --attach-mode {attach_mode} --trace-enabled --stdout \
+  --trace-patterns '{KERNEL_PATTERN_SET}' --target-cgroup $CG/patterns \
+  > /tmp/patterns.tsv 2> /tmp/patterns.err &
+P=$!
+wait_attached $P /tmp/patterns.err
+sh /run-in.sh patterns /patterns.sh
+kill -INT $P
+wait $P
+echo "@@patterns-exit $?"
+sed 's/^/@@patterns /' /tmp/patterns.err
+sed 's/^/@@pattern-tsv /' /tmp/patterns.tsv
 "#
         )
     }
@@ -163,6 +221,8 @@ pub struct Summary {
     pub attach: String,
     pub events: u64,
     pub drops: u64,
+    /// Records the kernel's pattern test left out.
+    pub filtered: u64,
     /// cgroup id → field → value.
     pub cgroups: std::collections::BTreeMap<u64, std::collections::BTreeMap<String, u64>>,
 }
@@ -180,6 +240,7 @@ impl Summary {
                             "attach" => summary.attach = v.to_owned(),
                             "events" => summary.events = v.parse().unwrap_or(0),
                             "drops" => summary.drops = v.parse().unwrap_or(0),
+                            "filtered" => summary.filtered = v.parse().unwrap_or(0),
                             _ => {}
                         }
                     }
