@@ -109,15 +109,7 @@ pub fn event(op: Operation, target: Target, cgroup: u64, flags: u16) {
     let ev = unsafe { &mut *slot };
     let off = offsets();
     let h = &mut ev.header;
-    // SAFETY: FFI helpers without preconditions.
-    h.ts_ns = unsafe { bpf_ktime_get_ns() };
-    h.cgroup_id = cgroup;
-    h.pid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    h.op = op as u32;
-    h.comm = bpf_get_current_comm().unwrap_or_default();
     h.fstype = [0; 16];
-    // Prune's freed count is known only at its return, where it goes to the counters.
-    h.count = 0;
     let is_dentry = matches!(target, Target::Dentry(_));
     let walk = match target {
         Target::Dentry(d) => dentry::walk(&mut ev.path, &mut h.fstype, d, &off),
@@ -147,6 +139,17 @@ pub fn event(op: Operation, target: Target, cgroup: u64, flags: u16) {
         }
         return;
     }
+    // The rest of the header only for a record that is written: three helper calls that a
+    // record the pattern test leaves out does not pay.
+    let h = &mut ev.header;
+    // SAFETY: FFI helpers without preconditions.
+    h.ts_ns = unsafe { bpf_ktime_get_ns() };
+    h.cgroup_id = cgroup;
+    h.pid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    h.op = op as u32;
+    h.comm = bpf_get_current_comm().unwrap_or_default();
+    // Prune's freed count is known only at its return, where it goes to the counters.
+    h.count = 0;
     let path_len = recorded_len(ev);
     if path_len > PATH_BUF {
         return;
