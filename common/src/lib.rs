@@ -268,17 +268,19 @@ fn from(lo: u64, hi: u64, k: usize) -> u64 {
 const _: () = assert!(core::mem::offset_of!(Event, path) % 8 == 0);
 const _: () = assert!(core::mem::align_of::<Event>() >= 8);
 
-/// Writes 16 NULs after a path of `len` bytes (`len` at most `KERNEL_FILTER_PATH`), so a
-/// pattern test cannot match into what the buffer held before.
+/// Writes 8 NULs after a path of `len` bytes (`len` at most `KERNEL_FILTER_PATH`), so a
+/// pattern test cannot match into what the buffer held before: a match that starts in the
+/// path would have to cross the first NUL, and the search (which stops at the first 8-byte
+/// step at or past `len`) starts none later than `len + 6`, all NULs.
 #[inline(always)]
 pub fn end_path(ev: &mut Event, len: usize) {
-    // SAFETY: the masked offset plus 16 is inside `path`.
+    // SAFETY: the masked offset plus 8 is inside `path`.
     unsafe {
         ev.path
             .as_mut_ptr()
             .add(len & (FILTER_SPAN - 1))
-            .cast::<[u8; 16]>()
-            .write_unaligned([0; 16])
+            .cast::<u64>()
+            .write_unaligned(0)
     };
 }
 

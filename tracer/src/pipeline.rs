@@ -357,10 +357,11 @@ mod tests {
             scratch
                 .iter_mut()
                 .for_each(|b| *b = ALPHABET[next(ALPHABET.len())]);
-            // Past the path: copies of a pattern, which must not count, one of them beyond
-            // the NULs `end_path` writes.
+
+            // Past the path: copies of a pattern, which must not count: one where the search
+            // still starts (its start overwritten by `end_path`), one just past its NULs.
             let tail = patterns[0].as_bytes();
-            for at in [path.len() + 8, path.len() + 16] {
+            for at in [path.len() + 6, path.len() + 8] {
                 scratch[at..at + tail.len()].copy_from_slice(tail);
             }
             scratch[..path.len()].copy_from_slice(&path);
