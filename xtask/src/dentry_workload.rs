@@ -157,6 +157,15 @@ wait_attached() {{
   done
 }}
 
+# stop_tracer PID NAME: stops a tracer whose stderr is /tmp/NAME.err; prints its exit status
+# and its stderr, tagged NAME.
+stop_tracer() {{
+  kill -INT $1
+  wait $1
+  echo "@@$2-exit $?"
+  sed "s/^/@@$2 /" /tmp/$2.err
+}}
+
 {tracer} --attach-mode {attach_mode} --trace-enabled --stdout \
   --target-cgroup $CG/ext4-traced --target-cgroup $CG/tmpfs-traced --target-cgroup $CG/reclaim \
   > /tmp/trace.tsv 2> /tmp/tracer.err &
@@ -171,10 +180,7 @@ done
 sh /run-in.sh ext4-traced /exists.sh /mnt/ext4{long}
 sh /run-in.sh ext4-traced/child /lookups.sh /mnt/ext4/work-traced/child-dir {child_lookups}
 sh /run-in.sh reclaim /reclaim.sh
-kill -INT $T
-wait $T
-echo "@@tracer-exit $?"
-sed 's/^/@@tracer /' /tmp/tracer.err
+stop_tracer $T tracer
 sed 's/^/@@tsv /' /tmp/trace.tsv
 
 mkdir -p $CG/flood /mnt/tmpfs/flood
@@ -183,10 +189,7 @@ mkdir -p $CG/flood /mnt/tmpfs/flood
 F=$!
 wait_attached $F /tmp/flood.err
 sh /run-in.sh flood /lookups.sh /mnt/tmpfs/flood {flood}
-kill -INT $F
-wait $F
-echo "@@flood-exit $?"
-sed 's/^/@@flood /' /tmp/flood.err
+stop_tracer $F flood
 
 {tracer} --attach-mode {attach_mode} --trace-enabled --stdout \
   --trace-patterns '{KERNEL_PATTERN_SET}' --target-cgroup $CG/patterns \
@@ -194,10 +197,7 @@ sed 's/^/@@flood /' /tmp/flood.err
 P=$!
 wait_attached $P /tmp/patterns.err
 sh /run-in.sh patterns /patterns.sh
-kill -INT $P
-wait $P
-echo "@@patterns-exit $?"
-sed 's/^/@@patterns /' /tmp/patterns.err
+stop_tracer $P patterns
 sed 's/^/@@pattern-tsv /' /tmp/patterns.tsv
 "#
         )
