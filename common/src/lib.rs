@@ -38,7 +38,46 @@ impl Counters {
             pruned: self.pruned + other.pruned,
         }
     }
+
+    /// Field-wise maximum (two readings of the same monotonic counters: the later of each).
+    pub fn max(&self, other: &Counters) -> Counters {
+        Counters {
+            alloc: self.alloc.max(other.alloc),
+            positive: self.positive.max(other.positive),
+            negative: self.negative.max(other.negative),
+            shrink_calls: self.shrink_calls.max(other.shrink_calls),
+            prune_calls: self.prune_calls.max(other.prune_calls),
+            pruned: self.pruned.max(other.pruned),
+        }
+    }
 }
+
+/// One CPU's counters for the cgroup it counted for last (a one-slot `PerCpuArray` value).
+///
+/// A task runs for many probes in a row, so the cgroup rarely changes between two probes on a
+/// CPU: counting into this slot costs an array index where the per-cgroup hash costs a hash
+/// and a bucket walk per probe. When another cgroup comes, the slot is written back to
+/// `COUNTERS` (this CPU's value for `cgroup`) and reloaded from it for the new one. So a
+/// cgroup's count on a CPU is this slot while `cgroup` names it, else its `COUNTERS` value;
+/// both only grow, and the slot is never behind the hash. Userspace takes the larger of the
+/// two per field.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HotCounters {
+    /// The cgroup id the slot holds; 0 (no cgroup has it) until the first probe.
+    pub cgroup: u64,
+    /// The scope verdict for `cgroup` (`SCOPE_*`), cached for as long as the slot holds it:
+    /// `TARGETS` is set before the programs attach and a cgroup's ancestors never change.
+    pub scope: u64,
+    pub counters: Counters,
+}
+
+/// `HotCounters::scope`: not checked yet.
+pub const SCOPE_UNKNOWN: u64 = 0;
+/// `HotCounters::scope`: the cgroup's tasks are not traced.
+pub const SCOPE_OUT: u64 = 1;
+/// `HotCounters::scope`: the cgroup's tasks are traced.
+pub const SCOPE_IN: u64 = 2;
 
 /// What happened to a dentry, as carried by a trace event.
 #[repr(u32)]
@@ -380,6 +419,7 @@ pub const BENCH_STOP_BEFORE_OUTPUT: u32 = 2;
 mod pod {
     // SAFETY: plain old data, `repr(C)`, explicit padding, every bit pattern valid.
     unsafe impl aya::Pod for super::Counters {}
+    unsafe impl aya::Pod for super::HotCounters {}
     unsafe impl aya::Pod for super::KernelOffsets {}
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::KernelPatterns {}
@@ -404,6 +444,7 @@ pub const CRI_SOCKETS: [&str; 3] = [
 /// Map and global names in the eBPF object.
 pub mod names {
     pub const COUNTERS: &str = "COUNTERS";
+    pub const HOT_COUNTERS: &str = "HOT_COUNTERS";
     pub const TARGETS: &str = "TARGETS";
     pub const EVENTS: &str = "EVENTS";
     pub const DROPS: &str = "DROPS";

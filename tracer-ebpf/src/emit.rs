@@ -4,13 +4,13 @@ use aya_ebpf::helpers::{
     generated::{bpf_get_current_ancestor_cgroup_id, bpf_ringbuf_output, bpf_ringbuf_query},
 };
 use dentry_common::{
-    BENCH_STOP_AFTER_SCOPE, BENCH_STOP_BEFORE_OUTPUT, EventHeader, FLAG_TRUNCATED,
-    KERNEL_FILTER_PATH, MAX_CGROUP_LEVEL, Operation, PATH_BUF,
+    BENCH_STOP_AFTER_SCOPE, BENCH_STOP_BEFORE_OUTPUT, EventHeader, FLAG_TRUNCATED, HotCounters,
+    KERNEL_FILTER_PATH, MAX_CGROUP_LEVEL, Operation, PATH_BUF, SCOPE_IN, SCOPE_OUT, SCOPE_UNKNOWN,
 };
 
 use crate::{
     Ptr, dentry,
-    maps::{DROPS, EVENTS, FILTERED, SCOPES, SCRATCH, SWITCH, TARGETS, config, offsets, patterns},
+    maps::{DROPS, EVENTS, FILTERED, SCRATCH, SWITCH, TARGETS, config, offsets, patterns},
 };
 
 const BPF_RB_NO_WAKEUP: u64 = 1;
@@ -25,22 +25,20 @@ pub enum Target {
     SuperBlock(Ptr),
 }
 
+/// Whether the slot's cgroup is traced; the verdict is checked once per cgroup switch.
 #[inline(always)]
-fn in_scope(cgroup: u64) -> bool {
+fn in_scope(hot: &mut HotCounters) -> bool {
     if config().scoped == 0 {
         return true;
     }
-    let Some(cache) = SCOPES.get_ptr_mut(0) else {
-        return false;
-    };
-    // SAFETY: per-CPU slot, only this CPU touches it.
-    let cache = unsafe { &mut *cache };
-    if cache[0] == cgroup {
-        return cache[1] != 0;
+    if hot.scope == SCOPE_UNKNOWN {
+        hot.scope = if matches_targets(hot.cgroup) {
+            SCOPE_IN
+        } else {
+            SCOPE_OUT
+        };
     }
-    let verdict = matches_targets(cgroup);
-    *cache = [cgroup, u64::from(verdict)];
-    verdict
+    hot.scope == SCOPE_IN
 }
 
 #[inline(always)]
@@ -91,17 +89,19 @@ fn recorded_len(ev: &dentry_common::Event) -> usize {
     usize::from(unsafe { core::ptr::read_volatile(&ev.header.path_len) })
 }
 
-/// Emits one event when tracing is on and the current task (in `cgroup`) is in scope.
-/// `flags` are `FLAG_*` bits for userspace (the walk adds its own).
+/// Emits one event when tracing is on and the current task (whose cgroup `hot` holds, as
+/// `maps::bump` left it) is in scope. `flags` are `FLAG_*` bits for userspace (the walk adds
+/// its own).
 #[inline(always)]
-pub fn event(op: Operation, target: Target, cgroup: u64, flags: u16) {
+pub fn event(op: Operation, target: Target, hot: &mut HotCounters, flags: u16) {
     let cfg = config();
     if cfg.trace == 0 || SWITCH.get(0).is_none_or(|on| *on == 0) {
         return;
     }
-    if !in_scope(cgroup) || cfg.bench & BENCH_STOP_AFTER_SCOPE != 0 {
+    if !in_scope(hot) || cfg.bench & BENCH_STOP_AFTER_SCOPE != 0 {
         return;
     }
+    let cgroup = hot.cgroup;
     let Some(slot) = SCRATCH.get_ptr_mut(0) else {
         return;
     };

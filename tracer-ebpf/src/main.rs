@@ -96,25 +96,41 @@ pub fn fx_prune_dcache_sb(ctx: FExitContext) -> u32 {
 /// The benchmark's floor: the cheapest possible probe on the allocation path.
 #[kprobe]
 pub fn kp_floor(_ctx: ProbeContext) -> u32 {
-    if let Some(slot) = FLOOR.get_ptr_mut(0) {
-        // SAFETY: a per-CPU slot, only this CPU touches it.
-        unsafe { *slot += 1 };
-    }
+    floor();
     0
 }
 
 #[fentry(function = "__d_alloc")]
 pub fn fe_floor(_ctx: FEntryContext) -> u32 {
-    if let Some(slot) = FLOOR.get_ptr_mut(0) {
-        // SAFETY: a per-CPU slot, only this CPU touches it.
-        unsafe { *slot += 1 };
-    }
+    floor();
+    0
+}
+
+/// The floor's second probe, on the lookup's end: what two floor-cheap probes cost, which is
+/// the least the counters can cost (a failed lookup passes two of their probes).
+#[kprobe]
+pub fn kp_floor_lookup(_ctx: ProbeContext) -> u32 {
+    floor();
+    0
+}
+
+#[fentry(function = "d_splice_alias")]
+pub fn fe_floor_lookup(_ctx: FEntryContext) -> u32 {
+    floor();
     0
 }
 
 #[inline(always)]
+fn floor() {
+    if let Some(slot) = FLOOR.get_ptr_mut(0) {
+        // SAFETY: a per-CPU slot, only this CPU touches it.
+        unsafe { *slot += 1 };
+    }
+}
+
+#[inline(always)]
 fn on_alloc() {
-    bump(|c| c.alloc += 1);
+    let _ = bump(|c| c.alloc += 1);
 }
 
 /// A lookup's result on the dentry it allocated (both functions require an unhashed dentry,
@@ -158,7 +174,7 @@ fn on_prune(sb: Ptr) {
     count_and_trace(Operation::Prune, target, 0, |c| c.prune_calls += 1);
 }
 
-/// Counts for the current cgroup, then traces with the cgroup id the count looked up.
+/// Counts for the current cgroup, then traces with the cgroup the count found.
 #[inline(always)]
 fn count_and_trace(
     op: Operation,
@@ -166,14 +182,15 @@ fn count_and_trace(
     flags: u16,
     count: impl FnOnce(&mut Counters),
 ) {
-    let cgroup = bump(count);
-    emit::event(op, target, cgroup, flags);
+    if let Some(hot) = bump(count) {
+        emit::event(op, target, hot, flags);
+    }
 }
 
 #[inline(always)]
 fn on_pruned(freed: i64) {
     if freed > 0 {
-        bump(|c| c.pruned += freed as u64);
+        let _ = bump(|c| c.pruned += freed as u64);
     }
 }
 

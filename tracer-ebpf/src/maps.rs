@@ -5,8 +5,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use dentry_common::{
-    Config, Counters, Event, KERNEL_PATTERNS, KernelOffsets, KernelPattern, KernelPatterns,
-    MAX_CGROUPS, MAX_TARGETS,
+    Config, Counters, Event, HotCounters, KERNEL_PATTERNS, KernelOffsets, KernelPattern,
+    KernelPatterns, MAX_CGROUPS, MAX_TARGETS, SCOPE_UNKNOWN,
 };
 
 #[map(name = "COUNTERS")]
@@ -39,11 +39,9 @@ pub static SWITCH: Array<u32> = Array::with_max_entries(1, 0);
 #[map(name = "SUPERBLOCKS")]
 pub static SUPERBLOCKS: PerCpuArray<[u64; 4]> = PerCpuArray::with_max_entries(1, 0);
 
-/// The last cgroup this CPU checked against `TARGETS` and the verdict (`[cgroup id, 0|1]`).
-/// `TARGETS` is filled before the programs attach and never changes, and a cgroup's ancestors
-/// never change either, so a verdict stays true for the cgroup id (ids are not reused).
-#[map(name = "SCOPES")]
-pub static SCOPES: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
+/// This CPU's counters for the cgroup it counted last, and that cgroup's scope verdict.
+#[map(name = "HOT_COUNTERS")]
+pub static HOT_COUNTERS: PerCpuArray<HotCounters> = PerCpuArray::with_max_entries(1, 0);
 
 /// Events the kernel did not send because no pattern matched their path.
 #[map(name = "FILTERED")]
@@ -105,24 +103,35 @@ pub fn config() -> Config {
     unsafe { core::ptr::read_volatile(&CONFIG) }
 }
 
-/// Applies `bump` to the current cgroup's counters on this CPU; returns the cgroup id.
+/// Applies `bump` to the current cgroup's counters on this CPU; returns this CPU's slot (which
+/// now holds the current cgroup), or `None` if the slot cannot be had (it always can).
 #[inline(always)]
-pub fn bump(bump: impl FnOnce(&mut Counters)) -> u64 {
+pub fn bump(bump: impl FnOnce(&mut Counters)) -> Option<&'static mut HotCounters> {
     // SAFETY: the helper has no preconditions; it is `unsafe` only because it is FFI.
     let cgroup = unsafe { bpf_get_current_cgroup_id() };
-    if let Some(ptr) = COUNTERS.get_ptr_mut(cgroup) {
-        // SAFETY: a per-CPU value is only touched by this CPU, and a probe is not preempted
-        // by another probe on the same CPU.
-        bump(unsafe { &mut *ptr });
-        return cgroup;
+    // SAFETY: a per-CPU slot is only touched by this CPU, and a probe is not preempted by
+    // another probe on the same CPU.
+    let hot = unsafe { &mut *HOT_COUNTERS.get_ptr_mut(0)? };
+    if hot.cgroup != cgroup {
+        switch_cgroup(hot, cgroup);
     }
-    let mut fresh = Counters::default();
-    bump(&mut fresh);
-    // From a BPF program an update of a per-CPU hash writes this CPU's slot only, so a racing
-    // first insert on another CPU loses nothing. A full map drops the count; the tracer
-    // reports how many cgroups it tracks against MAX_CGROUPS.
-    let _ = COUNTERS.insert(cgroup, fresh, 0);
-    cgroup
+    bump(&mut hot.counters);
+    Some(hot)
+}
+
+/// Writes the slot's cgroup back to `COUNTERS` and loads `cgroup`'s counts into it.
+#[inline(always)]
+fn switch_cgroup(hot: &mut HotCounters, cgroup: u64) {
+    if hot.cgroup != 0 {
+        // From a BPF program an update of a per-CPU hash writes this CPU's value only, so a
+        // racing first insert on another CPU loses nothing. A full map drops the count; the
+        // tracer reports how many cgroups it tracks against MAX_CGROUPS.
+        let _ = COUNTERS.insert(hot.cgroup, hot.counters, 0);
+    }
+    // SAFETY: a plain copy of this CPU's value.
+    hot.counters = unsafe { COUNTERS.get(cgroup) }.copied().unwrap_or_default();
+    hot.cgroup = cgroup;
+    hot.scope = SCOPE_UNKNOWN;
 }
 
 /// The kernel patterns, behind a pointer the compiler cannot see through (it would fold the

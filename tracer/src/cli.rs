@@ -96,6 +96,9 @@ pub struct Args {
     /// Benchmark floor: attach only one probe counting allocations.
     #[arg(long, hide = true)]
     pub bench_floor: bool,
+    /// With --bench-floor: the same probe on `d_splice_alias` too.
+    #[arg(long, hide = true, requires = "bench_floor")]
+    pub bench_floor_lookup: bool,
     /// Benchmark stages of tracing: `scope` stops each event after the scope check, `walk`
     /// after the path walk (nothing reaches the ring buffer either way).
     #[arg(long, hide = true, value_parser = ["scope", "walk"])]

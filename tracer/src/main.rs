@@ -153,7 +153,9 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut ebpf = probes::open(tracer::EBPF_OBJECT, &options, &kernel_btf)?;
     probes::set_targets(&mut ebpf, &targets.iter().map(|t| t.id).collect::<Vec<_>>())?;
     // Tracing needs no probes of its own: it emits from the counters' probes.
-    let sets: &[Set] = if args.bench_floor {
+    let sets: &[Set] = if args.bench_floor_lookup {
+        &[Set::Floor, Set::FloorLookup]
+    } else if args.bench_floor {
         &[Set::Floor]
     } else {
         &[Set::Counters]
@@ -449,9 +451,10 @@ async fn poll_loop(
     proc: std::path::PathBuf,
 ) {
     let mut tick = tokio::time::interval(every);
+    let mut monotonic = counters::Monotonic::default();
     loop {
         tick.tick().await;
-        if let Err(e) = poll_once(&ebpf, &state, &owners, &proc) {
+        if let Err(e) = poll_once(&ebpf, &state, &owners, &proc, &mut monotonic) {
             tracing::warn!("reading counters: {e:#}");
         }
     }
@@ -462,11 +465,12 @@ fn poll_once(
     state: &AppState,
     owners: &watch::Receiver<Arc<Owners>>,
     proc: &std::path::Path,
+    monotonic: &mut counters::Monotonic,
 ) -> anyhow::Result<()> {
     let (totals, drops, filtered) = {
         let ebpf = ebpf.lock().map_err(|_| anyhow::anyhow!("lock poisoned"))?;
         (
-            counters::per_cgroup(&ebpf)?,
+            monotonic.apply(counters::per_cgroup(&ebpf)?),
             counters::per_cpu_total(&ebpf, names::DROPS)?,
             counters::per_cpu_total(&ebpf, names::FILTERED)?,
         )

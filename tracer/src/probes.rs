@@ -19,6 +19,8 @@ pub enum Set {
     Counters,
     /// The benchmark floor: one probe incrementing one per-CPU counter.
     Floor,
+    /// The floor's probe on `d_splice_alias` too (the benchmark's two-probe floor).
+    FloorLookup,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +101,12 @@ pub const PROBES: &[Probe] = &[
         set: Set::Counters,
     },
     probe("__d_alloc", "kp_floor", "fe_floor", Set::Floor),
+    probe(
+        "d_splice_alias",
+        "kp_floor_lookup",
+        "fe_floor_lookup",
+        Set::FloorLookup,
+    ),
 ];
 
 /// Where the kernel exposes its kprobe PMU; absent when CONFIG_KPROBES is unset.

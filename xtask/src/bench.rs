@@ -17,33 +17,47 @@ pub struct Variant {
     pub flags: String,
 }
 
-/// Every tracer variant in one attach mode (the script runs a no-tracer storm between them).
-pub fn variants(mode: &str) -> Vec<Variant> {
+/// Every tracer variant, in table order, and its flags.
+pub const VARIANTS: &[(&str, &str)] = &[
+    ("floor", "--bench-floor"),
+    // The floor's probe on both functions a failed lookup passes that the counters probe.
+    ("floor-2probes", "--bench-floor --bench-floor-lookup"),
+    ("counters", ""),
+    // The stages of trace-all, priced apart: scope check only; path walk too.
+    (
+        "stage-scope",
+        "--trace-enabled --stdout --bench-trace-stage scope",
+    ),
+    (
+        "stage-walk",
+        "--trace-enabled --stdout --bench-trace-stage walk",
+    ),
+    (
+        "trace-nomatch",
+        "--trace-enabled --stdout --trace-patterns no-such-path-xyz",
+    ),
+    ("trace-all", "--trace-enabled --stdout"),
+];
+
+/// The variants named in `only` (all when empty) in one attach mode (the script runs a
+/// no-tracer storm between them).
+pub fn variants(mode: &str, only: &[String]) -> anyhow::Result<Vec<Variant>> {
+    if let Some(unknown) = only.iter().find(|o| !VARIANTS.iter().any(|(v, _)| v == o)) {
+        let known: Vec<&str> = VARIANTS.iter().map(|(v, _)| *v).collect();
+        anyhow::bail!(
+            "--only: no variant {unknown:?} (pick from {})",
+            known.join(",")
+        );
+    }
     let m = format!("--attach-mode {mode} --target-cgroup /sys/fs/cgroup/storm");
-    [
-        ("floor", "--bench-floor"),
-        ("counters", ""),
-        (
-            "trace-nomatch",
-            "--trace-enabled --stdout --trace-patterns no-such-path-xyz",
-        ),
-        ("trace-all", "--trace-enabled --stdout"),
-        // The stages of trace-all, priced apart: scope check only; path walk too.
-        (
-            "stage-scope",
-            "--trace-enabled --stdout --bench-trace-stage scope",
-        ),
-        (
-            "stage-walk",
-            "--trace-enabled --stdout --bench-trace-stage walk",
-        ),
-    ]
-    .into_iter()
-    .map(|(what, flags)| Variant {
-        name: format!("{what}-{mode}"),
-        flags: format!("{m} {flags}"),
-    })
-    .collect()
+    Ok(VARIANTS
+        .iter()
+        .filter(|(what, _)| only.is_empty() || only.iter().any(|o| o == what))
+        .map(|(what, flags)| Variant {
+            name: format!("{what}-{mode}"),
+            flags: format!("{m} {flags}"),
+        })
+        .collect())
 }
 
 pub fn script(variants: &[Variant], rounds: u32, lookups: u32) -> String {
@@ -170,7 +184,16 @@ pub fn run(
     storm: &Path,
     rounds: u32,
     lookups: u32,
+    modes: &[String],
+    only: &[String],
 ) -> anyhow::Result<String> {
+    let runs = modes
+        .iter()
+        .map(|mode| match mode.as_str() {
+            "kprobe" | "fentry" => Ok((mode, variants(mode, only)?)),
+            other => anyhow::bail!("--modes: no attach mode {other:?} (pick kprobe,fentry)"),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let dir = tempfile::tempdir()?;
     let image = dir.path().join("ext4.img");
     make_ext4_image(&image, 64)?;
@@ -183,8 +206,8 @@ pub fn run(
          | --- | ---: | ---: | ---: | ---: | ---: |\n",
         kernel.release
     );
-    for mode in ["kprobe", "fentry"] {
-        let out = VmRun::new(kernel, script(&variants(mode), rounds, lookups))
+    for (mode, variants) in runs {
+        let out = VmRun::new(kernel, script(&variants, rounds, lookups))
             .binary(crate::scenario::TRACER, tracer)
             .binary(STORM, storm)
             .module("loop")
@@ -203,14 +226,7 @@ pub fn run(
 fn rows(t: &mut String, mode: &str, m: &BTreeMap<String, (f64, f64)>) {
     let none = m.get("none").map_or(f64::NAN, |v| v.0);
     let floor = m.get(&format!("floor-{mode}")).map(|v| v.1);
-    for what in [
-        "floor",
-        "counters",
-        "stage-scope",
-        "stage-walk",
-        "trace-nomatch",
-        "trace-all",
-    ] {
+    for (what, _) in VARIANTS {
         let name = format!("{what}-{mode}");
         let Some(&(v, added)) = m.get(&name) else {
             continue;

@@ -81,6 +81,12 @@ enum Task {
         rounds: u32,
         #[arg(long, default_value_t = 20000)]
         lookups: u32,
+        /// Attach modes, one boot each.
+        #[arg(long, value_delimiter = ',', default_value = "kprobe,fentry")]
+        modes: Vec<String>,
+        /// Only these variants (comma-separated, e.g. floor,counters); all when absent.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
 }
 
@@ -179,6 +185,8 @@ fn run(task: Task) -> anyhow::Result<()> {
             kernel,
             rounds,
             lookups,
+            modes,
+            only,
         } => {
             setup::ebpf_toolchain()?;
             setup::apt_packages(setup::VM_PACKAGES)?;
@@ -190,7 +198,7 @@ fn run(task: Task) -> anyhow::Result<()> {
             );
             print!(
                 "{}",
-                xtask::bench::run(&kernel, &tracer, &storm, rounds, lookups)?
+                xtask::bench::run(&kernel, &tracer, &storm, rounds, lookups, &modes, &only)?
             );
             Ok(())
         }
