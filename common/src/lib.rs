@@ -131,6 +131,38 @@ pub const NAME_BUF: usize = 256;
 /// the verifier can prove every `NAME_BUF`-byte read stays inside `path`.
 pub const PATH_BUF: usize = 4096;
 pub const FSTYPE_LEN: usize = 16;
+
+/// The longest directory path the path cache keeps.
+pub const PREFIX_BUF: usize = 128;
+/// Path cache slots per CPU (a directory's slot is picked from its address).
+pub const PREFIX_SLOTS: u32 = 8;
+/// Directories the path caches of all CPUs may hold at once (`CACHED_DIRS`); past it, no new
+/// ones are cached until some are freed.
+pub const MAX_CACHED_DIRS: u32 = 16384;
+
+/// A directory's path as a walk writes it (components from the directory up to the
+/// filesystem root, each NUL-terminated), cached per CPU so the next event under the same
+/// directory walks only its own name.
+///
+/// The path stays right while the `GENERATION` counter has the value it had before the walk
+/// read it: the counter moves when any dentry is renamed or moved (after `__d_move` returns)
+/// and when a cached directory is freed (before its memory can be reused; `CACHED_DIRS`
+/// tells which are cached).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct PathPrefix {
+    /// The directory's `struct dentry` address; 0: empty.
+    pub dentry: u64,
+    pub generation: u64,
+    pub len: u32,
+    pub depth: u32,
+    pub path: [u8; PREFIX_BUF],
+}
+
+/// `SWITCH` slot: trace events on.
+pub const SWITCH_TRACE: u32 = 0;
+/// `SWITCH` slot: the path cache on (set once the probes that keep it right are attached).
+pub const SWITCH_PATH_CACHE: u32 = 1;
 pub const COMM_LEN: usize = 16;
 
 /// `EventHeader::flags`: the walk stopped before the root (depth or buffer exhausted).
@@ -189,6 +221,8 @@ pub struct KernelOffsets {
     pub qstr_len: u32,
     /// `super_block.s_root`: where a walk can stop without reading the root dentry.
     pub super_block_s_root: u32,
+    /// `dentry.d_u`, whose `d_rcu` is what `__d_free` is given.
+    pub dentry_d_u: u32,
 }
 
 /// Patterns the kernel tests itself, at most.
@@ -454,6 +488,7 @@ pub mod names {
     pub const CONFIG: &str = "CONFIG";
     pub const PATTERNS: &str = "PATTERNS";
     pub const FILTERED: &str = "FILTERED";
+    pub const PATH_CACHE_HITS: &str = "PATH_CACHE_HITS";
 }
 
 /// Upper bound on distinct cgroups counted at once; a busy node has a few thousand.

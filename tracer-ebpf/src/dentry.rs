@@ -3,9 +3,14 @@ use aya_ebpf::helpers::{
     bpf_probe_read_kernel,
     generated::{bpf_probe_read_kernel as read_into, bpf_probe_read_kernel_str},
 };
-use dentry_common::{FLAG_TRUNCATED, KernelOffsets, MAX_DEPTH, NAME_BUF, PATH_BUF};
+use dentry_common::{
+    Event, FLAG_TRUNCATED, KernelOffsets, MAX_DEPTH, NAME_BUF, PATH_BUF, PREFIX_BUF, PREFIX_SLOTS,
+};
 
-use crate::{Ptr, maps::SUPERBLOCKS};
+use crate::{
+    Ptr,
+    maps::{CACHED_DIRS, PATH_CACHE_HITS, PENDING_PREFIX, PREFIXES, SUPERBLOCKS, generation},
+};
 
 /// Reads a `T` at `base + offset` in kernel memory.
 #[inline(always)]
@@ -110,6 +115,135 @@ pub struct Walk {
     pub flags: u16,
 }
 
+impl Walk {
+    pub fn new(flags: u16) -> Walk {
+        Walk {
+            len: 0,
+            depth: 0,
+            flags,
+        }
+    }
+}
+
+/// The slot of this CPU's path cache where `dir` would be.
+#[inline(always)]
+fn prefix_slot(dir: u64) -> u32 {
+    // Dentries are a slab object apart (192 bytes): mix bits above that.
+    ((dir >> 6) ^ (dir >> 10)) as u32 & (PREFIX_SLOTS - 1)
+}
+
+/// Reads a value the walk left in memory. The verifier then knows only the bounds checked
+/// after it, where the walk's own copy would be tracked exactly: used in an address, that copy
+/// would tell apart the states of every leaf length for the rest of the walk.
+#[inline(always)]
+fn reread(at: &u64) -> u64 {
+    // SAFETY: a plain read of a map value.
+    unsafe { core::ptr::read_volatile(at) }
+}
+
+/// At the leaf's directory `dir`: appends the directory's cached path after the leaf's name
+/// when this CPU has it and it is current, and returns its length and depth; otherwise notes
+/// in `PENDING_PREFIX` where the directory's path will start, for `remember_prefix`.
+#[inline(always)]
+fn cached_prefix(
+    path: &mut [u8; PATH_BUF + NAME_BUF],
+    leaf_len: usize,
+    dir: Ptr,
+    generation: u64,
+) -> Option<(usize, u16)> {
+    let pending = PENDING_PREFIX.get_ptr_mut(0)?;
+    // SAFETY: per-CPU slot, only this CPU touches it.
+    let pending = unsafe { &mut *pending };
+    *pending = [dir as u64, leaf_len as u64, generation];
+    let entry = PREFIXES.get_ptr(prefix_slot(dir as u64))?;
+    // SAFETY: per-CPU slot, only this CPU writes it.
+    let entry = unsafe { &*entry };
+    let n = entry.len as usize;
+    if entry.dentry != dir as u64 || entry.generation != generation || n > PREFIX_BUF {
+        return None;
+    }
+    let from = reread(&pending[1]) as usize;
+    if from > PATH_BUF - PREFIX_BUF {
+        return None;
+    }
+    // SAFETY: `from` + PREFIX_BUF stays inside `path`; the source is the slot's own buffer.
+    let read = unsafe {
+        read_into(
+            path.as_mut_ptr().wrapping_add(from).cast(),
+            PREFIX_BUF as u32,
+            entry.path.as_ptr().cast(),
+        )
+    };
+    if read != 0 {
+        return None;
+    }
+    pending[0] = 0;
+    if let Some(hits) = PATH_CACHE_HITS.get_ptr_mut(0) {
+        // SAFETY: per-CPU slot.
+        unsafe { *hits += 1 };
+    }
+    Some((n, entry.depth as u16))
+}
+
+/// After a complete walk that missed the cache at its leaf's directory (`PENDING_PREFIX`),
+/// caches the directory's part of the path. It reads the walk's result from the record's
+/// header, not from the walk: each of the walk's ways out leaves different values, and every
+/// branch here would be checked once per way.
+#[inline(always)]
+pub fn remember_prefix(ev: &Event) {
+    // SAFETY: plain reads of the scratch slot's header.
+    let (len, depth, flags) = unsafe {
+        (
+            usize::from(core::ptr::read_volatile(&ev.header.path_len)),
+            core::ptr::read_volatile(&ev.header.depth),
+            core::ptr::read_volatile(&ev.header.flags),
+        )
+    };
+    let path = &ev.path;
+    let Some(pending) = PENDING_PREFIX.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: per-CPU slot, only this CPU touches it.
+    let pending = unsafe { &mut *pending };
+    let dir = reread(&pending[0]);
+    // Consumed: a later walk that does not reach its directory must not find this one.
+    pending[0] = 0;
+    let from = reread(&pending[1]) as usize;
+    let n = len.wrapping_sub(from);
+    if dir == 0 || flags & FLAG_TRUNCATED != 0 || depth < 2 || n > PREFIX_BUF {
+        return;
+    }
+    if from > PATH_BUF - PREFIX_BUF {
+        return;
+    }
+    // SAFETY: map lookups of plain values.
+    if unsafe { CACHED_DIRS.get(dir) }.is_none() && CACHED_DIRS.insert(dir, 1, 0).is_err() {
+        // Full: a directory whose free would not be noticed must not be cached.
+        return;
+    }
+    let Some(entry) = PREFIXES.get_ptr_mut(prefix_slot(dir)) else {
+        return;
+    };
+    // SAFETY: per-CPU slot, only this CPU touches it.
+    let entry = unsafe { &mut *entry };
+    // SAFETY: `from` + PREFIX_BUF stays inside `path`.
+    let read = unsafe {
+        read_into(
+            entry.path.as_mut_ptr().cast(),
+            PREFIX_BUF as u32,
+            path.as_ptr().wrapping_add(from).cast(),
+        )
+    };
+    if read != 0 {
+        entry.dentry = 0;
+        return;
+    }
+    entry.dentry = dir;
+    entry.generation = reread(&pending[2]);
+    entry.len = n as u32;
+    entry.depth = u32::from(depth - 1);
+}
+
 #[inline(always)]
 fn at(words: &[u64; LEVEL_WORDS], index: usize) -> u64 {
     words[index & (LEVEL_WORDS - 1)]
@@ -130,14 +264,11 @@ pub fn walk(
     fstype: &mut [u8; 16],
     dentry: Ptr,
     off: &KernelOffsets,
+    cache: bool,
 ) -> Walk {
     let layout = Layout::new(off);
     let name_at = off.dentry_d_name + off.qstr_name;
-    let mut walk = Walk {
-        len: 0,
-        depth: 0,
-        flags: FLAG_TRUNCATED,
-    };
+    let mut walk = Walk::new(FLAG_TRUNCATED);
     let mut current = dentry;
     let mut root: Ptr = core::ptr::null();
     let mut words = [0u64; LEVEL_WORDS];
@@ -208,6 +339,16 @@ pub fn walk(
         };
         walk.depth += 1;
         if parent == root {
+            walk.flags = 0;
+            return walk;
+        }
+        if level == 0
+            && cache
+            && let Some(generation) = generation()
+            && let Some((n, depth)) = cached_prefix(path, walk.len, parent, generation)
+        {
+            walk.len += n;
+            walk.depth += depth;
             walk.flags = 0;
             return walk;
         }

@@ -6,11 +6,14 @@ use aya_ebpf::helpers::{
 use dentry_common::{
     BENCH_STOP_AFTER_SCOPE, BENCH_STOP_BEFORE_OUTPUT, EventHeader, FLAG_TRUNCATED, HotCounters,
     KERNEL_FILTER_PATH, MAX_CGROUP_LEVEL, Operation, PATH_BUF, SCOPE_IN, SCOPE_OUT, SCOPE_UNKNOWN,
+    SWITCH_TRACE,
 };
 
 use crate::{
     Ptr, dentry,
-    maps::{DROPS, EVENTS, FILTERED, SCRATCH, SWITCH, TARGETS, config, offsets, patterns},
+    maps::{
+        DROPS, EVENTS, FILTERED, SCRATCH, SWITCH, TARGETS, config, offsets, path_cache_on, patterns,
+    },
 };
 
 const BPF_RB_NO_WAKEUP: u64 = 1;
@@ -95,7 +98,7 @@ fn recorded_len(ev: &dentry_common::Event) -> usize {
 #[inline(always)]
 pub fn event(op: Operation, target: Target, hot: &mut HotCounters, flags: u16) {
     let cfg = config();
-    if cfg.trace == 0 || SWITCH.get(0).is_none_or(|on| *on == 0) {
+    if cfg.trace == 0 || SWITCH.get(SWITCH_TRACE).is_none_or(|on| *on == 0) {
         return;
     }
     if !in_scope(hot) || cfg.bench & BENCH_STOP_AFTER_SCOPE != 0 {
@@ -111,26 +114,28 @@ pub fn event(op: Operation, target: Target, hot: &mut HotCounters, flags: u16) {
     let h = &mut ev.header;
     h.fstype = [0; 16];
     let is_dentry = matches!(target, Target::Dentry(_));
+    let cache = is_dentry && path_cache_on();
     let walk = match target {
-        Target::Dentry(d) => dentry::walk(&mut ev.path, &mut h.fstype, d, &off),
+        Target::Dentry(d) => dentry::walk(&mut ev.path, &mut h.fstype, d, &off, cache),
         Target::SuperBlock(sb) => {
             dentry::superblock(sb, &off, &mut h.fstype);
-            dentry::Walk {
-                len: 0,
-                depth: 0,
-                flags: 0,
-            }
+            dentry::Walk::new(0)
         }
     };
+    let h = &mut ev.header;
     h.path_len = walk.len.min(PATH_BUF) as u16;
     h.depth = walk.depth;
     h.flags = walk.flags | flags;
+    if cache {
+        // After the header is written: it reads the walk's result from there (see there).
+        dentry::remember_prefix(ev);
+    }
     if cfg.bench & BENCH_STOP_BEFORE_OUTPUT != 0 {
         return;
     }
     // As for `recorded_len`.
     // SAFETY: a plain read of the scratch slot's header.
-    let walk_flags = unsafe { core::ptr::read_volatile(&h.flags) };
+    let walk_flags = unsafe { core::ptr::read_volatile(&ev.header.flags) };
     // Reclaim events carry no path: userspace decides for them.
     if is_dentry && walk_flags & FLAG_TRUNCATED == 0 && !wanted(ev) {
         if let Some(filtered) = FILTERED.get_ptr_mut(0) {

@@ -5,6 +5,8 @@
 //! so maps and events are identical either way.
 #![no_std]
 #![no_main]
+// Inline assembly for the one atomic add Rust does not offer on BPF (maps::atomic_add).
+#![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 
 mod dentry;
 mod emit;
@@ -79,6 +81,39 @@ entry_probe!(
     fe_prune_dcache_sb,
     on_prune(0)
 );
+
+// __d_free(head) / __d_free_external(head): a dentry's memory going back to the slab (RCU
+// callbacks, so never inlined). Only while tracing: they keep the path cache right.
+entry_probe!("__d_free", kp_d_free, fe_d_free, on_free(0));
+entry_probe!(
+    "__d_free_external",
+    kp_d_free_external,
+    fe_d_free_external,
+    on_free(0)
+);
+
+/// __d_move (renames, exchanges, a directory alias spliced into place) has changed names and
+/// parents by the time it returns: cached paths read before then may be stale.
+#[kretprobe]
+pub fn kr_d_move(_ctx: RetProbeContext) -> u32 {
+    maps::invalidate_paths();
+    0
+}
+
+#[fexit(function = "__d_move")]
+pub fn fx_d_move(_ctx: FExitContext) -> u32 {
+    maps::invalidate_paths();
+    0
+}
+
+/// A freed directory that a path cache holds: its address may come back as another dentry.
+#[inline(always)]
+fn on_free(rcu_head: Ptr) {
+    let dentry = rcu_head.wrapping_sub(maps::offsets().dentry_d_u as usize);
+    if maps::CACHED_DIRS.remove(dentry as u64).is_ok() {
+        maps::invalidate_paths();
+    }
+}
 
 /// prune_dcache_sb returns how many dentries it freed.
 #[kretprobe]

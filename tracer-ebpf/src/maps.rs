@@ -6,7 +6,8 @@ use aya_ebpf::{
 };
 use dentry_common::{
     Config, Counters, Event, HotCounters, KERNEL_PATTERNS, KernelOffsets, KernelPattern,
-    KernelPatterns, MAX_CGROUPS, MAX_TARGETS, SCOPE_UNKNOWN,
+    KernelPatterns, MAX_CACHED_DIRS, MAX_CGROUPS, MAX_TARGETS, PREFIX_SLOTS, PathPrefix,
+    SCOPE_UNKNOWN,
 };
 
 #[map(name = "COUNTERS")]
@@ -31,7 +32,30 @@ pub static SCRATCH: PerCpuArray<Event> = PerCpuArray::with_max_entries(1, 0);
 /// Slot 0 non-zero: emit trace events. Userspace clears it when a cap is reached, so tracing
 /// stops without the ring buffer filling up and counting drops.
 #[map(name = "SWITCH")]
-pub static SWITCH: Array<u32> = Array::with_max_entries(1, 0);
+pub static SWITCH: Array<u32> = Array::with_max_entries(2, 0);
+
+/// Per CPU, a few directories' paths (`PathPrefix`), so events under them walk their own name
+/// only.
+#[map(name = "PREFIXES")]
+pub static PREFIXES: PerCpuArray<PathPrefix> = PerCpuArray::with_max_entries(PREFIX_SLOTS, 0);
+
+/// The directory a walk missed in the path cache, where its path starts in the walk's output
+/// and the generation before it was read (`[dir, offset, generation]`), for the same event's
+/// `remember_prefix`.
+#[map(name = "PENDING_PREFIX")]
+pub static PENDING_PREFIX: PerCpuArray<[u64; 3]> = PerCpuArray::with_max_entries(1, 0);
+
+/// Every directory a path cache took in, until it is freed: its free must move `GENERATION`.
+#[map(name = "CACHED_DIRS")]
+pub static CACHED_DIRS: HashMap<u64, u8> = HashMap::with_max_entries(MAX_CACHED_DIRS, 0);
+
+/// Moves whenever a cached path may have gone stale (see `PathPrefix`).
+#[map(name = "GENERATION")]
+pub static GENERATION: Array<u64> = Array::with_max_entries(1, 0);
+
+/// Events whose directory path came from the path cache.
+#[map(name = "PATH_CACHE_HITS")]
+pub static PATH_CACHE_HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// The last superblock this CPU saw, its filesystem type name and its root dentry
 /// (`[sb, name as 2 words, s_root]`): a lookup storm stays on one filesystem, and reading
@@ -63,6 +87,7 @@ static OFFSETS: KernelOffsets = KernelOffsets {
     dentry_d_iname: 0,
     qstr_len: 0,
     super_block_s_root: 0,
+    dentry_d_u: 0,
 };
 
 #[unsafe(no_mangle)]
@@ -141,4 +166,52 @@ pub fn patterns() -> &'static KernelPatterns {
     let at: *const KernelPatterns = core::ptr::addr_of!(PATTERNS);
     // SAFETY: reading back a pointer to a static; it stays valid for the program's life.
     unsafe { &*core::ptr::read_volatile(&at) }
+}
+
+/// The path caches' generation (see `PathPrefix`).
+#[inline(always)]
+pub fn generation() -> Option<u64> {
+    // SAFETY: a plain read of an array slot; a racing bump gives the old or the new value.
+    GENERATION
+        .get_ptr(0)
+        .map(|g| unsafe { core::ptr::read_volatile(g) })
+}
+
+/// Makes every CPU's cached paths stale.
+#[inline(always)]
+pub fn invalidate_paths() {
+    if let Some(g) = GENERATION.get_ptr_mut(0) {
+        atomic_add(g, 1);
+    }
+}
+
+/// `*at += n` atomically across CPUs (Rust offers no atomic add on BPF, which has no
+/// compare-and-swap before v3; the plain atomic add is v1). On x86 the JIT makes it a `lock
+/// add`, which also orders the writes before it.
+#[inline(always)]
+fn atomic_add(at: *mut u64, n: u64) {
+    #[cfg(target_arch = "bpf")]
+    // SAFETY: `at` points into a map value that outlives the program run.
+    unsafe {
+        core::arch::asm!(
+            "lock *(u64 *)({at} + 0) += {n}",
+            at = in(reg) at,
+            n = in(reg) n,
+            options(nostack)
+        );
+    }
+    #[cfg(not(target_arch = "bpf"))]
+    // SAFETY: as above.
+    unsafe {
+        core::sync::atomic::AtomicU64::from_ptr(at)
+            .fetch_add(n, core::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Whether the path cache may be used (`SWITCH_PATH_CACHE` set).
+#[inline(always)]
+pub fn path_cache_on() -> bool {
+    SWITCH
+        .get(dentry_common::SWITCH_PATH_CACHE)
+        .is_some_and(|on| *on != 0)
 }

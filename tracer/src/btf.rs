@@ -195,6 +195,7 @@ impl Btf {
                 .or_else(|_| self.member_offset("dentry", "d_shortname"))?,
             qstr_len: self.member_offset("qstr", "len")?,
             super_block_s_root: self.member_offset("super_block", "s_root")?,
+            dentry_d_u: self.member_offset("dentry", "d_u")?,
         })
     }
 }

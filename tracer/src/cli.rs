@@ -99,6 +99,9 @@ pub struct Args {
     /// With --bench-floor: the same probe on `d_splice_alias` too.
     #[arg(long, hide = true, requires = "bench_floor")]
     pub bench_floor_lookup: bool,
+    /// Trace without the kernel's directory path cache (every event walks its whole path).
+    #[arg(long, hide = true)]
+    pub bench_no_path_cache: bool,
     /// Benchmark stages of tracing: `scope` stops each event after the scope check, `walk`
     /// after the path walk (nothing reaches the ring buffer either way).
     #[arg(long, hide = true, value_parser = ["scope", "walk"])]

@@ -160,7 +160,17 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         &[Set::Counters]
     };
-    let attached = probes::attach(&mut ebpf, sets, args.attach_mode, &kernel_btf)?;
+    let mut attached = probes::attach(&mut ebpf, sets, args.attach_mode, &kernel_btf)?;
+    if args.trace_enabled && !args.bench_floor && !args.bench_no_path_cache {
+        // Without these probes cached paths could go stale, so the cache stays off.
+        match probes::attach(&mut ebpf, &[Set::PathCache], args.attach_mode, &kernel_btf) {
+            Ok(more) => {
+                attached.extend(more);
+                probes::set_path_cache(&mut ebpf, true)?;
+            }
+            Err(e) => tracing::warn!("path cache off (every event walks its whole path): {e}"),
+        }
+    }
     drop(kernel_btf);
     release_free_heap();
     let mode = probes::summary_mode(&attached);
@@ -496,10 +506,11 @@ fn final_summary(ebpf: &Ebpf, mode: &str, pipeline: Option<&Pipeline>) -> anyhow
     let drops = counters::per_cpu_total(ebpf, names::DROPS)?;
     let floor = counters::per_cpu_total(ebpf, names::FLOOR)?;
     let filtered = counters::per_cpu_total(ebpf, names::FILTERED)?;
+    let path_cache_hits = counters::per_cpu_total(ebpf, names::PATH_CACHE_HITS)?;
     let (events, bytes) = pipeline.map_or((0, 0), |p| (p.kept, p.bytes));
     let file_errors = pipeline.map_or(0, |p| p.file_errors);
     eprintln!(
-        "summary attach={mode} events={events} drops={drops} filtered={filtered} bytes={bytes} file_errors={file_errors} floor={floor}"
+        "summary attach={mode} events={events} drops={drops} filtered={filtered} bytes={bytes} file_errors={file_errors} floor={floor} path_cache_hits={path_cache_hits}"
     );
     let mut per_cgroup: Vec<_> = counters::per_cgroup(ebpf)?.into_iter().collect();
     per_cgroup.sort_by(|a, b| b.1.alloc.cmp(&a.1.alloc).then(a.0.cmp(&b.0)));

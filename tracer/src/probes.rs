@@ -10,13 +10,17 @@ use aya::{
     maps::{HashMap, MapData},
     programs::{FEntry, FExit, KProbe, ProgramError},
 };
-use dentry_common::{Config, KernelOffsets, KernelPatterns, names};
+use dentry_common::{
+    Config, KernelOffsets, KernelPatterns, SWITCH_PATH_CACHE, SWITCH_TRACE, names,
+};
 
 /// Which programs a run needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Set {
     /// Per-cgroup counters and trace events (always attached, except in the floor benchmark).
     Counters,
+    /// What keeps the path cache right (renames, frees); attached only for tracing.
+    PathCache,
     /// The benchmark floor: one probe incrementing one per-CPU counter.
     Floor,
     /// The floor's probe on `d_splice_alias` too (the benchmark's two-probe floor).
@@ -99,6 +103,20 @@ pub const PROBES: &[Probe] = &[
         fentry: "fx_prune_dcache_sb",
         kind: Kind::Return,
         set: Set::Counters,
+    },
+    probe("__d_free", "kp_d_free", "fe_d_free", Set::PathCache),
+    probe(
+        "__d_free_external",
+        "kp_d_free_external",
+        "fe_d_free_external",
+        Set::PathCache,
+    ),
+    Probe {
+        function: "__d_move",
+        kprobe: "kr_d_move",
+        fentry: "fx_d_move",
+        kind: Kind::Return,
+        set: Set::PathCache,
     },
     probe("__d_alloc", "kp_floor", "fe_floor", Set::Floor),
     probe(
@@ -233,12 +251,21 @@ pub fn set_targets(ebpf: &mut Ebpf, ids: &[u64]) -> Result<(), Error> {
 
 /// Turns trace events on or off in the kernel (counters are unaffected).
 pub fn set_tracing(ebpf: &mut Ebpf, on: bool) -> Result<(), Error> {
+    set_switch(ebpf, SWITCH_TRACE, on)
+}
+
+/// Lets the kernel cache directory paths; only once the `Set::PathCache` probes are attached.
+pub fn set_path_cache(ebpf: &mut Ebpf, on: bool) -> Result<(), Error> {
+    set_switch(ebpf, SWITCH_PATH_CACHE, on)
+}
+
+fn set_switch(ebpf: &mut Ebpf, slot: u32, on: bool) -> Result<(), Error> {
     let map = ebpf
         .map_mut(names::SWITCH)
         .ok_or(Error::MissingProgram(names::SWITCH))?;
     let mut switch: aya::maps::Array<&mut MapData, u32> =
         aya::maps::Array::try_from(map).map_err(Error::Targets)?;
-    switch.set(0, u32::from(on), 0).map_err(Error::Targets)
+    switch.set(slot, u32::from(on), 0).map_err(Error::Targets)
 }
 
 /// Runs every kprobe program through the verifier and tries every fentry program; returns each

@@ -9,8 +9,8 @@ use std::{
 use dentry_common::KERNEL_FILTER_PATH;
 use xtask::{
     dentry_workload::{
-        DentryWorkload, KERNEL_PATTERN_SET, Summary, cgroup_ids, long_name_path, make_ext4_image,
-        pattern_lookups,
+        DentryWorkload, KERNEL_PATTERN_SET, Summary, all_pattern_lookups, cgroup_ids,
+        long_name_path, make_ext4_image,
     },
     kernel::Kernel,
     vm::{VmOutput, VmRun},
@@ -64,6 +64,13 @@ fn check(series: &str, mode: &str) {
     let id = |name: &str| *ids.get(name).unwrap_or_else(|| panic!("no id for {name}"));
     let summary = Summary::parse(&out.tagged("tracer"));
     assert_eq!(summary.attach, mode, "{ctx}: asked for {mode}");
+    // Each traced lookup's directory (work-traced, under the root) is cached after the first
+    // lookup in it on a CPU; the paths below are checked exact all the same.
+    assert!(
+        summary.path_cache_hits >= u64::from(LOOKUPS),
+        "{ctx}: the path cache served {} events, want ≥ {LOOKUPS}",
+        summary.path_cache_hits
+    );
 
     // Counters: every cgroup, traced or not.
     let (n, m) = (u64::from(LOOKUPS), u64::from(CREATES));
@@ -232,7 +239,7 @@ fn check_kernel_patterns(out: &VmOutput, ctx: &str) {
         assert_eq!(c.len(), 7, "{ctx}: {l:?}");
         seen.entry(c[5]).or_default().push(c[4]);
     }
-    let lookups = pattern_lookups();
+    let lookups = all_pattern_lookups();
     for (path, matches) in &lookups {
         let ops = seen.get(path.as_str());
         if *matches {
@@ -257,6 +264,12 @@ fn check_kernel_patterns(out: &VmOutput, ctx: &str) {
         .iter()
         .filter(|(path, matches)| !matches && path.len() <= KERNEL_FILTER_PATH)
         .count() as u64;
+    // The path cache served the lookups under a directory it had seen (and none stale: a
+    // stale path would have left out a match above).
+    assert!(
+        summary.path_cache_hits > 0,
+        "{ctx}: the path cache was not used"
+    );
     assert!(
         (testable_misses..=testable_misses + 5).contains(&summary.filtered),
         "{ctx}: the kernel left out {} records, expected {testable_misses}",

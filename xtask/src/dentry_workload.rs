@@ -76,6 +76,70 @@ pub fn pattern_lookups() -> Vec<(String, bool)> {
     v
 }
 
+/// A step of the path cache's check: a failed lookup in the `patterns` cgroup (path from the
+/// ext4 root, whether it holds a pattern of `KERNEL_PATTERN_SET`), or a shell command run
+/// outside it.
+#[derive(Debug, Clone)]
+pub enum CacheStep {
+    Lookup(String, bool),
+    Run(String),
+}
+
+/// Cycles of a directory freed and another made (see `path_cache_steps`).
+pub const REUSE_CYCLES: u32 = 6;
+
+/// Lookups that a stale path cache would get wrong, and the commands that would make it
+/// stale, in order: lookups under a directory (which the kernel then caches), a rename of its
+/// parent to a name holding a pattern, lookups under the renamed one (all must match); then
+/// directories looked in, removed and freed (rmdir, drop_caches), each followed by a new
+/// directory whose name holds a pattern (it may take the freed one's memory).
+pub fn path_cache_steps() -> Vec<CacheStep> {
+    let run = |c: String| CacheStep::Run(c);
+    let mut v = vec![run("mkdir -p /mnt/ext4/pat/ren/a/b".into())];
+    for i in 0..5 {
+        v.push(CacheStep::Lookup(format!("/pat/ren/a/b/m-{i}"), false));
+    }
+    v.push(run("mv /mnt/ext4/pat/ren/a /mnt/ext4/pat/ren/zz-a".into()));
+    for i in 0..5 {
+        // New names: the old ones' negative dentries moved along and would be found.
+        v.push(CacheStep::Lookup(format!("/pat/ren/zz-a/b/n-{i}"), true));
+    }
+    for k in 0..REUSE_CYCLES {
+        v.push(run(format!("mkdir /mnt/ext4/pat/ren/d{k}")));
+        v.push(CacheStep::Lookup(format!("/pat/ren/d{k}/m"), false));
+        v.push(run(format!(
+            "rmdir /mnt/ext4/pat/ren/d{k} && echo 2 > /proc/sys/vm/drop_caches && sleep 0.2"
+        )));
+        v.push(run(format!("mkdir /mnt/ext4/pat/ren/zz{k}")));
+        v.push(CacheStep::Lookup(format!("/pat/ren/zz{k}/m"), true));
+    }
+    v
+}
+
+/// Every lookup the `patterns` tracer sees, in order: `pattern_lookups`, then the path
+/// cache's.
+pub fn all_pattern_lookups() -> Vec<(String, bool)> {
+    let mut v = pattern_lookups();
+    v.extend(path_cache_steps().into_iter().filter_map(|s| match s {
+        CacheStep::Lookup(path, matches) => Some((path, matches)),
+        CacheStep::Run(_) => None,
+    }));
+    v
+}
+
+/// The path cache's steps as script lines.
+fn path_cache_script() -> String {
+    path_cache_steps()
+        .into_iter()
+        .map(|s| match s {
+            CacheStep::Lookup(path, _) => {
+                format!("sh /run-in.sh patterns /exists.sh '/mnt/ext4{path}'\n")
+            }
+            CacheStep::Run(command) => format!("{command}\n"),
+        })
+        .collect()
+}
+
 /// One lookup of each of `pattern_lookups`.
 fn patterns_script() -> String {
     pattern_lookups()
@@ -131,6 +195,7 @@ impl DentryWorkload {
         let long = long_name_path();
         let long_dir = long.rsplit_once('/').map_or("", |(dir, _)| dir);
         let p200 = "p".repeat(200);
+        let cache_steps = path_cache_script();
         format!(
             r#"
 CG=/sys/fs/cgroup
@@ -197,7 +262,7 @@ stop_tracer $F flood
 P=$!
 wait_attached $P /tmp/patterns.err
 sh /run-in.sh patterns /patterns.sh
-stop_tracer $P patterns
+{cache_steps}stop_tracer $P patterns
 sed 's/^/@@pattern-tsv /' /tmp/patterns.tsv
 "#
         )
@@ -223,6 +288,8 @@ pub struct Summary {
     pub drops: u64,
     /// Records the kernel's pattern test left out.
     pub filtered: u64,
+    /// Events whose directory path came from the kernel's path cache.
+    pub path_cache_hits: u64,
     /// cgroup id → field → value.
     pub cgroups: std::collections::BTreeMap<u64, std::collections::BTreeMap<String, u64>>,
 }
@@ -241,6 +308,7 @@ impl Summary {
                             "events" => summary.events = v.parse().unwrap_or(0),
                             "drops" => summary.drops = v.parse().unwrap_or(0),
                             "filtered" => summary.filtered = v.parse().unwrap_or(0),
+                            "path_cache_hits" => summary.path_cache_hits = v.parse().unwrap_or(0),
                             _ => {}
                         }
                     }
