@@ -118,9 +118,27 @@ rm -f /tmp/trace.out
     s
 }
 
-/// Per variant: the median ns/lookup, and the median of its added ns against the mean of the
-/// no-tracer runs just before and after it.
-pub fn medians(out: &VmOutput) -> BTreeMap<String, (f64, f64)> {
+/// Per variant, over every run of every boot: the median ns/lookup, and the median of its
+/// added ns against the mean of the no-tracer runs just before and after it.
+pub fn medians(boots: &[VmOutput]) -> BTreeMap<String, (f64, f64)> {
+    let mut pooled = Samples::new();
+    for out in boots {
+        for (name, (abs, added)) in samples(out) {
+            let entry = pooled.entry(name).or_default();
+            entry.0.extend(abs);
+            entry.1.extend(added);
+        }
+    }
+    pooled
+        .into_iter()
+        .map(|(name, (abs, added))| (name, (median(abs), median(added))))
+        .collect()
+}
+
+/// Per variant: its runs' ns/lookup and added ns.
+type Samples = BTreeMap<String, (Vec<f64>, Vec<f64>)>;
+
+fn samples(out: &VmOutput) -> Samples {
     let mut runs: BTreeMap<u32, (String, f64)> = BTreeMap::new();
     for line in out.tagged("bench") {
         let mut words = line.split_whitespace();
@@ -140,7 +158,7 @@ pub fn medians(out: &VmOutput) -> BTreeMap<String, (f64, f64)> {
             .filter(|(name, _)| name == "none")
             .map(|(_, ns)| *ns)
     };
-    let mut samples: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    let mut samples = Samples::new();
     for (&seq, (name, ns)) in &runs {
         let entry = samples.entry(name.clone()).or_default();
         entry.0.push(*ns);
@@ -158,9 +176,6 @@ pub fn medians(out: &VmOutput) -> BTreeMap<String, (f64, f64)> {
         }
     }
     samples
-        .into_iter()
-        .map(|(name, (abs, added))| (name, (median(abs), median(added))))
-        .collect()
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -176,21 +191,32 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-/// Runs the benchmark, one boot per attach mode (kprobe and fentry are compared side by side,
-/// each against the no-tracer baseline of its own boot), and returns a Markdown table.
-pub fn run(
-    kernel: &Kernel,
-    tracer: &Path,
-    storm: &Path,
-    rounds: u32,
-    lookups: u32,
-    modes: &[String],
-    only: &[String],
-) -> anyhow::Result<String> {
-    let runs = modes
+/// What `run` measures.
+pub struct Plan {
+    pub rounds: u32,
+    pub lookups: u32,
+    /// Boots per attach mode; every run of every boot goes into the medians.
+    pub boots: u32,
+    pub modes: Vec<String>,
+    /// Variant names (`VARIANTS`); all when empty.
+    pub only: Vec<String>,
+}
+
+/// Runs the benchmark, `boots` boots per attach mode (kprobe and fentry are compared side by
+/// side, each run against the no-tracer runs beside it in its own boot), and returns a
+/// Markdown table. Each boot's medians go to stderr as it ends.
+pub fn run(kernel: &Kernel, tracer: &Path, storm: &Path, plan: &Plan) -> anyhow::Result<String> {
+    let Plan {
+        rounds,
+        lookups,
+        boots,
+        ..
+    } = *plan;
+    let runs = plan
+        .modes
         .iter()
         .map(|mode| match mode.as_str() {
-            "kprobe" | "fentry" => Ok((mode, variants(mode, only)?)),
+            "kprobe" | "fentry" => Ok((mode, variants(mode, &plan.only)?)),
             other => anyhow::bail!("--modes: no attach mode {other:?} (pick kprobe,fentry)"),
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -199,26 +225,34 @@ pub fn run(
     make_ext4_image(&image, 64)?;
     let image = std::fs::read(&image)?;
     let mut t = format!(
-        "Kernel {} under qemu TCG; per attach mode one boot, {rounds} rounds × {lookups} failed \
-         lookups (stat of a missing name) on ext4 per variant, variants alternated; medians; added \
-         time against the mean of the no-tracer runs just before and after each run.\n\n\
+        "Kernel {} under qemu TCG; per attach mode {boots} boot(s), each {rounds} rounds × \
+         {lookups} failed lookups (stat of a missing name) on ext4 per variant, variants \
+         alternated; medians over all runs; added time against the mean of the no-tracer runs \
+         just before and after each run.\n\n\
          | variant | ns/lookup | no tracer | added ns | added % | × floor |\n\
          | --- | ---: | ---: | ---: | ---: | ---: |\n",
         kernel.release
     );
     for (mode, variants) in runs {
-        let out = VmRun::new(kernel, script(&variants, rounds, lookups))
-            .binary(crate::scenario::TRACER, tracer)
-            .binary(STORM, storm)
-            .module("loop")
-            .file("/ext4.img", image.clone())
-            .memory_mb(2048)
-            .timeout(std::time::Duration::from_secs(1800))
-            .run()?;
-        if out.status != 0 {
-            anyhow::bail!("the benchmark script failed ({mode}); log:\n{}", out.log);
+        let mut outs = Vec::new();
+        for boot in 0..boots {
+            let out = VmRun::new(kernel, script(&variants, rounds, lookups))
+                .binary(crate::scenario::TRACER, tracer)
+                .binary(STORM, storm)
+                .module("loop")
+                .file("/ext4.img", image.clone())
+                .memory_mb(2048)
+                .timeout(std::time::Duration::from_secs(1800))
+                .run()?;
+            if out.status != 0 {
+                anyhow::bail!("the benchmark script failed ({mode}); log:\n{}", out.log);
+            }
+            let mut one = String::new();
+            rows(&mut one, mode, &medians(std::slice::from_ref(&out)));
+            eprint!("bench: {mode} boot {}:\n{one}", boot + 1);
+            outs.push(out);
         }
-        rows(&mut t, mode, &medians(&out));
+        rows(&mut t, mode, &medians(&outs));
     }
     Ok(t)
 }

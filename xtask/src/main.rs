@@ -87,6 +87,9 @@ enum Task {
         /// Only these variants (comma-separated, e.g. floor,counters); all when absent.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
+        /// Boots per attach mode, pooled (the floor moves between boots more than within one).
+        #[arg(long, default_value_t = 1)]
+        boots: u32,
     },
 }
 
@@ -187,6 +190,7 @@ fn run(task: Task) -> anyhow::Result<()> {
             lookups,
             modes,
             only,
+            boots,
         } => {
             setup::ebpf_toolchain()?;
             setup::apt_packages(setup::VM_PACKAGES)?;
@@ -198,7 +202,18 @@ fn run(task: Task) -> anyhow::Result<()> {
             );
             print!(
                 "{}",
-                xtask::bench::run(&kernel, &tracer, &storm, rounds, lookups, &modes, &only)?
+                xtask::bench::run(
+                    &kernel,
+                    &tracer,
+                    &storm,
+                    &xtask::bench::Plan {
+                        rounds,
+                        lookups,
+                        boots,
+                        modes,
+                        only,
+                    }
+                )?
             );
             Ok(())
         }
