@@ -155,7 +155,10 @@ pub struct PathPrefix {
     pub dentry: u64,
     pub generation: u64,
     pub len: u32,
-    pub depth: u32,
+    pub depth: u16,
+    /// Non-zero: no kernel pattern occurs in `path` (a record under this directory is then
+    /// tested on its leaf's name alone, and the path is copied only if that matches).
+    pub clean: u16,
     pub path: [u8; PREFIX_BUF],
 }
 

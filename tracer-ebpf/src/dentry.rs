@@ -5,6 +5,7 @@ use aya_ebpf::helpers::{
 };
 use dentry_common::{
     Event, FLAG_TRUNCATED, KernelOffsets, MAX_DEPTH, NAME_BUF, PATH_BUF, PREFIX_BUF, PREFIX_SLOTS,
+    PathPrefix,
 };
 
 use crate::{
@@ -141,20 +142,41 @@ fn reread(at: &u64) -> u64 {
     unsafe { core::ptr::read_volatile(at) }
 }
 
-/// At the leaf's directory `dir`: appends the directory's cached path after the leaf's name
-/// when this CPU has it and it is current, and returns its length and depth; otherwise notes
-/// in `PENDING_PREFIX` where the directory's path will start, for `remember_prefix`.
+/// `PENDING_PREFIX[3]`: what the walk left for `settle_prefix`.
+const PENDING_NONE: u64 = 0;
+/// The directory missed: cache its path once the record's verdict is known.
+const PENDING_MISS: u64 = 1;
+/// The directory's path is cached and clean, and not copied yet: the leaf alone is tested.
+const PENDING_DEFERRED: u64 = 2;
+/// The directory's path was copied from the cache.
+const PENDING_COPIED: u64 = 3;
+
+/// Clears what an earlier event left in `PENDING_PREFIX` (one whose walk did not reach its
+/// directory, or that stopped before using it).
+#[inline(always)]
+pub fn forget_prefix() {
+    if let Some(pending) = PENDING_PREFIX.get_ptr_mut(0) {
+        // SAFETY: per-CPU slot, only this CPU touches it.
+        unsafe { (*pending)[3] = PENDING_NONE };
+    }
+}
+
+/// At the leaf's directory `dir`, after the leaf's name: when this CPU has the directory's
+/// path cached and current, returns its length as appended (0 when the copy is deferred:
+/// `defer` and the cached path holds no pattern) and its depth; otherwise notes in
+/// `PENDING_PREFIX` where the directory's path will start, for `settle_prefix`.
 #[inline(always)]
 fn cached_prefix(
     path: &mut [u8; PATH_BUF + NAME_BUF],
     leaf_len: usize,
     dir: Ptr,
     generation: u64,
+    defer: bool,
 ) -> Option<(usize, u16)> {
     let pending = PENDING_PREFIX.get_ptr_mut(0)?;
     // SAFETY: per-CPU slot, only this CPU touches it.
     let pending = unsafe { &mut *pending };
-    *pending = [dir as u64, leaf_len as u64, generation];
+    *pending = [dir as u64, leaf_len as u64, generation, PENDING_MISS];
     let entry = PREFIXES.get_ptr(prefix_slot(dir as u64))?;
     // SAFETY: per-CPU slot, only this CPU writes it.
     let entry = unsafe { &*entry };
@@ -162,9 +184,34 @@ fn cached_prefix(
     if entry.dentry != dir as u64 || entry.generation != generation || n > PREFIX_BUF {
         return None;
     }
-    let from = reread(&pending[1]) as usize;
-    if from > PATH_BUF - PREFIX_BUF {
+    count_hit();
+    if defer && entry.clean != 0 {
+        pending[3] = PENDING_DEFERRED;
+        return Some((0, entry.depth));
+    }
+    if !copy_prefix(path, &pending[1], entry) {
+        pending[3] = PENDING_NONE;
         return None;
+    }
+    pending[3] = PENDING_COPIED;
+    Some((n, entry.depth))
+}
+
+#[inline(always)]
+fn count_hit() {
+    if let Some(hits) = PATH_CACHE_HITS.get_ptr_mut(0) {
+        // SAFETY: per-CPU slot.
+        unsafe { *hits += 1 };
+    }
+}
+
+/// Copies a cached directory path into `path` at the offset stored at `from`; false if the
+/// offset is out of bounds or the copy failed.
+#[inline(always)]
+fn copy_prefix(path: &mut [u8; PATH_BUF + NAME_BUF], from: &u64, entry: &PathPrefix) -> bool {
+    let from = reread(from) as usize;
+    if from > PATH_BUF - PREFIX_BUF {
+        return false;
     }
     // SAFETY: `from` + PREFIX_BUF stays inside `path`; the source is the slot's own buffer.
     let read = unsafe {
@@ -174,23 +221,75 @@ fn cached_prefix(
             entry.path.as_ptr().cast(),
         )
     };
-    if read != 0 {
-        return None;
-    }
-    pending[0] = 0;
-    if let Some(hits) = PATH_CACHE_HITS.get_ptr_mut(0) {
-        // SAFETY: per-CPU slot.
-        unsafe { *hits += 1 };
-    }
-    Some((n, entry.depth as u16))
+    read == 0
 }
 
-/// After a complete walk that missed the cache at its leaf's directory (`PENDING_PREFIX`),
-/// caches the directory's part of the path. It reads the walk's result from the record's
-/// header, not from the walk: each of the walk's ways out leaves different values, and every
-/// branch here would be checked once per way.
+/// After the walk, before the pattern test: caches the directory's path after a miss (as not
+/// known clean: `prefix_held_no_pattern` marks it so at the next record it is copied into).
+///
+/// It reads the walk's result from the record's header and `PENDING_PREFIX`, not from the
+/// walk: each of the walk's ways out leaves different values, and every branch here would be
+/// checked once per way.
 #[inline(always)]
-pub fn remember_prefix(ev: &Event) {
+pub fn settle_miss(ev: &Event) {
+    let Some(pending) = PENDING_PREFIX.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: per-CPU slot, only this CPU touches it.
+    let pending = unsafe { &mut *pending };
+    if reread(&pending[3]) == PENDING_MISS {
+        pending[3] = PENDING_NONE;
+        remember_prefix(ev, pending);
+    }
+}
+
+/// The pending entry of this CPU's cache, if the walk left `state` for it.
+#[inline(always)]
+fn pending_entry(state: u64) -> Option<(&'static mut [u64; 4], &'static mut PathPrefix)> {
+    let pending = PENDING_PREFIX.get_ptr_mut(0)?;
+    // SAFETY: per-CPU slot, only this CPU touches it.
+    let pending = unsafe { &mut *pending };
+    if reread(&pending[3]) != state {
+        return None;
+    }
+    pending[3] = PENDING_NONE;
+    let dir = reread(&pending[0]);
+    let entry = PREFIXES.get_ptr_mut(prefix_slot(dir))?;
+    // SAFETY: per-CPU slot, only this CPU touches it.
+    let entry = unsafe { &mut *entry };
+    (entry.dentry == dir).then_some((pending, entry))
+}
+
+/// The pattern test found nothing in a path whose directory part came from the cache: that
+/// part is clean, and the next record under it is tested on its leaf alone.
+#[inline(always)]
+pub fn prefix_held_no_pattern() {
+    if let Some((_, entry)) = pending_entry(PENDING_COPIED) {
+        entry.clean = 1;
+    }
+}
+
+/// A record to be written whose clean directory part was not copied (its leaf matched, or
+/// could not be tested): appends it.
+#[inline(always)]
+pub fn complete_deferred(ev: &mut Event) {
+    let Some((pending, entry)) = pending_entry(PENDING_DEFERRED) else {
+        return;
+    };
+    let n = entry.len as usize;
+    if n <= PREFIX_BUF && copy_prefix(&mut ev.path, &pending[1], entry) {
+        let from = reread(&pending[1]) as usize;
+        ev.header.path_len = (from + n).min(PATH_BUF) as u16;
+    } else {
+        // The directory's part is missing: say the path is cut, as a walk would.
+        ev.header.flags |= FLAG_TRUNCATED;
+    }
+}
+
+/// After a complete walk that missed the cache at its leaf's directory: caches the
+/// directory's part of the path.
+#[inline(always)]
+fn remember_prefix(ev: &Event, pending: &[u64; 4]) {
     // SAFETY: plain reads of the scratch slot's header.
     let (len, depth, flags) = unsafe {
         (
@@ -199,15 +298,7 @@ pub fn remember_prefix(ev: &Event) {
             core::ptr::read_volatile(&ev.header.flags),
         )
     };
-    let path = &ev.path;
-    let Some(pending) = PENDING_PREFIX.get_ptr_mut(0) else {
-        return;
-    };
-    // SAFETY: per-CPU slot, only this CPU touches it.
-    let pending = unsafe { &mut *pending };
     let dir = reread(&pending[0]);
-    // Consumed: a later walk that does not reach its directory must not find this one.
-    pending[0] = 0;
     let from = reread(&pending[1]) as usize;
     let n = len.wrapping_sub(from);
     if dir == 0 || flags & FLAG_TRUNCATED != 0 || depth < 2 || n > PREFIX_BUF {
@@ -231,7 +322,7 @@ pub fn remember_prefix(ev: &Event) {
         read_into(
             entry.path.as_mut_ptr().cast(),
             PREFIX_BUF as u32,
-            path.as_ptr().wrapping_add(from).cast(),
+            ev.path.as_ptr().wrapping_add(from).cast(),
         )
     };
     if read != 0 {
@@ -241,7 +332,8 @@ pub fn remember_prefix(ev: &Event) {
     entry.dentry = dir;
     entry.generation = reread(&pending[2]);
     entry.len = n as u32;
-    entry.depth = u32::from(depth - 1);
+    entry.depth = depth - 1;
+    entry.clean = 0;
 }
 
 #[inline(always)]
@@ -265,6 +357,7 @@ pub fn walk(
     dentry: Ptr,
     off: &KernelOffsets,
     cache: bool,
+    defer: bool,
 ) -> Walk {
     let layout = Layout::new(off);
     let name_at = off.dentry_d_name + off.qstr_name;
@@ -345,7 +438,7 @@ pub fn walk(
         if level == 0
             && cache
             && let Some(generation) = generation()
-            && let Some((n, depth)) = cached_prefix(path, walk.len, parent, generation)
+            && let Some((n, depth)) = cached_prefix(path, walk.len, parent, generation, defer)
         {
             walk.len += n;
             walk.depth += depth;

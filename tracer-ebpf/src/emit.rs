@@ -114,9 +114,16 @@ pub fn event(op: Operation, target: Target, hot: &mut HotCounters, flags: u16) {
     let h = &mut ev.header;
     h.fstype = [0; 16];
     let is_dentry = matches!(target, Target::Dentry(_));
-    let cache = is_dentry && path_cache_on();
+    // The path cache's steps below run for every event, whether the cache is on or not: a
+    // flag kept from here to there would make the verifier check the pattern test twice.
+    dentry::forget_prefix();
+    // With kernel patterns, a clean cached directory path is copied only if the leaf matches.
+    let defer = patterns().count != 0;
     let walk = match target {
-        Target::Dentry(d) => dentry::walk(&mut ev.path, &mut h.fstype, d, &off, cache),
+        Target::Dentry(d) => {
+            let cache = path_cache_on();
+            dentry::walk(&mut ev.path, &mut h.fstype, d, &off, cache, defer)
+        }
         Target::SuperBlock(sb) => {
             dentry::superblock(sb, &off, &mut h.fstype);
             dentry::Walk::new(0)
@@ -126,24 +133,23 @@ pub fn event(op: Operation, target: Target, hot: &mut HotCounters, flags: u16) {
     h.path_len = walk.len.min(PATH_BUF) as u16;
     h.depth = walk.depth;
     h.flags = walk.flags | flags;
-    if cache {
-        // After the header is written: it reads the walk's result from there (see there).
-        dentry::remember_prefix(ev);
-    }
-    if cfg.bench & BENCH_STOP_BEFORE_OUTPUT != 0 {
-        return;
-    }
     // As for `recorded_len`.
     // SAFETY: a plain read of the scratch slot's header.
     let walk_flags = unsafe { core::ptr::read_volatile(&ev.header.flags) };
     // Reclaim events carry no path: userspace decides for them.
+    dentry::settle_miss(ev);
+    if cfg.bench & BENCH_STOP_BEFORE_OUTPUT != 0 {
+        return;
+    }
     if is_dentry && walk_flags & FLAG_TRUNCATED == 0 && !wanted(ev) {
+        dentry::prefix_held_no_pattern();
         if let Some(filtered) = FILTERED.get_ptr_mut(0) {
             // SAFETY: per-CPU slot.
             unsafe { *filtered += 1 };
         }
         return;
     }
+    dentry::complete_deferred(ev);
     // The rest of the header only for a record that is written: three helper calls that a
     // record the pattern test leaves out does not pay.
     let h = &mut ev.header;

@@ -39,11 +39,11 @@ pub static SWITCH: Array<u32> = Array::with_max_entries(2, 0);
 #[map(name = "PREFIXES")]
 pub static PREFIXES: PerCpuArray<PathPrefix> = PerCpuArray::with_max_entries(PREFIX_SLOTS, 0);
 
-/// The directory a walk missed in the path cache, where its path starts in the walk's output
-/// and the generation before it was read (`[dir, offset, generation]`), for the same event's
-/// `remember_prefix`.
+/// What the walk found at its leaf's directory, for the same event's `settle_prefix`:
+/// `[dir, where its path starts in the walk's output, the generation before it was read,
+/// PENDING_*]`.
 #[map(name = "PENDING_PREFIX")]
-pub static PENDING_PREFIX: PerCpuArray<[u64; 3]> = PerCpuArray::with_max_entries(1, 0);
+pub static PENDING_PREFIX: PerCpuArray<[u64; 4]> = PerCpuArray::with_max_entries(1, 0);
 
 /// Every directory a path cache took in, until it is freed: its free must move `GENERATION`.
 #[map(name = "CACHED_DIRS")]

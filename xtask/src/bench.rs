@@ -106,6 +106,7 @@ T=$!
 n=0; until grep -q attached /tmp/tracer.err; do n=$((n+1)); if [ $n -gt 1200 ] || ! kill -0 $T 2>/dev/null; then sed 's/^/@@tracer-failed /' /tmp/tracer.err; exit 1; fi; sleep 0.1; done
 echo "@@bench {name} {round} {seq} $(run_storm {dir} {lookups})"
 stop_tracer $T {name}
+sed -n 's/^summary /@@bench-summary {name} /p' /tmp/tracer.err
 rm -f /tmp/trace.out
 "#,
                 name = v.name,
