@@ -251,6 +251,9 @@ pub fn run(kernel: &Kernel, tracer: &Path, storm: &Path, plan: &Plan) -> anyhow:
             let mut one = String::new();
             rows(&mut one, mode, &medians(std::slice::from_ref(&out)));
             eprint!("bench: {mode} boot {}:\n{one}", boot + 1);
+            for line in out.tagged("bench-summary") {
+                eprintln!("bench: tracer {line}");
+            }
             outs.push(out);
         }
         rows(&mut t, mode, &medians(&outs));
