@@ -14,6 +14,7 @@ use crate::{
     maps::{
         DROPS, EVENTS, FILTERED, SCRATCH, SWITCH, TARGETS, config, offsets, path_cache_on, patterns,
     },
+    path_cache,
 };
 
 const BPF_RB_NO_WAKEUP: u64 = 1;
@@ -116,7 +117,7 @@ pub fn event(op: Operation, target: Target, hot: &mut HotCounters, flags: u16) {
     let is_dentry = matches!(target, Target::Dentry(_));
     // The path cache's steps below run for every event, whether the cache is on or not: a
     // flag kept from here to there would make the verifier check the pattern test twice.
-    dentry::forget_prefix();
+    path_cache::forget_prefix();
     // With kernel patterns, a clean cached directory path is copied only if the leaf matches.
     let defer = patterns().count != 0;
     let walk = match target {
@@ -137,19 +138,19 @@ pub fn event(op: Operation, target: Target, hot: &mut HotCounters, flags: u16) {
     // SAFETY: a plain read of the scratch slot's header.
     let walk_flags = unsafe { core::ptr::read_volatile(&ev.header.flags) };
     // Reclaim events carry no path: userspace decides for them.
-    dentry::settle_miss(ev);
+    path_cache::settle_miss(ev);
     if cfg.bench & BENCH_STOP_BEFORE_OUTPUT != 0 {
         return;
     }
     if is_dentry && walk_flags & FLAG_TRUNCATED == 0 && !wanted(ev) {
-        dentry::prefix_held_no_pattern();
+        path_cache::prefix_held_no_pattern();
         if let Some(filtered) = FILTERED.get_ptr_mut(0) {
             // SAFETY: per-CPU slot.
             unsafe { *filtered += 1 };
         }
         return;
     }
-    dentry::complete_deferred(ev);
+    path_cache::complete_deferred(ev);
     // The rest of the header only for a record that is written: three helper calls that a
     // record the pattern test leaves out does not pay.
     let h = &mut ev.header;

@@ -11,6 +11,7 @@
 mod dentry;
 mod emit;
 mod maps;
+mod path_cache;
 
 use aya_ebpf::{
     macros::{fentry, fexit, kprobe, kretprobe},
