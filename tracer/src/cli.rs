@@ -73,7 +73,8 @@ pub struct Args {
     /// memlock) and exit non-zero naming what is missing.
     #[arg(long)]
     pub check: bool,
-    /// fentry/fexit where the kernel allows it, else kprobes (auto); or force one.
+    /// fentry/fexit where the kernel allows it, else kprobes (auto); or force one for the
+    /// counting and tracing probes (the path cache's probes prefer fentry even with kprobe).
     #[arg(long, value_enum, default_value = "auto")]
     pub attach_mode: AttachMode,
     /// Ring buffer size in bytes (a power of two, at least 4096).

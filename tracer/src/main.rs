@@ -20,7 +20,7 @@ use tracer::{
     metrics::{DentryState, Metrics},
     owners::{Owners, Sources},
     pipeline::{Caps, Flow, Pipeline},
-    probes::{self, Set},
+    probes::{self, AttachMode, Set},
     rotate::Rotator,
 };
 
@@ -161,9 +161,19 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         &[Set::Counters]
     };
     let mut attached = probes::attach(&mut ebpf, sets, args.attach_mode, &kernel_btf)?;
+    // What the events use; the path cache's probes below may differ.
+    let mode = probes::summary_mode(&attached);
     if args.trace_enabled && !args.bench_floor && !args.bench_no_path_cache {
+        // These must not miss a call: the kernel skips a kprobe that fires while another
+        // kprobe's handler runs on the same CPU (a dentry freed in a softirq that interrupted
+        // one of our programs), and fentry has no such shared guard. So they prefer fentry
+        // even when the events use kprobes.
+        let cache_mode = match args.attach_mode {
+            AttachMode::Kprobe => AttachMode::Auto,
+            other => other,
+        };
         // Without these probes cached paths could go stale, so the cache stays off.
-        match probes::attach(&mut ebpf, &[Set::PathCache], args.attach_mode, &kernel_btf) {
+        match probes::attach(&mut ebpf, &[Set::PathCache], cache_mode, &kernel_btf) {
             Ok(more) => {
                 attached.extend(more);
                 probes::set_path_cache(&mut ebpf, true)?;
@@ -173,7 +183,6 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     drop(kernel_btf);
     release_free_heap();
-    let mode = probes::summary_mode(&attached);
     let ring = if args.trace_enabled {
         probes::set_tracing(&mut ebpf, true)?;
         Some(RingBuf::try_from(
