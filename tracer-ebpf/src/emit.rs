@@ -12,7 +12,8 @@ use dentry_common::{
 use crate::{
     Ptr, dentry,
     maps::{
-        DROPS, EVENTS, FILTERED, SCRATCH, SWITCH, TARGETS, config, offsets, path_cache_on, patterns,
+        DROPS, EVENTS, FILTERED, SCRATCH, SWITCH, TARGETS, config, count_one, offsets,
+        path_cache_on, patterns,
     },
     path_cache,
 };
@@ -144,10 +145,7 @@ pub fn event(op: Operation, target: Target, hot: &mut HotCounters, flags: u16) {
     }
     if is_dentry && walk_flags & FLAG_TRUNCATED == 0 && !wanted(ev) {
         path_cache::prefix_held_no_pattern();
-        if let Some(filtered) = FILTERED.get_ptr_mut(0) {
-            // SAFETY: per-CPU slot.
-            unsafe { *filtered += 1 };
-        }
+        count_one(&FILTERED);
         return;
     }
     path_cache::complete_deferred(ev);
@@ -184,10 +182,7 @@ pub fn event(op: Operation, target: Target, hot: &mut HotCounters, flags: u16) {
             wakeup,
         )
     };
-    if ret < 0
-        && let Some(drops) = DROPS.get_ptr_mut(0)
-    {
-        // SAFETY: per-CPU slot.
-        unsafe { *drops += 1 };
+    if ret < 0 {
+        count_one(&DROPS);
     }
 }

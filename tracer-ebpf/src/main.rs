@@ -19,7 +19,7 @@ use aya_ebpf::{
 };
 use dentry_common::{Counters, FLAG_ALLOCATED, Operation};
 
-use crate::maps::{FLOOR, bump};
+use crate::maps::{FLOOR, bump, count_one};
 
 type Ptr = *const u8;
 
@@ -132,13 +132,13 @@ pub fn fx_prune_dcache_sb(ctx: FExitContext) -> u32 {
 /// The benchmark's floor: the cheapest possible probe on the allocation path.
 #[kprobe]
 pub fn kp_floor(_ctx: ProbeContext) -> u32 {
-    floor();
+    count_one(&FLOOR);
     0
 }
 
 #[fentry(function = "__d_alloc")]
 pub fn fe_floor(_ctx: FEntryContext) -> u32 {
-    floor();
+    count_one(&FLOOR);
     0
 }
 
@@ -146,22 +146,14 @@ pub fn fe_floor(_ctx: FEntryContext) -> u32 {
 /// the least the counters can cost (a failed lookup passes two of their probes).
 #[kprobe]
 pub fn kp_floor_lookup(_ctx: ProbeContext) -> u32 {
-    floor();
+    count_one(&FLOOR);
     0
 }
 
 #[fentry(function = "d_splice_alias")]
 pub fn fe_floor_lookup(_ctx: FEntryContext) -> u32 {
-    floor();
+    count_one(&FLOOR);
     0
-}
-
-#[inline(always)]
-fn floor() {
-    if let Some(slot) = FLOOR.get_ptr_mut(0) {
-        // SAFETY: a per-CPU slot, only this CPU touches it.
-        unsafe { *slot += 1 };
-    }
 }
 
 #[inline(always)]

@@ -168,6 +168,16 @@ pub fn patterns() -> &'static KernelPatterns {
     unsafe { &*core::ptr::read_volatile(&at) }
 }
 
+/// Adds one to this CPU's slot of a one-slot per-CPU counter (`DROPS`, `FILTERED`,
+/// `PATH_CACHE_HITS`, `FLOOR`); userspace sums the CPUs.
+#[inline(always)]
+pub fn count_one(counter: &PerCpuArray<u64>) {
+    if let Some(slot) = counter.get_ptr_mut(0) {
+        // SAFETY: a per-CPU slot, only this CPU touches it.
+        unsafe { *slot += 1 };
+    }
+}
+
 /// The path caches' generation (see `PathPrefix`).
 #[inline(always)]
 pub fn generation() -> Option<u64> {

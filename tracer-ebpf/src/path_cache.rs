@@ -9,7 +9,7 @@ use dentry_common::{
 
 use crate::{
     Ptr,
-    maps::{CACHED_DIRS, PATH_CACHE_HITS, PENDING_PREFIX, PREFIXES},
+    maps::{CACHED_DIRS, PATH_CACHE_HITS, PENDING_PREFIX, PREFIXES, count_one},
 };
 
 /// The slot of this CPU's path cache where `dir` would be.
@@ -70,7 +70,7 @@ pub fn cached_prefix(
     if entry.dentry != dir as u64 || entry.generation != generation || n > PREFIX_BUF {
         return None;
     }
-    count_hit();
+    count_one(&PATH_CACHE_HITS);
     if defer && entry.clean != 0 {
         pending[3] = PENDING_DEFERRED;
         return Some((0, entry.depth));
@@ -81,14 +81,6 @@ pub fn cached_prefix(
     }
     pending[3] = PENDING_COPIED;
     Some((n, entry.depth))
-}
-
-#[inline(always)]
-fn count_hit() {
-    if let Some(hits) = PATH_CACHE_HITS.get_ptr_mut(0) {
-        // SAFETY: per-CPU slot.
-        unsafe { *hits += 1 };
-    }
 }
 
 /// Copies a cached directory path into `path` at the offset stored at `from`; false if the
