@@ -27,28 +27,26 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// `f` applied to each pair of fields of `self` and `other`.
+    pub fn zip_with(&self, other: &Counters, f: impl Fn(u64, u64) -> u64) -> Counters {
+        Counters {
+            alloc: f(self.alloc, other.alloc),
+            positive: f(self.positive, other.positive),
+            negative: f(self.negative, other.negative),
+            shrink_calls: f(self.shrink_calls, other.shrink_calls),
+            prune_calls: f(self.prune_calls, other.prune_calls),
+            pruned: f(self.pruned, other.pruned),
+        }
+    }
+
     /// Field-wise sum (per-CPU slots into a total, or totals across cgroups).
     pub fn add(&self, other: &Counters) -> Counters {
-        Counters {
-            alloc: self.alloc + other.alloc,
-            positive: self.positive + other.positive,
-            negative: self.negative + other.negative,
-            shrink_calls: self.shrink_calls + other.shrink_calls,
-            prune_calls: self.prune_calls + other.prune_calls,
-            pruned: self.pruned + other.pruned,
-        }
+        self.zip_with(other, |a, b| a + b)
     }
 
     /// Field-wise maximum (two readings of the same monotonic counters: the later of each).
     pub fn max(&self, other: &Counters) -> Counters {
-        Counters {
-            alloc: self.alloc.max(other.alloc),
-            positive: self.positive.max(other.positive),
-            negative: self.negative.max(other.negative),
-            shrink_calls: self.shrink_calls.max(other.shrink_calls),
-            prune_calls: self.prune_calls.max(other.prune_calls),
-            pruned: self.pruned.max(other.pruned),
-        }
+        self.zip_with(other, u64::max)
     }
 }
 

@@ -263,15 +263,7 @@ impl Metrics {
 /// Field-wise `now - before`; a field that went down means the slot restarted (a new cgroup
 /// reusing the id), so all of `now` is new.
 fn delta(before: &Counters, now: &Counters) -> Counters {
-    let d = |b: u64, n: u64| if n >= b { n - b } else { n };
-    Counters {
-        alloc: d(before.alloc, now.alloc),
-        positive: d(before.positive, now.positive),
-        negative: d(before.negative, now.negative),
-        shrink_calls: d(before.shrink_calls, now.shrink_calls),
-        prune_calls: d(before.prune_calls, now.prune_calls),
-        pruned: d(before.pruned, now.pruned),
-    }
+    before.zip_with(now, |b, n| if n >= b { n - b } else { n })
 }
 
 #[cfg(test)]
