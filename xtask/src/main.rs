@@ -82,10 +82,21 @@ enum Task {
         #[arg(long, default_value_t = 20000)]
         lookups: u32,
         /// Attach modes, one boot each.
-        #[arg(long, value_delimiter = ',', default_value = "kprobe,fentry")]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "kprobe,fentry",
+            value_parser = ["kprobe", "fentry"]
+        )]
         modes: Vec<String>,
         /// Only these variants (comma-separated, e.g. floor,counters); all when absent.
-        #[arg(long, value_delimiter = ',')]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            value_parser = clap::builder::PossibleValuesParser::new(
+                xtask::bench::VARIANTS.iter().map(|(name, _)| *name)
+            )
+        )]
         only: Vec<String>,
         /// Boots per attach mode, pooled (the floor moves between boots more than within one).
         #[arg(long, default_value_t = 1)]
