@@ -129,6 +129,7 @@ pub const NAME_BUF: usize = 256;
 /// the verifier can prove every `NAME_BUF`-byte read stays inside `path`.
 pub const PATH_BUF: usize = 4096;
 pub const FSTYPE_LEN: usize = 16;
+pub const COMM_LEN: usize = 16;
 
 /// The longest directory path the path cache keeps.
 pub const PREFIX_BUF: usize = 128;
@@ -164,7 +165,6 @@ pub struct PathPrefix {
 pub const SWITCH_TRACE: u32 = 0;
 /// `SWITCH` slot: the path cache on (set once the probes that keep it right are attached).
 pub const SWITCH_PATH_CACHE: u32 = 1;
-pub const COMM_LEN: usize = 16;
 
 /// `EventHeader::flags`: the walk stopped before the root (depth or buffer exhausted).
 pub const FLAG_TRUNCATED: u16 = 1;

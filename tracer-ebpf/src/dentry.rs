@@ -138,6 +138,9 @@ fn at(words: &[u64; LEVEL_WORDS], index: usize) -> u64 {
 /// fault handling, the walk's main cost): they hold the parent link, the name's length and,
 /// for a short name, the name itself; the leaf's read also gives `d_sb`. A long name costs a
 /// second read; a layout where the fields are not within the words falls back to a read each.
+///
+/// With `cache`, the walk asks the path cache at the leaf's directory and stops there on a hit
+/// (with `defer`, a clean cached path is not copied yet: see `path_cache::cached_prefix`).
 #[inline(always)]
 pub fn walk(
     path: &mut [u8; PATH_BUF + NAME_BUF],

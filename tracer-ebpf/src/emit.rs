@@ -138,11 +138,11 @@ pub fn event(op: Operation, target: Target, hot: &mut HotCounters, flags: u16) {
     // As for `recorded_len`.
     // SAFETY: a plain read of the scratch slot's header.
     let walk_flags = unsafe { core::ptr::read_volatile(&ev.header.flags) };
-    // Reclaim events carry no path: userspace decides for them.
     path_cache::settle_miss(ev);
     if cfg.bench & BENCH_STOP_BEFORE_OUTPUT != 0 {
         return;
     }
+    // Reclaim events carry no path: userspace decides for them.
     if is_dentry && walk_flags & FLAG_TRUNCATED == 0 && !wanted(ev) {
         path_cache::prefix_held_no_pattern();
         count_one(&FILTERED);

@@ -29,8 +29,9 @@ pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 #[map(name = "SCRATCH")]
 pub static SCRATCH: PerCpuArray<Event> = PerCpuArray::with_max_entries(1, 0);
 
-/// Slot 0 non-zero: emit trace events. Userspace clears it when a cap is reached, so tracing
-/// stops without the ring buffer filling up and counting drops.
+/// Slot `SWITCH_TRACE` non-zero: emit trace events. Userspace clears it when a cap is reached,
+/// so tracing stops without the ring buffer filling up and counting drops. Slot
+/// `SWITCH_PATH_CACHE` non-zero: the path cache may be used.
 #[map(name = "SWITCH")]
 pub static SWITCH: Array<u32> = Array::with_max_entries(2, 0);
 
@@ -39,7 +40,7 @@ pub static SWITCH: Array<u32> = Array::with_max_entries(2, 0);
 #[map(name = "PREFIXES")]
 pub static PREFIXES: PerCpuArray<PathPrefix> = PerCpuArray::with_max_entries(PREFIX_SLOTS, 0);
 
-/// What the walk found at its leaf's directory, for the same event's `settle_prefix`:
+/// What the walk found at its leaf's directory, for the same event's later path-cache steps:
 /// `[dir, where its path starts in the walk's output, the generation before it was read,
 /// PENDING_*]`.
 #[map(name = "PENDING_PREFIX")]

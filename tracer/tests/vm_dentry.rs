@@ -259,17 +259,17 @@ fn check_kernel_patterns(out: &VmOutput, ctx: &str) {
             "{ctx}: {path} holds no pattern"
         );
     }
-    // Records the kernel can test: the path's bytes (names and their NULs, no leading '/').
-    let testable_misses = lookups
-        .iter()
-        .filter(|(path, matches)| !matches && path.len() <= KERNEL_FILTER_PATH)
-        .count() as u64;
     // The path cache served the lookups under a directory it had seen (and none stale: a
     // stale path would have left out a match above).
     assert!(
         summary.path_cache_hits > 0,
         "{ctx}: the path cache was not used"
     );
+    // Records the kernel can test: the path's bytes (names and their NULs, no leading '/').
+    let testable_misses = lookups
+        .iter()
+        .filter(|(path, matches)| !matches && path.len() <= KERNEL_FILTER_PATH)
+        .count() as u64;
     assert!(
         (testable_misses..=testable_misses + 5).contains(&summary.filtered),
         "{ctx}: the kernel left out {} records, expected {testable_misses}",

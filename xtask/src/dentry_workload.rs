@@ -94,7 +94,7 @@ pub const REUSE_CYCLES: u32 = 6;
 /// directories looked in, removed and freed (rmdir, drop_caches), each followed by a new
 /// directory whose name holds a pattern (it may take the freed one's memory).
 pub fn path_cache_steps() -> Vec<CacheStep> {
-    let run = |c: String| CacheStep::Run(c);
+    let run = CacheStep::Run;
     let mut v = vec![run("mkdir -p /mnt/ext4/pat/ren/a/b".into())];
     for i in 0..5 {
         v.push(CacheStep::Lookup(format!("/pat/ren/a/b/m-{i}"), false));
