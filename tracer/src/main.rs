@@ -160,6 +160,12 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         &[Set::Counters]
     };
+    // Held until the end: closing it stops the kernel's timing.
+    let _stats = args
+        .bench_program_stats
+        .then(|| aya::sys::enable_stats(aya::sys::Stats::RunTime))
+        .transpose()
+        .context("--bench-program-stats: the kernel refused BPF_ENABLE_STATS")?;
     let mut attached = probes::attach(&mut ebpf, sets, args.attach_mode, &kernel_btf)?;
     // What the events use; the path cache's probes below may differ.
     let mode = probes::summary_mode(&attached);
@@ -531,6 +537,18 @@ fn final_summary(ebpf: &Ebpf, mode: &str, pipeline: Option<&Pipeline>) -> anyhow
     }
     if let Some(p) = pipeline {
         eprint!("{}", p.summary.render(10));
+    }
+    // Only under --bench-program-stats does the kernel count runs.
+    for (name, program) in ebpf.programs() {
+        if let Ok(info) = program.info()
+            && info.run_count() > 0
+        {
+            let ns = info.run_time().as_nanos() as f64 / info.run_count() as f64;
+            eprintln!(
+                "program name={name} runs={} ns_per_run={ns:.0}",
+                info.run_count()
+            );
+        }
     }
     Ok(())
 }

@@ -99,7 +99,7 @@ T=$!
 n=0; until grep -q attached /tmp/tracer.err; do n=$((n+1)); if [ $n -gt 1200 ] || ! kill -0 $T 2>/dev/null; then sed 's/^/@@tracer-failed /' /tmp/tracer.err; exit 1; fi; sleep 0.1; done
 echo "@@bench {name} {round} {seq} $(run_storm {dir} {lookups})"
 stop_tracer $T {name}
-sed -n 's/^summary /@@bench-summary {name} /p' /tmp/tracer.err
+sed -n -e 's/^summary /@@bench-summary {name} /p' -e 's/^program /@@bench-program {name} /p' /tmp/tracer.err
 rm -f /tmp/trace.out
 "#,
                 name = v.name,
@@ -195,6 +195,9 @@ pub struct Plan {
     pub modes: Vec<String>,
     /// Variant names (`VARIANTS`); all when empty.
     pub only: Vec<String>,
+    /// Have the kernel time each program run (adds two clock reads to every run, so the
+    /// added-time table is then not comparable with runs without it).
+    pub program_stats: bool,
 }
 
 /// Runs the benchmark, `boots` boots per attach mode (kprobe and fentry are compared side by
@@ -220,8 +223,14 @@ pub fn run(kernel: &Kernel, tracer: &Path, storm: &Path, plan: &Plan) -> anyhow:
          | --- | ---: | ---: | ---: | ---: | ---: |\n",
         kernel.release
     );
+    let mut programs = ProgramTimes::new();
     for mode in &plan.modes {
-        let variants = variants(mode, &plan.only);
+        let mut variants = variants(mode, &plan.only);
+        if plan.program_stats {
+            for v in &mut variants {
+                v.flags.push_str(" --bench-program-stats");
+            }
+        }
         let mut outs = Vec::new();
         for boot in 0..boots {
             let out = VmRun::new(kernel, script(&variants, rounds, lookups))
@@ -241,11 +250,51 @@ pub fn run(kernel: &Kernel, tracer: &Path, storm: &Path, plan: &Plan) -> anyhow:
             for line in out.tagged("bench-summary") {
                 eprintln!("bench: tracer {line}");
             }
+            program_times(&out, &mut programs);
             outs.push(out);
         }
         rows(&mut t, mode, &medians(&outs));
     }
+    if !programs.is_empty() {
+        t.push_str(
+            "\nTime inside each program (the kernel's run_time_ns / run_cnt, medians over the \
+             runs):\n\n| variant | program | runs per run | ns per program run |\n\
+             | --- | --- | ---: | ---: |\n",
+        );
+        for ((variant, program), (runs, ns)) in programs {
+            t.push_str(&format!(
+                "| {variant} | {program} | {:.0} | {:.0} |\n",
+                median(runs),
+                median(ns)
+            ));
+        }
+    }
     Ok(t)
+}
+
+/// Per (variant, program): each run's program runs and mean ns per program run.
+type ProgramTimes = BTreeMap<(String, String), (Vec<f64>, Vec<f64>)>;
+
+/// Collects the `program` lines a tracer under `--bench-program-stats` prints.
+fn program_times(out: &VmOutput, into: &mut ProgramTimes) {
+    for line in out.tagged("bench-program") {
+        let mut words = line.split_whitespace();
+        let Some(variant) = words.next() else {
+            continue;
+        };
+        let field = |key: &str| line.split_whitespace().find_map(|w| w.strip_prefix(key));
+        if let (Some(name), Some(Ok(runs)), Some(Ok(ns))) = (
+            field("name="),
+            field("runs=").map(str::parse::<f64>),
+            field("ns_per_run=").map(str::parse::<f64>),
+        ) {
+            let entry = into
+                .entry((variant.to_owned(), name.to_owned()))
+                .or_default();
+            entry.0.push(runs);
+            entry.1.push(ns);
+        }
+    }
 }
 
 fn rows(t: &mut String, mode: &str, m: &BTreeMap<String, (f64, f64)>) {

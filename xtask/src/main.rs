@@ -101,6 +101,10 @@ enum Task {
         /// Boots per attach mode, pooled (the floor moves between boots more than within one).
         #[arg(long, default_value_t = 1)]
         boots: u32,
+        /// Also time each eBPF program in the kernel (BPF_ENABLE_STATS) and add a table of ns
+        /// per program run; the timing adds to every run, so compare only runs that had it.
+        #[arg(long)]
+        program_stats: bool,
     },
 }
 
@@ -202,6 +206,7 @@ fn run(task: Task) -> anyhow::Result<()> {
             modes,
             only,
             boots,
+            program_stats,
         } => {
             setup::ebpf_toolchain()?;
             setup::apt_packages(setup::VM_PACKAGES)?;
@@ -223,6 +228,7 @@ fn run(task: Task) -> anyhow::Result<()> {
                         boots,
                         modes,
                         only,
+                        program_stats,
                     }
                 )?
             );
