@@ -1,13 +1,18 @@
 //! Reading `struct dentry` and friends at offsets taken from the running kernel's BTF.
+use core::mem::MaybeUninit;
+
 use aya_ebpf::helpers::{
     bpf_probe_read_kernel,
     generated::{bpf_probe_read_kernel as read_into, bpf_probe_read_kernel_str},
 };
-use dentry_common::{FLAG_TRUNCATED, KernelOffsets, MAX_DEPTH, NAME_BUF, PATH_BUF};
+use dentry_common::{
+    FLAG_TRUNCATED, INLINE_WORDS, KernelOffsets, LEVEL_WORDS, MAX_DEPTH, NAME_BUF, PATH_BUF,
+};
 
 use crate::{
     Ptr,
     maps::{SUPERBLOCKS, generation},
+    mem::store_word,
     path_cache::cached_prefix,
 };
 
@@ -44,8 +49,8 @@ pub fn superblock(sb: Ptr, off: &KernelOffsets, out: &mut [u8; 16]) -> Ptr {
     // SAFETY: per-CPU slot, only this CPU touches it.
     let cache = unsafe { &mut *cache };
     if cache[0] == sb as u64 && cache[0] != 0 {
-        out[..8].copy_from_slice(&cache[1].to_ne_bytes());
-        out[8..].copy_from_slice(&cache[2].to_ne_bytes());
+        store_word(out.as_mut_ptr(), cache[1]);
+        store_word(out.as_mut_ptr().wrapping_add(8), cache[2]);
         return cache[3] as Ptr;
     }
     let root = field::<Ptr>(sb, off.super_block_s_root).unwrap_or(core::ptr::null());
@@ -66,45 +71,12 @@ pub fn superblock(sb: Ptr, off: &KernelOffsets, out: &mut [u8; 16]) -> Ptr {
     root
 }
 
-/// Words read per walk level, starting at `d_parent`: in every layout we know they hold the
-/// parent link, the name's length and pointer, the inline name and `d_sb`.
-const LEVEL_WORDS: usize = 16;
-/// Bytes of the inline name copied from a level's read: `DNAME_INLINE_LEN` is at least 32 on
-/// 64-bit kernels, and a name shorter than this is complete in them.
-const INLINE_WORDS: usize = 4;
 const INLINE_MAX: usize = INLINE_WORDS * 8;
 
-/// Where, in a level's words, each field sits (`None`: outside them, read on its own).
-struct Layout {
-    base: u32,
-    name: Option<usize>,
-    len: Option<(usize, u32)>,
-    iname: Option<usize>,
-    sb: Option<usize>,
-}
-
-impl Layout {
-    #[inline(always)]
-    fn new(off: &KernelOffsets) -> Layout {
-        let base = off.dentry_d_parent;
-        let word = |at: u32, size: u32| -> Option<usize> {
-            let rel = at.checked_sub(base)?;
-            (rel.is_multiple_of(8) && rel + size <= (LEVEL_WORDS * 8) as u32)
-                .then_some((rel / 8) as usize)
-        };
-        let len_at = off.dentry_d_name + off.qstr_len;
-        let len = len_at
-            .checked_sub(base)
-            .filter(|rel| rel % 8 <= 4 && rel + 4 <= (LEVEL_WORDS * 8) as u32)
-            .map(|rel| ((rel / 8) as usize, (rel % 8) * 8));
-        Layout {
-            base,
-            name: word(off.dentry_d_name + off.qstr_name, 8),
-            len,
-            iname: word(off.dentry_d_iname, INLINE_MAX as u32),
-            sb: word(off.dentry_d_sb, 8),
-        }
-    }
+/// A `LevelLayout` index, if the field is within a level's words.
+#[inline(always)]
+fn in_level(index: u32) -> Option<usize> {
+    (index < LEVEL_WORDS as u32).then_some(index as usize)
 }
 
 /// The result of a path walk.
@@ -150,29 +122,33 @@ pub fn walk(
     cache: bool,
     defer: bool,
 ) -> Walk {
-    let layout = Layout::new(off);
+    let layout = off.level;
     let name_at = off.dentry_d_name + off.qstr_name;
     let mut walk = Walk::new(FLAG_TRUNCATED);
     let mut current = dentry;
     let mut root: Ptr = core::ptr::null();
-    let mut words = [0u64; LEVEL_WORDS];
+    // Not zeroed: each level's read fills it, and a zeroed array costs a 128-iteration byte
+    // loop (LLVM's BPF `memset`), more than the read itself.
+    let mut level_words = MaybeUninit::<[u64; LEVEL_WORDS]>::uninit();
     for level in 0..MAX_DEPTH {
-        // SAFETY: the helper writes at most `size_of_val(&words)` bytes into `words`, and copes
-        // with any source address (a bad one returns an error).
+        // SAFETY: the helper writes at most `LEVEL_WORDS * 8` bytes into `level_words`, and
+        // copes with any source address (a bad one returns an error).
         let read = unsafe {
             read_into(
-                words.as_mut_ptr().cast(),
-                core::mem::size_of_val(&words) as u32,
-                current.wrapping_add(layout.base as usize).cast(),
+                level_words.as_mut_ptr().cast(),
+                (LEVEL_WORDS * 8) as u32,
+                current.wrapping_add(off.dentry_d_parent as usize).cast(),
             )
         };
         if read != 0 {
             return walk;
         }
-        let parent = at(&words, 0) as Ptr;
+        // SAFETY: a successful read filled every word.
+        let words = unsafe { level_words.assume_init_ref() };
+        let parent = at(words, 0) as Ptr;
         if level == 0 {
-            let sb = match layout.sb {
-                Some(i) => at(&words, i) as Ptr,
+            let sb = match in_level(layout.sb) {
+                Some(i) => at(words, i) as Ptr,
                 None => field::<Ptr>(current, off.dentry_d_sb).unwrap_or(core::ptr::null()),
             };
             if !sb.is_null() {
@@ -186,8 +162,8 @@ pub fn walk(
         if walk.len > PATH_BUF - NAME_BUF {
             return walk;
         }
-        let name = match layout.name {
-            Some(i) => at(&words, i) as Ptr,
+        let name = match in_level(layout.name) {
+            Some(i) => at(words, i) as Ptr,
             None => match field::<Ptr>(current, name_at) {
                 Some(name) => name,
                 None => return walk,
@@ -196,11 +172,9 @@ pub fn walk(
         // The mask proves to the verifier that every write stays inside `path`.
         let pos = walk.len & (PATH_BUF - 1);
         let dst = path.as_mut_ptr().wrapping_add(pos);
-        let inline_len = match (layout.len, layout.iname) {
-            (Some((i, shift)), Some(iname))
-                if name == current.wrapping_add(off.dentry_d_iname as usize) =>
-            {
-                let len = ((at(&words, i) >> shift) & 0xffff_ffff) as usize;
+        let inline_len = match (in_level(layout.len), in_level(layout.iname)) {
+            (Some(i), Some(iname)) if name == current.wrapping_add(off.dentry_d_iname as usize) => {
+                let len = ((at(words, i) >> (layout.len_shift & 63)) & 0xffff_ffff) as usize;
                 (len < INLINE_MAX).then_some((len, iname))
             }
             _ => None,
@@ -208,12 +182,8 @@ pub fn walk(
         walk.len += match inline_len {
             Some((len, iname)) => {
                 for k in 0..INLINE_WORDS {
-                    // SAFETY: `pos` < PATH_BUF and the buffer has NAME_BUF bytes beyond it.
-                    unsafe {
-                        dst.add(k * 8)
-                            .cast::<u64>()
-                            .write_unaligned(at(&words, iname + k))
-                    };
+                    // `pos` < PATH_BUF and the buffer has NAME_BUF bytes beyond it.
+                    store_word(dst.wrapping_add(k * 8), at(words, iname + k));
                 }
                 // SAFETY: `len` < INLINE_MAX, inside what was just written.
                 unsafe { *dst.add(len & (INLINE_MAX - 1)) = 0 };

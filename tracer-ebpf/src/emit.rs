@@ -1,12 +1,15 @@
 //! Building trace events: scope check, header, path, copy into the ring buffer.
 use aya_ebpf::helpers::{
-    bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
-    generated::{bpf_get_current_ancestor_cgroup_id, bpf_ringbuf_output, bpf_ringbuf_query},
+    bpf_get_current_pid_tgid, bpf_ktime_get_ns,
+    generated::{
+        bpf_get_current_ancestor_cgroup_id, bpf_get_current_comm, bpf_ringbuf_output,
+        bpf_ringbuf_query,
+    },
 };
 use dentry_common::{
-    BENCH_STOP_AFTER_SCOPE, BENCH_STOP_BEFORE_OUTPUT, EventHeader, FLAG_TRUNCATED, HotCounters,
-    KERNEL_FILTER_PATH, MAX_CGROUP_LEVEL, Operation, PATH_BUF, SCOPE_IN, SCOPE_OUT, SCOPE_UNKNOWN,
-    SWITCH_TRACE,
+    BENCH_STOP_AFTER_SCOPE, BENCH_STOP_BEFORE_OUTPUT, COMM_LEN, EventHeader, FLAG_TRUNCATED,
+    HotCounters, KERNEL_FILTER_PATH, MAX_CGROUP_LEVEL, Operation, PATH_BUF, SCOPE_IN, SCOPE_OUT,
+    SCOPE_UNKNOWN, SWITCH_TRACE,
 };
 
 use crate::{
@@ -15,6 +18,7 @@ use crate::{
         DROPS, EVENTS, FILTERED, SCRATCH, SWITCH, TARGETS, config, count_one, offsets,
         path_cache_on, patterns,
     },
+    mem::store_word,
     path_cache,
 };
 
@@ -114,7 +118,9 @@ pub fn event(op: Operation, target: Target, hot: &mut HotCounters, flags: u16) {
     let ev = unsafe { &mut *slot };
     let off = offsets();
     let h = &mut ev.header;
-    h.fstype = [0; 16];
+    const _: () = assert!(dentry_common::FSTYPE_LEN == 16);
+    store_word(h.fstype.as_mut_ptr(), 0);
+    store_word(h.fstype.as_mut_ptr().wrapping_add(8), 0);
     let is_dentry = matches!(target, Target::Dentry(_));
     // The path cache's steps below run for every event, whether the cache is on or not: a
     // flag kept from here to there would make the verifier check the pattern test twice.
@@ -157,7 +163,10 @@ pub fn event(op: Operation, target: Target, hot: &mut HotCounters, flags: u16) {
     h.cgroup_id = cgroup;
     h.pid = (bpf_get_current_pid_tgid() >> 32) as u32;
     h.op = op as u32;
-    h.comm = bpf_get_current_comm().unwrap_or_default();
+    // Straight into the header: aya's wrapper zeroes a stack copy first, and the helper zeroes
+    // the buffer itself when it fails.
+    // SAFETY: the helper writes at most COMM_LEN bytes into the field.
+    unsafe { bpf_get_current_comm(h.comm.as_mut_ptr().cast(), COMM_LEN as u32) };
     // Prune's freed count is known only at its return, where it goes to the counters.
     h.count = 0;
     let path_len = recorded_len(ev);

@@ -5,12 +5,13 @@
 //! so maps and events are identical either way.
 #![no_std]
 #![no_main]
-// Inline assembly for the one atomic add Rust does not offer on BPF (maps::atomic_add).
+// Inline assembly for the stores LLVM would not emit (mem).
 #![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 
 mod dentry;
 mod emit;
 mod maps;
+mod mem;
 mod path_cache;
 
 use aya_ebpf::{

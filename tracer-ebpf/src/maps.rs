@@ -6,8 +6,8 @@ use aya_ebpf::{
 };
 use dentry_common::{
     Config, Counters, Event, HotCounters, KERNEL_PATTERNS, KernelOffsets, KernelPattern,
-    KernelPatterns, MAX_CACHED_DIRS, MAX_CGROUPS, MAX_TARGETS, PREFIX_SLOTS, PathPrefix,
-    SCOPE_UNKNOWN,
+    KernelPatterns, LevelLayout, MAX_CACHED_DIRS, MAX_CGROUPS, MAX_TARGETS, PREFIX_SLOTS,
+    PathPrefix, SCOPE_UNKNOWN,
 };
 
 #[map(name = "COUNTERS")]
@@ -89,6 +89,14 @@ static OFFSETS: KernelOffsets = KernelOffsets {
     qstr_len: 0,
     super_block_s_root: 0,
     dentry_d_u: 0,
+    level: LevelLayout {
+        name: 0,
+        len: 0,
+        len_shift: 0,
+        iname: 0,
+        sb: 0,
+        _pad: 0,
+    },
 };
 
 #[unsafe(no_mangle)]
@@ -192,30 +200,7 @@ pub fn generation() -> Option<u64> {
 #[inline(always)]
 pub fn invalidate_paths() {
     if let Some(g) = GENERATION.get_ptr_mut(0) {
-        atomic_add(g, 1);
-    }
-}
-
-/// `*at += n` atomically across CPUs (Rust offers no atomic add on BPF, which has no
-/// compare-and-swap before v3; the plain atomic add is v1). On x86 the JIT makes it a `lock
-/// add`, which also orders the writes before it.
-#[inline(always)]
-fn atomic_add(at: *mut u64, n: u64) {
-    #[cfg(target_arch = "bpf")]
-    // SAFETY: `at` points into a map value that outlives the program run.
-    unsafe {
-        core::arch::asm!(
-            "lock *(u64 *)({at} + 0) += {n}",
-            at = in(reg) at,
-            n = in(reg) n,
-            options(nostack)
-        );
-    }
-    #[cfg(not(target_arch = "bpf"))]
-    // SAFETY: as above.
-    unsafe {
-        core::sync::atomic::AtomicU64::from_ptr(at)
-            .fetch_add(n, core::sync::atomic::Ordering::SeqCst);
+        crate::mem::atomic_add(g, 1);
     }
 }
 

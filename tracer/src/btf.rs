@@ -2,7 +2,7 @@
 //! section), enough to find struct member offsets. aya parses BTF but does not expose member
 //! offsets, and Rust eBPF has no CO-RE relocations, so the tracer reads offsets here and hands
 //! them to the programs as a global before loading.
-use dentry_common::KernelOffsets;
+use dentry_common::{KernelOffsets, LevelLayout};
 
 const MAGIC: u16 = 0xeb9f;
 const KIND_INT: u32 = 1;
@@ -182,7 +182,7 @@ impl Btf {
 
     /// The offsets the kernel programs need.
     pub fn kernel_offsets(&self) -> Result<KernelOffsets, Error> {
-        Ok(KernelOffsets {
+        let mut offsets = KernelOffsets {
             dentry_d_parent: self.member_offset("dentry", "d_parent")?,
             dentry_d_name: self.member_offset("dentry", "d_name")?,
             dentry_d_inode: self.member_offset("dentry", "d_inode")?,
@@ -196,7 +196,10 @@ impl Btf {
             qstr_len: self.member_offset("qstr", "len")?,
             super_block_s_root: self.member_offset("super_block", "s_root")?,
             dentry_d_u: self.member_offset("dentry", "d_u")?,
-        })
+            level: LevelLayout::default(),
+        };
+        offsets.level = LevelLayout::new(&offsets);
+        Ok(offsets)
     }
 }
 
@@ -269,6 +272,56 @@ mod tests {
         let mut truncated = sample();
         truncated.truncate(40);
         assert!(Btf::parse(truncated).is_err());
+    }
+
+    /// A `struct dentry` laid out as in recent kernels (`d_parent` at 24, `d_name` at 32 with
+    /// `len` at +4, the inline name at 56, `d_sb` at 104), and variants where a field leaves
+    /// the 128 bytes a level reads.
+    #[test]
+    fn places_each_field_in_a_levels_words() {
+        let v612 = KernelOffsets {
+            dentry_d_parent: 24,
+            dentry_d_name: 32,
+            qstr_len: 4,
+            qstr_name: 8,
+            dentry_d_iname: 56,
+            dentry_d_sb: 104,
+            ..KernelOffsets::default()
+        };
+        let level = LevelLayout::new(&v612);
+        assert_eq!(
+            (
+                level.name,
+                level.len,
+                level.len_shift,
+                level.iname,
+                level.sb
+            ),
+            (2, 1, 32, 4, 10)
+        );
+        let far_sb = LevelLayout::new(&KernelOffsets {
+            dentry_d_sb: 24 + 128,
+            ..v612
+        });
+        assert_eq!(far_sb.sb, dentry_common::NOT_IN_LEVEL);
+        // An inline name whose four words would run past the read.
+        let late_iname = LevelLayout::new(&KernelOffsets {
+            dentry_d_iname: 24 + 104,
+            ..v612
+        });
+        assert_eq!(late_iname.iname, dentry_common::NOT_IN_LEVEL);
+        // A length across two words cannot be had from one.
+        let split_len = LevelLayout::new(&KernelOffsets {
+            qstr_len: 6,
+            ..v612
+        });
+        assert_eq!(split_len.len, dentry_common::NOT_IN_LEVEL);
+        // A field before d_parent is outside too.
+        let early_name = LevelLayout::new(&KernelOffsets {
+            dentry_d_name: 8,
+            ..v612
+        });
+        assert_eq!(early_name.name, dentry_common::NOT_IN_LEVEL);
     }
 
     #[test]

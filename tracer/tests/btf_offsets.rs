@@ -3,6 +3,7 @@
 //! kernels: reading them at load time is the point).
 use std::{collections::BTreeMap, path::Path, process::Command};
 
+use dentry_common::NOT_IN_LEVEL;
 use tracer::btf::Btf;
 use xtask::kernel::{DEFAULT_KERNELS, Kernel};
 
@@ -113,6 +114,7 @@ fn bpftool_offset(types: &BTreeMap<u32, RawType>, strukt: &str, member: &str) ->
 
 fn compare(label: &str, btf_file: &Path) -> Vec<u32> {
     let ours = Btf::from_file(&btf_file.to_string_lossy()).expect("our reader parses it");
+    one_read_per_level(label, &ours);
     let theirs = bpftool_dump(btf_file);
     FIELDS
         .iter()
@@ -127,6 +129,39 @@ fn compare(label: &str, btf_file: &Path) -> Vec<u32> {
         })
         .chain(std::iter::once(iname(label, &ours, &theirs)))
         .collect()
+}
+
+/// The walk's fast path: every field a level needs lies within the words it reads at once
+/// (a field outside them costs a read of its own).
+fn one_read_per_level(label: &str, ours: &Btf) {
+    let off = ours
+        .kernel_offsets()
+        .unwrap_or_else(|e| panic!("{label}: {e}"));
+    let level = off.level;
+    for (what, index) in [
+        ("d_name.name", level.name),
+        ("d_name.len", level.len),
+        ("inline name", level.iname),
+        ("d_sb", level.sb),
+    ] {
+        assert_ne!(
+            index, NOT_IN_LEVEL,
+            "{label}: {what} outside a level's read: {off:?}"
+        );
+    }
+    let word = |index: u32| off.dentry_d_parent + 8 * index;
+    assert_eq!(
+        word(level.name),
+        off.dentry_d_name + off.qstr_name,
+        "{label}"
+    );
+    assert_eq!(
+        word(level.len) + level.len_shift / 8,
+        off.dentry_d_name + off.qstr_len,
+        "{label}"
+    );
+    assert_eq!(word(level.iname), off.dentry_d_iname, "{label}");
+    assert_eq!(word(level.sb), off.dentry_d_sb, "{label}");
 }
 
 /// The inline name storage is `d_iname` up to 6.13 and `d_shortname` since 6.14.
