@@ -105,6 +105,10 @@ enum Task {
         /// per program run; the timing adds to every run, so compare only runs that had it.
         #[arg(long)]
         program_stats: bool,
+        /// Guest time counts instructions (qemu -icount), not host time: a busy host no
+        /// longer moves the figures, but they weigh every instruction alike.
+        #[arg(long)]
+        icount: bool,
     },
 }
 
@@ -207,6 +211,7 @@ fn run(task: Task) -> anyhow::Result<()> {
             only,
             boots,
             program_stats,
+            icount,
         } => {
             setup::ebpf_toolchain()?;
             setup::apt_packages(setup::VM_PACKAGES)?;
@@ -229,6 +234,7 @@ fn run(task: Task) -> anyhow::Result<()> {
                         modes,
                         only,
                         program_stats,
+                        icount,
                     }
                 )?
             );

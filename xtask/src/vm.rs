@@ -58,6 +58,7 @@ pub struct VmRun<'a> {
     modules: Vec<String>,
     timeout: Duration,
     memory_mb: u32,
+    icount: bool,
 }
 
 /// What the VM printed.
@@ -81,7 +82,17 @@ impl<'a> VmRun<'a> {
             modules: Vec::new(),
             timeout: Duration::from_secs(300),
             memory_mb: 1024,
+            icount: false,
         }
+    }
+
+    /// Guest time counts executed instructions (qemu `-icount shift=0,sleep=off`: one
+    /// instruction is one virtual nanosecond, idle time jumps to the next timer) instead of
+    /// following the host's clock, so how busy the host is does not change what the guest
+    /// measures. Slower, and single-threaded.
+    pub fn icount(mut self, on: bool) -> Self {
+        self.icount = on;
+        self
     }
 
     /// An executable (with its shared libraries) at `dest` inside the VM.
@@ -160,6 +171,11 @@ impl<'a> VmRun<'a> {
         let mut child = Command::new("qemu-system-x86_64")
             .args(["-accel", "tcg", "-cpu", "max", "-smp", "2"])
             .args(["-m", &self.memory_mb.to_string()])
+            .args(if self.icount {
+                &["-icount", "shift=0,sleep=off"][..]
+            } else {
+                &[]
+            })
             .args([
                 "-nographic",
                 "-no-reboot",
