@@ -130,10 +130,10 @@ pub fn event(op: Operation, target: Target, hot: &mut HotCounters, flags: u16) {
     let walk = match target {
         Target::Dentry(d) => {
             let cache = path_cache_on();
-            dentry::walk(&mut ev.path, &mut h.fstype, d, &off, cache, defer)
+            dentry::walk(&mut ev.path, &mut h.fstype, d, off, cache, defer)
         }
         Target::SuperBlock(sb) => {
-            dentry::superblock(sb, &off, &mut h.fstype);
+            dentry::superblock(sb, off, &mut h.fstype);
             dentry::Walk::new(0)
         }
     };

@@ -123,18 +123,27 @@ static PATTERNS: KernelPatterns = KernelPatterns {
     }; KERNEL_PATTERNS],
 };
 
+/// A load-time global behind a pointer the compiler cannot see through: it would fold the
+/// placeholder zeros, and the loader rewrites the global before the programs are loaded. (A
+/// volatile read of the whole value instead loads every field up front and keeps them on the
+/// stack for the whole program; through the pointer each field is loaded where it is used, and
+/// the verifier still knows it as a constant, the map being frozen.)
+#[inline(always)]
+fn global<T>(at: &'static T) -> &'static T {
+    let at: *const T = at;
+    // SAFETY: reading back a pointer to a static; it stays valid for the program's life.
+    unsafe { &*core::ptr::read_volatile(&at) }
+}
+
 /// Struct offsets for the running kernel (set by the tracer from BTF).
 #[inline(always)]
-pub fn offsets() -> KernelOffsets {
-    // SAFETY: read_volatile stops the compiler from folding the placeholder zeros; the loader
-    // rewrites the global before the program is loaded.
-    unsafe { core::ptr::read_volatile(&OFFSETS) }
+pub fn offsets() -> &'static KernelOffsets {
+    global(&OFFSETS)
 }
 
 #[inline(always)]
-pub fn config() -> Config {
-    // SAFETY: as for `offsets`.
-    unsafe { core::ptr::read_volatile(&CONFIG) }
+pub fn config() -> &'static Config {
+    global(&CONFIG)
 }
 
 /// Applies `bump` to the current cgroup's counters on this CPU; returns this CPU's slot (which
@@ -168,13 +177,10 @@ fn switch_cgroup(hot: &mut HotCounters, cgroup: u64) {
     hot.scope = SCOPE_UNKNOWN;
 }
 
-/// The kernel patterns, behind a pointer the compiler cannot see through (it would fold the
-/// placeholder zeros; the loader rewrites the global before the programs are loaded).
+/// The kernel patterns.
 #[inline(always)]
 pub fn patterns() -> &'static KernelPatterns {
-    let at: *const KernelPatterns = core::ptr::addr_of!(PATTERNS);
-    // SAFETY: reading back a pointer to a static; it stays valid for the program's life.
-    unsafe { &*core::ptr::read_volatile(&at) }
+    global(&PATTERNS)
 }
 
 /// Adds one to this CPU's slot of a one-slot per-CPU counter (`DROPS`, `FILTERED`,
