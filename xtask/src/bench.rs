@@ -147,7 +147,7 @@ fn samples(out: &VmOutput) -> Samples {
             continue;
         };
         if let Ok(seq) = seq.parse::<u32>()
-            && let Some(ns) = words.find_map(|w| w.strip_prefix("ns_per_op="))
+            && let Some(ns) = value(line, "ns_per_op")
             && let Ok(ns) = ns.parse::<f64>()
         {
             runs.insert(seq, (name.to_owned(), ns));
@@ -176,6 +176,13 @@ fn samples(out: &VmOutput) -> Samples {
         }
     }
     samples
+}
+
+/// The value of the `key=value` word in a line the VM script printed.
+fn value<'l>(line: &'l str, key: &str) -> Option<&'l str> {
+    line.split_whitespace()
+        .filter_map(|w| w.split_once('='))
+        .find_map(|(k, v)| (k == key).then_some(v))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -290,15 +297,13 @@ type ProgramTimes = BTreeMap<(String, String), (Vec<f64>, Vec<f64>)>;
 /// Collects the `program` lines a tracer under `--bench-program-stats` prints.
 fn program_times(out: &VmOutput, into: &mut ProgramTimes) {
     for line in out.tagged("bench-program") {
-        let mut words = line.split_whitespace();
-        let Some(variant) = words.next() else {
+        let Some(variant) = line.split_whitespace().next() else {
             continue;
         };
-        let field = |key: &str| line.split_whitespace().find_map(|w| w.strip_prefix(key));
         if let (Some(name), Some(Ok(runs)), Some(Ok(ns))) = (
-            field("name="),
-            field("runs=").map(str::parse::<f64>),
-            field("ns_per_run=").map(str::parse::<f64>),
+            value(line, "name"),
+            value(line, "runs").map(str::parse::<f64>),
+            value(line, "ns_per_run").map(str::parse::<f64>),
         ) {
             let entry = into
                 .entry((variant.to_owned(), name.to_owned()))
