@@ -524,6 +524,17 @@ pub const TSV_HEADER: &str = "timestamp\tpod\tcontainer\tcgroup_id\toperation\tp
 /// plugin ends a `trace --keep` stream on it.
 pub const LINGER_MARKER: &str = "tracer: finished; serving";
 
+/// How the tracer's own stderr line starts once every probe is attached (and a stop signal
+/// will be honoured); the attach mode follows (`fentry`, `kprobe` or `mixed`). The plugin
+/// waits for it before it says "tracing", and so do the VM scripts.
+pub const ATTACHED_MARKER: &str = "tracer: attached mode=";
+
+/// The attach mode of an `ATTACHED_MARKER` line; `None` for any other line.
+pub fn attached_mode(line: &str) -> Option<&str> {
+    let mode = line.strip_prefix(ATTACHED_MARKER)?.split(' ').next()?;
+    (!mode.is_empty()).then_some(mode)
+}
+
 /// The container runtimes' CRI sockets (containerd, CRI-O, cri-dockerd), relative to the host's
 /// `/run`, in the order the tracer tries them.
 pub const CRI_SOCKETS: [&str; 3] = [
@@ -546,6 +557,8 @@ pub mod names {
     pub const PATTERNS: &str = "PATTERNS";
     pub const FILTERED: &str = "FILTERED";
     pub const PATH_CACHE_HITS: &str = "PATH_CACHE_HITS";
+    pub const CONTENDED: &str = "CONTENDED";
+    pub const SPILLED: &str = "SPILLED";
 }
 
 /// Upper bound on distinct cgroups counted at once; a busy node has a few thousand.

@@ -20,7 +20,7 @@ use aya_ebpf::{
 };
 use dentry_common::{Counters, FLAG_ALLOCATED, Operation};
 
-use crate::maps::{FLOOR, bump, count_one};
+use crate::maps::{FLOOR, count, count_one};
 
 type Ptr = *const u8;
 
@@ -159,7 +159,7 @@ pub fn fe_floor_lookup(_ctx: FEntryContext) -> u32 {
 
 #[inline(always)]
 fn on_alloc() {
-    let _ = bump(|c| c.alloc += 1);
+    count(|c| c.alloc += 1, |_| {});
 }
 
 /// A lookup's result on the dentry it allocated (both functions require an unhashed dentry,
@@ -203,23 +203,22 @@ fn on_prune(sb: Ptr) {
     count_and_trace(Operation::Prune, target, 0, |c| c.prune_calls += 1);
 }
 
-/// Counts for the current cgroup, then traces with the cgroup the count found.
+/// Counts for the current cgroup, then traces with the cgroup the count found (unless the
+/// CPU's state was claimed by a program this one interrupted: see `maps::Claim`).
 #[inline(always)]
 fn count_and_trace(
     op: Operation,
     target: emit::Target,
     flags: u16,
-    count: impl FnOnce(&mut Counters),
+    counts: impl FnOnce(&mut Counters),
 ) {
-    if let Some(hot) = bump(count) {
-        emit::event(op, target, hot, flags);
-    }
+    count(counts, |hot| emit::event(op, target, hot, flags));
 }
 
 #[inline(always)]
 fn on_pruned(freed: i64) {
     if freed > 0 {
-        let _ = bump(|c| c.pruned += freed as u64);
+        count(|c| c.pruned += freed as u64, |_| {});
     }
 }
 

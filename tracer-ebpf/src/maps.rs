@@ -72,6 +72,21 @@ pub static HOT_COUNTERS: PerCpuArray<HotCounters> = PerCpuArray::with_max_entrie
 #[map(name = "FILTERED")]
 pub static FILTERED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
+/// Per CPU, how many programs hold or are trying for this CPU's state (the counting slot, the
+/// scratch event, the path cache): see `Claim`.
+#[map(name = "BUSY")]
+pub static BUSY: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// Probe hits that found this CPU's state claimed (a program they preempted or interrupted
+/// holds it): counted in `SPILLED`, not traced.
+#[map(name = "CONTENDED")]
+pub static CONTENDED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// Counts of the hits `CONTENDED` counts, per cgroup, added atomically (no slot involved);
+/// userspace adds them to the rest.
+#[map(name = "SPILLED")]
+pub static SPILLED: PerCpuHashMap<u64, Counters> = PerCpuHashMap::with_max_entries(MAX_CGROUPS, 0);
+
 /// The benchmark floor's counter.
 #[map(name = "FLOOR")]
 pub static FLOOR: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
@@ -146,21 +161,94 @@ pub fn config() -> &'static Config {
     global(&CONFIG)
 }
 
-/// Applies `bump` to the current cgroup's counters on this CPU; returns this CPU's slot (which
-/// now holds the current cgroup), or `None` if the slot cannot be had (it always can).
+/// This CPU's state, claimed until dropped.
+///
+/// kprobe programs run with preemption off and never nest, but fentry programs run with only
+/// migration disabled: on a preemptible kernel another task's program can run on this CPU
+/// while one is preempted half-way, and a program in an interrupt can run inside another. The
+/// claim keeps them off the same per-CPU slot and scratch event. Taking it is one atomic add
+/// and a read: a program holds the claim only if the count it reads back is 1, so two can
+/// never both hold it whichever order their adds and reads interleave in (at worst both give
+/// up). The add is a single instruction, so a preemption falls before or after it.
+pub struct Claim(*mut u64);
+
+impl Claim {
+    #[inline(always)]
+    pub fn take() -> Option<Claim> {
+        let busy = BUSY.get_ptr_mut(0)?;
+        crate::mem::atomic_add(busy, 1);
+        // SAFETY: a plain read of this CPU's slot.
+        if unsafe { core::ptr::read_volatile(busy) } == 1 {
+            return Some(Claim(busy));
+        }
+        crate::mem::atomic_add(busy, u64::MAX);
+        None
+    }
+}
+
+impl Drop for Claim {
+    #[inline(always)]
+    fn drop(&mut self) {
+        // An add, not a store of 0: a contender's add may be in flight.
+        crate::mem::atomic_add(self.0, u64::MAX);
+    }
+}
+
+/// Counts for the current cgroup with `count`. With this CPU's state claimed, `then` runs on
+/// the counting slot (which now holds the current cgroup) before the claim is released.
+/// Otherwise the count goes to `SPILLED` and the hit to `CONTENDED`, and `then` does not run.
 #[inline(always)]
-pub fn bump(bump: impl FnOnce(&mut Counters)) -> Option<&'static mut HotCounters> {
+pub fn count(count: impl FnOnce(&mut Counters), then: impl FnOnce(&mut HotCounters)) {
     // SAFETY: the helper has no preconditions; it is `unsafe` only because it is FFI.
     let cgroup = unsafe { bpf_get_current_cgroup_id() };
-    // SAFETY: a per-CPU slot is only touched by this CPU, and a probe is not preempted by
-    // another probe on the same CPU.
-    let hot = unsafe { &mut *HOT_COUNTERS.get_ptr_mut(0)? };
+    let Some(_claim) = Claim::take() else {
+        spill(cgroup, count);
+        count_one(&CONTENDED);
+        return;
+    };
+    let Some(hot) = HOT_COUNTERS.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: this CPU's slot, and the claim keeps every other program off it.
+    let hot = unsafe { &mut *hot };
     if hot.cgroup != cgroup {
         switch_cgroup(hot, cgroup);
     }
-    bump(&mut hot.counters);
-    Some(hot)
+    count(&mut hot.counters);
+    then(hot);
 }
+
+/// Adds `count`'s increments to `cgroup`'s `SPILLED` value on this CPU, atomically: spills
+/// can nest too.
+#[inline(always)]
+fn spill(cgroup: u64, count: impl FnOnce(&mut Counters)) {
+    let mut delta = Counters::default();
+    count(&mut delta);
+    if SPILLED.get_ptr_mut(cgroup).is_none() {
+        // Another spill may insert first: then this one fails and the lookup below finds it.
+        let _ = SPILLED.insert(cgroup, Counters::default(), BPF_NOEXIST);
+    }
+    let Some(value) = SPILLED.get_ptr_mut(cgroup) else {
+        return;
+    };
+    // SAFETY: fields of a live map value.
+    let field = |f: &mut u64| f as *mut u64;
+    let v = unsafe { &mut *value };
+    for (at, n) in [
+        (field(&mut v.alloc), delta.alloc),
+        (field(&mut v.positive), delta.positive),
+        (field(&mut v.negative), delta.negative),
+        (field(&mut v.shrink_calls), delta.shrink_calls),
+        (field(&mut v.prune_calls), delta.prune_calls),
+        (field(&mut v.pruned), delta.pruned),
+    ] {
+        if n != 0 {
+            crate::mem::atomic_add(at, n);
+        }
+    }
+}
+
+const BPF_NOEXIST: u64 = 1;
 
 /// Writes the slot's cgroup back to `COUNTERS` and loads `cgroup`'s counts into it.
 #[inline(always)]
@@ -184,12 +272,12 @@ pub fn patterns() -> &'static KernelPatterns {
 }
 
 /// Adds one to this CPU's slot of a one-slot per-CPU counter (`DROPS`, `FILTERED`,
-/// `PATH_CACHE_HITS`, `FLOOR`); userspace sums the CPUs.
+/// `PATH_CACHE_HITS`, `CONTENDED`, `FLOOR`); userspace sums the CPUs. Atomic, as programs on
+/// one CPU can interleave (see `Claim`); on x86 and arm64 the JIT makes it one instruction.
 #[inline(always)]
 pub fn count_one(counter: &PerCpuArray<u64>) {
     if let Some(slot) = counter.get_ptr_mut(0) {
-        // SAFETY: a per-CPU slot, only this CPU touches it.
-        unsafe { *slot += 1 };
+        crate::mem::atomic_add(slot, 1);
     }
 }
 

@@ -20,7 +20,8 @@ pub enum Error {
 }
 
 /// Totals per cgroup id, summed over CPUs: each CPU's `COUNTERS` value, or its hot slot where
-/// that holds the cgroup (see `HotCounters`). Two readings can go backwards (the kernel may
+/// that holds the cgroup (see `HotCounters`), plus what hits on a busy CPU counted aside
+/// (`SPILLED`). Two readings can go backwards (the kernel may
 /// write a slot back between the two map reads); `Monotonic` evens that out.
 pub fn per_cgroup(ebpf: &Ebpf) -> Result<BTreeMap<u64, Counters>, Error> {
     // The hot slots first: a slot written back after this read is in the hash read below.
@@ -39,7 +40,19 @@ pub fn per_cgroup(ebpf: &Ebpf) -> Result<BTreeMap<u64, Counters>, Error> {
         let (cgroup, per_cpu) = entry.map_err(err)?;
         hashed.push((cgroup, per_cpu.to_vec()));
     }
-    Ok(merge(hashed, &hot))
+    let mut totals = merge(hashed, &hot);
+
+    // Hits that found their CPU busy counted aside, only ever added to.
+    let name = names::SPILLED;
+    let map = ebpf.map(name).ok_or(Error::MissingMap(name))?;
+    let err = |source| Error::Map { map: name, source };
+    let spilled: PerCpuHashMap<_, u64, Counters> = PerCpuHashMap::try_from(map).map_err(err)?;
+    for entry in spilled.iter() {
+        let (cgroup, per_cpu) = entry.map_err(err)?;
+        let total = totals.entry(cgroup).or_default();
+        *total = total.add(&sum(per_cpu.iter()));
+    }
+    Ok(totals)
 }
 
 /// Per cgroup, the sum over CPUs of the larger of its hash value and the CPU's hot slot when

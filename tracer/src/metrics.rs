@@ -27,6 +27,8 @@ pub struct Metrics {
     events: IntCounter,
     drops: KernelTotal,
     filtered: KernelTotal,
+    contended: KernelTotal,
+    missed: KernelTotal,
     cgroups_tracked: IntGauge,
     last: HashMap<u64, Counters>,
     cgroup_id_label: bool,
@@ -149,6 +151,23 @@ impl Metrics {
                 "Trace events the kernel left out because no trace pattern matched their path.",
             ),
         )?;
+        let contended = register(
+            &registry,
+            IntCounter::new(
+                "dentry_tracer_events_contended_total",
+                "Probe hits that found their CPU's tracer state in use by a program they \
+                 preempted or interrupted: counted exactly, but not traced.",
+            ),
+        )?;
+        let missed = register(
+            &registry,
+            IntCounter::new(
+                "dentry_tracer_probe_missed_total",
+                "Probe runs the kernel skipped because the same program (fentry, on a \
+                 preemptible kernel) or another kprobe program was already running on that CPU: \
+                 neither counted nor traced.",
+            ),
+        )?;
         let cgroups_tracked = register(
             &registry,
             IntGauge::new(
@@ -185,6 +204,14 @@ impl Metrics {
             },
             filtered: KernelTotal {
                 counter: filtered,
+                last: 0,
+            },
+            contended: KernelTotal {
+                counter: contended,
+                last: 0,
+            },
+            missed: KernelTotal {
+                counter: missed,
                 last: 0,
             },
             cgroups_tracked,
@@ -245,6 +272,16 @@ impl Metrics {
     /// The count of events the kernel's pattern test left out so far (absolute).
     pub fn set_filtered(&mut self, total: u64) {
         self.filtered.set(total);
+    }
+
+    /// The count of probe hits that found their CPU busy so far (absolute).
+    pub fn set_contended(&mut self, total: u64) {
+        self.contended.set(total);
+    }
+
+    /// The kernel's count of skipped probe runs so far (absolute).
+    pub fn set_missed(&mut self, total: u64) {
+        self.missed.set(total);
     }
 
     pub fn add_events(&self, n: u64) {
