@@ -10,10 +10,12 @@ pub mod http;
 pub mod kubelet;
 pub mod kubepath;
 pub mod metrics;
+pub mod misses;
 pub mod owners;
 pub mod pipeline;
 pub mod probes;
 pub mod rotate;
+pub mod stdout;
 pub mod summary;
 pub mod tsv;
 

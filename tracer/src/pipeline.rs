@@ -1,7 +1,7 @@
 //! What happens to each ring-buffer record: decode, filter by pattern, attribute to a pod,
 //! format as a TSV line, write to the rotated files and/or stdout, tally for the summary, and
 //! stop at the caps.
-use std::{io::Write as _, sync::Arc};
+use std::sync::Arc;
 
 use dentry_common::Operation;
 
@@ -9,6 +9,7 @@ use crate::{
     events::{self, Clock},
     owners::Owners,
     rotate::Rotator,
+    stdout::Sink,
     summary::Summary,
     tsv,
 };
@@ -64,7 +65,7 @@ pub struct Pipeline {
     raw_filter: Option<RawFilter>,
     pub owners: Arc<Owners>,
     files: Option<Rotator>,
-    stdout: Option<std::io::BufWriter<std::io::Stdout>>,
+    pub stdout: Option<Sink>,
     pub summary: Summary,
     caps: Caps,
     /// Events kept (passed the filters) and bytes of lines produced.
@@ -85,10 +86,7 @@ impl Pipeline {
         caps: Caps,
     ) -> std::io::Result<Pipeline> {
         let stdout = if stdout {
-            let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
-            writeln!(out, "{}", tsv::HEADER)?;
-            out.flush()?;
-            Some(out)
+            Some(Sink::start(tsv::HEADER)?)
         } else {
             None
         };
@@ -112,6 +110,11 @@ impl Pipeline {
 
     fn keep(&self, path: &str) -> bool {
         self.patterns.is_empty() || self.patterns.iter().any(|p| path.contains(p.as_str()))
+    }
+
+    /// stdout has lines its writer has not taken yet (the reader is slow).
+    pub fn backlogged(&self) -> bool {
+        self.stdout.as_ref().is_some_and(Sink::backlogged)
     }
 
     /// Handles one record.
@@ -166,8 +169,7 @@ impl Pipeline {
             }
         }
         if let Some(out) = &mut self.stdout {
-            // A closed stdout (reader gone) must not stop the files or the metrics.
-            let _ = out.write_all(self.line.as_bytes());
+            out.push(self.line.as_bytes());
         }
         Flow::Continue
     }
@@ -175,7 +177,7 @@ impl Pipeline {
     /// Pushes buffered lines out (stdout is buffered; file lines are written whole already).
     pub fn flush(&mut self) {
         if let Some(out) = &mut self.stdout {
-            let _ = out.flush();
+            out.flush();
         }
         if let Some(files) = &mut self.files {
             let _ = files.flush();

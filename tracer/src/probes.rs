@@ -183,6 +183,8 @@ pub enum Error {
     Btf(String),
     #[error("the eBPF object has no program {0}")]
     MissingProgram(&'static str),
+    #[error("the eBPF object has no map {0}")]
+    MissingMap(&'static str),
     #[error("kernel program {program} was rejected: {source}")]
     Load {
         program: &'static str,
@@ -196,8 +198,15 @@ pub enum Error {
         #[source]
         source: ProgramError,
     },
-    #[error("writing a kernel map: {0}")]
+    #[error("writing the target cgroups into the kernel: {0}")]
     Targets(#[source] aya::maps::MapError),
+    #[error("turning {what} {state} in the kernel: {source}")]
+    Switch {
+        what: &'static str,
+        state: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
 }
 
 /// Everything the programs need before they are loaded.
@@ -240,7 +249,7 @@ pub fn open(object: &[u8], options: &LoadOptions, btf: &Btf) -> Result<Ebpf, Err
 pub fn set_targets(ebpf: &mut Ebpf, ids: &[u64]) -> Result<(), Error> {
     let map = ebpf
         .map_mut(names::TARGETS)
-        .ok_or(Error::MissingProgram(names::TARGETS))?;
+        .ok_or(Error::MissingMap(names::TARGETS))?;
     let mut targets: HashMap<&mut MapData, u64, u8> =
         HashMap::try_from(map).map_err(Error::Targets)?;
     for id in ids {
@@ -262,10 +271,19 @@ pub fn set_path_cache(ebpf: &mut Ebpf, on: bool) -> Result<(), Error> {
 fn set_switch(ebpf: &mut Ebpf, slot: u32, on: bool) -> Result<(), Error> {
     let map = ebpf
         .map_mut(names::SWITCH)
-        .ok_or(Error::MissingProgram(names::SWITCH))?;
+        .ok_or(Error::MissingMap(names::SWITCH))?;
+    let failed = |source| Error::Switch {
+        what: if slot == SWITCH_TRACE {
+            "tracing"
+        } else {
+            "the path cache"
+        },
+        state: if on { "on" } else { "off" },
+        source,
+    };
     let mut switch: aya::maps::Array<&mut MapData, u32> =
-        aya::maps::Array::try_from(map).map_err(Error::Targets)?;
-    switch.set(slot, u32::from(on), 0).map_err(Error::Targets)
+        aya::maps::Array::try_from(map).map_err(failed)?;
+    switch.set(slot, u32::from(on), 0).map_err(failed)
 }
 
 /// Runs every kprobe program through the verifier and tries every fentry program; returns each
