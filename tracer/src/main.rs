@@ -208,8 +208,10 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         trace = args.trace_enabled,
         targets = targets.len(),
         listen = %listen,
-        "attached"
+        "probes attached"
     );
+    // The contract with the plugin and the VM scripts, not a log line: its own line, always.
+    eprintln!("{}{mode}", dentry_common::ATTACHED_MARKER);
 
     let state = Arc::new(AppState {
         metrics: Mutex::new(Metrics::new(args.cgroup_id_label, mode)?),
@@ -247,7 +249,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             max_bytes: args.max_bytes,
         };
         let mut p = Pipeline::new(args.trace_patterns.0.clone(), files, args.stdout, caps)?;
-        let capped = trace(ring, &mut p, &mut stop, &state, owners_rx).await?;
+        let capped = trace(ring, &mut p, &mut stop, &state, owners_rx, &ebpf).await?;
         if let Some(which) = capped {
             if let Ok(mut e) = ebpf.lock() {
                 probes::set_tracing(&mut e, false)?;
@@ -264,11 +266,22 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     poller.abort();
     resolver.abort();
+    // The summary does not wait on a reader of stdout that has stopped reading.
+    let unwritten = pipeline
+        .as_mut()
+        .and_then(|p| p.stdout.take())
+        .map_or(0, |out| out.finish(STDOUT_GRACE));
     {
         let ebpf = ebpf
             .lock()
             .map_err(|_| anyhow::anyhow!("the poller panicked"))?;
-        final_summary(&ebpf, mode, pipeline.as_ref())?;
+        final_summary(&ebpf, mode, pipeline.as_ref(), unwritten)?;
+        if args.bench_floor {
+            eprintln!(
+                "bench floor={}",
+                counters::per_cpu_total(&ebpf, names::FLOOR)?
+            );
+        }
     }
     // Dropping the last handle on the object detaches every probe.
     drop(ebpf);
@@ -329,13 +342,15 @@ fn check_kernel(args: &Args) -> ExitCode {
     }
 }
 
-/// Drains the ring buffer into the pipeline until stopped or capped.
+/// Drains the ring buffer into the pipeline until stopped or capped. On a stop, the kernel
+/// stops writing first, then what is left is drained for at most `FINAL_DRAIN`.
 async fn trace(
     ring: RingBuf<aya::maps::MapData>,
     pipeline: &mut Pipeline,
     stop: &mut Stop,
     state: &AppState,
     mut owners: watch::Receiver<Arc<Owners>>,
+    ebpf: &Mutex<Ebpf>,
 ) -> anyhow::Result<Option<&'static str>> {
     // SAFETY: the ring buffer owns its fd and lives inside the AsyncFd, which deregisters it
     // before the fd is closed.
@@ -349,55 +364,58 @@ async fn trace(
     pipeline.owners = owners.borrow_and_update().clone();
     // Returns (cap reached, ring buffer emptied). A batch is bounded so that under a flood
     // the loop still flushes stdout, picks up new owners and notices a stop.
-    let mut drain = |ring: &mut RingBuf<aya::maps::MapData>, pipeline: &mut Pipeline| {
-        if owners.has_changed().unwrap_or(false) {
-            pipeline.owners = owners.borrow_and_update().clone();
-        }
-        let before = pipeline.kept;
-        let mut flow = Flow::Continue;
-        let mut emptied = false;
-        for _ in 0..DRAIN_BATCH {
-            let Some(record) = ring.next() else {
-                emptied = true;
-                break;
-            };
-            flow = pipeline.handle(&record);
-            if flow != Flow::Continue {
-                break;
+    let mut drain =
+        |ring: &mut RingBuf<aya::maps::MapData>, pipeline: &mut Pipeline, batch: usize| {
+            if owners.has_changed().unwrap_or(false) {
+                pipeline.owners = owners.borrow_and_update().clone();
             }
-        }
-        pipeline.flush();
-        if let Ok(m) = state.metrics.lock() {
-            m.add_events(pipeline.kept - before);
-        }
-        if let (Some(e), false) = (&pipeline.file_error, reported_file_error) {
-            eprintln!(
-                "tracer: trace file write failed: {e} (lines are skipped until writes work \
-                 again; metrics go on)"
-            );
-            reported_file_error = true;
-        }
-        let capped = match flow {
-            Flow::Capped(which) => Some(which),
-            Flow::Continue => None,
-        };
-        (capped, emptied)
-    };
-    loop {
-        let capped = tokio::select! {
-            () = &mut stop => {
-                // Everything the kernel wrote before the stop goes out.
-                loop {
-                    let (capped, emptied) = drain(ring.get_mut(), pipeline);
-                    if capped.is_some() || emptied {
-                        return Ok(capped);
-                    }
+            let before = pipeline.kept;
+            let mut flow = Flow::Continue;
+            let mut emptied = false;
+            for _ in 0..batch {
+                let Some(record) = ring.next() else {
+                    emptied = true;
+                    break;
+                };
+                flow = pipeline.handle(&record);
+                if flow != Flow::Continue {
+                    break;
                 }
             }
-            _ = tick.tick() => drain(ring.get_mut(), pipeline).0,
-            guard = ring.readable_mut() => {
+            pipeline.flush();
+            if let Ok(m) = state.metrics.lock() {
+                m.add_events(pipeline.kept - before);
+            }
+            if let (Some(e), false) = (&pipeline.file_error, reported_file_error) {
+                eprintln!(
+                    "tracer: trace file write failed: {e} (lines are skipped until writes work \
+                 again; metrics go on)"
+                );
+                reported_file_error = true;
+            }
+            let capped = match flow {
+                Flow::Capped(which) => Some(which),
+                Flow::Continue => None,
+            };
+            (capped, emptied)
+        };
+    loop {
+        // While stdout's reader lags, the ring buffer waits (and the kernel counts drops when
+        // it is full); a stop is noticed all the same.
+        let backlogged = pipeline.backlogged();
+        let room = pipeline.stdout.as_ref().map(|out| out.room());
+        let capped = tokio::select! {
+            () = &mut stop => break,
+            Some(room) = async { room?.await }, if backlogged => {
+                if let Some(out) = &mut pipeline.stdout {
+                    out.send(room);
+                }
+                None
+            }
+            _ = tick.tick(), if !backlogged => drain(ring.get_mut(), pipeline, DRAIN_BATCH).0,
+            guard = ring.readable_mut(), if !backlogged => {
                 let mut guard = guard?;
-                let (capped, emptied) = drain(guard.get_inner_mut(), pipeline);
+                let (capped, emptied) = drain(guard.get_inner_mut(), pipeline, DRAIN_BATCH);
                 if emptied {
                     guard.clear_ready();
                 }
@@ -408,7 +426,32 @@ async fn trace(
             return Ok(capped);
         }
     }
+    // Under a storm the probes write as fast as we read: turn them off, so what is left is
+    // finite, and bound the drain in time too, so the summary comes within a kubelet's grace.
+    match ebpf.lock() {
+        Ok(mut e) => probes::set_tracing(&mut e, false)?,
+        Err(_) => anyhow::bail!("the poller panicked"),
+    }
+    let deadline = tokio::time::Instant::now() + FINAL_DRAIN;
+    loop {
+        // Small batches: the deadline is looked at often.
+        let (capped, emptied) = drain(ring.get_mut(), pipeline, DRAIN_BATCH / 8);
+        if capped.is_some() {
+            return Ok(capped);
+        }
+        if emptied || tokio::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        if pipeline.backlogged() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
+
+/// How long a stop may spend on what the ring buffer still holds.
+const FINAL_DRAIN: Duration = Duration::from_secs(2);
+/// How long a stop waits for stdout's reader to take the last lines.
+const STDOUT_GRACE: Duration = Duration::from_secs(1);
 
 /// Records handled per drain call before the loop looks at its other duties.
 const DRAIN_BATCH: usize = 8192;
@@ -492,12 +535,14 @@ fn poll_once(
     proc: &std::path::Path,
     monotonic: &mut counters::Monotonic,
 ) -> anyhow::Result<()> {
-    let (totals, drops, filtered) = {
+    let (totals, drops, filtered, contended, missed) = {
         let ebpf = ebpf.lock().map_err(|_| anyhow::anyhow!("lock poisoned"))?;
         (
             monotonic.apply(counters::per_cgroup(&ebpf)?),
             counters::per_cpu_total(&ebpf, names::DROPS)?,
             counters::per_cpu_total(&ebpf, names::FILTERED)?,
+            counters::per_cpu_total(&ebpf, names::CONTENDED)?,
+            tracer::misses::total(&ebpf),
         )
     };
     let dentry_state = std::fs::read_to_string(proc.join("sys/fs/dentry-state"))
@@ -511,21 +556,31 @@ fn poll_once(
     m.update(&totals, &owners);
     m.set_drops(drops);
     m.set_filtered(filtered);
+    m.set_contended(contended);
+    m.set_missed(missed);
     if let Some(s) = dentry_state {
         m.set_dentry_state(s);
     }
     Ok(())
 }
 
-fn final_summary(ebpf: &Ebpf, mode: &str, pipeline: Option<&Pipeline>) -> anyhow::Result<()> {
+fn final_summary(
+    ebpf: &Ebpf,
+    mode: &str,
+    pipeline: Option<&Pipeline>,
+    unwritten: u64,
+) -> anyhow::Result<()> {
     let drops = counters::per_cpu_total(ebpf, names::DROPS)?;
-    let floor = counters::per_cpu_total(ebpf, names::FLOOR)?;
     let filtered = counters::per_cpu_total(ebpf, names::FILTERED)?;
+    let contended = counters::per_cpu_total(ebpf, names::CONTENDED)?;
+    let missed = tracer::misses::total(ebpf);
     let path_cache_hits = counters::per_cpu_total(ebpf, names::PATH_CACHE_HITS)?;
     let (events, bytes) = pipeline.map_or((0, 0), |p| (p.kept, p.bytes));
     let file_errors = pipeline.map_or(0, |p| p.file_errors);
     eprintln!(
-        "summary attach={mode} events={events} drops={drops} filtered={filtered} bytes={bytes} file_errors={file_errors} floor={floor} path_cache_hits={path_cache_hits}"
+        "summary attach={mode} events={events} drops={drops} filtered={filtered} \
+         contended={contended} missed={missed} unwritten={unwritten} bytes={bytes} file_errors={file_errors} \
+         path_cache_hits={path_cache_hits}"
     );
     let mut per_cgroup: Vec<_> = counters::per_cgroup(ebpf)?.into_iter().collect();
     per_cgroup.sort_by(|a, b| b.1.alloc.cmp(&a.1.alloc).then(a.0.cmp(&b.0)));
