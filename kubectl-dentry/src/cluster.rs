@@ -58,6 +58,11 @@ pub async fn connect(args: &ClusterArgs) -> Result<(Client, String), Error> {
         .namespace
         .clone()
         .unwrap_or_else(|| config.default_namespace.clone());
+    // kube retries 429/503/504 up to 15 times with a backoff that grows to minutes; a dead
+    // tracer pod answers its proxy with 503, so `fetch` and `top` would stall on it. kubectl
+    // does not retry either: a failure is reported at once.
+    let mut config = config;
+    config.default_retry = false;
     let client = Client::try_from(config).map_err(|e| Error::Kubeconfig(e.to_string()))?;
     Ok((client, namespace))
 }

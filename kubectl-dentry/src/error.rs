@@ -78,6 +78,16 @@ pub enum Error {
         secs: u64,
         state: String,
     },
+    #[error(
+        "the log of tracer pod {pod} broke off: {message} (was the pod deleted, or its node lost? `kubectl dentry fetch traces` gets its files if it was kept)"
+    )]
+    LogStream { pod: String, message: String },
+    #[error("{failed} of {total} {what}")]
+    Partial {
+        failed: usize,
+        total: usize,
+        what: String,
+    },
     #[error("the API server refused to {verb} {resource}{scope}: {message}")]
     Api {
         verb: &'static str,
@@ -107,7 +117,7 @@ impl Error {
             Error::Kubeconfig(_) => 3,
             Error::Unreachable(_) | Error::Endpoint { .. } => 4,
             Error::Forbidden { .. } => 5,
-            Error::Api { .. } | Error::Local(_) => 1,
+            Error::Api { .. } | Error::Local(_) | Error::LogStream { .. } => 1,
             Error::Usage(_) => 2,
             Error::NoTracers(_) => 6,
             Error::PodNotFound { .. }
@@ -117,6 +127,7 @@ impl Error {
             | Error::ContainerNotRunning { .. } => 7,
             Error::Admission { .. } | Error::ImagePull { .. } | Error::TracerFailed { .. } => 8,
             Error::Timeout { .. } => 9,
+            Error::Partial { .. } => 10,
         }
     }
 

@@ -107,3 +107,55 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         .and_then(|()| std::fs::rename(&part, path))
         .map_err(|e| Error::Local(format!("writing {}: {e}", path.display())))
 }
+
+/// `fetch traces`: every matching tracer pod in turn. A pod that cannot be read (not running,
+/// not answering, gone) is reported on stderr and the others are still fetched; the error
+/// says how many failed (exit 10), or is the only pod's own when none could be read.
+pub async fn run(client: &Client, req: &Request) -> Result<(), Error> {
+    let pods = tracer_pods(client, req).await?;
+    if pods.is_empty() {
+        return Err(Error::NoTracers(Scope(req.namespace.clone())));
+    }
+    let (mut fetched, mut bytes, mut skipped) = (0, 0, 0);
+    let mut failures = Vec::new();
+    for (ns, name, node) in &pods {
+        match fetch_pod(client, (ns, name, node), req).await {
+            Ok(outcomes) => {
+                for outcome in outcomes {
+                    match outcome {
+                        Outcome::Fetched { path, bytes: n } => {
+                            println!("{}\t{n}", path.display());
+                            fetched += 1;
+                            bytes += n;
+                        }
+                        Outcome::Skipped { path } => {
+                            eprintln!(
+                                "skipped {} (exists; --overwrite replaces it)",
+                                path.display()
+                            );
+                            skipped += 1;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("cannot fetch from tracer pod {ns}/{name} on node {node}: {e}");
+                failures.push(e);
+            }
+        }
+    }
+    eprintln!(
+        "fetched {fetched} file(s), {bytes} bytes, from {} of {} tracer pod(s); skipped {skipped}",
+        pods.len() - failures.len(),
+        pods.len()
+    );
+    match failures.len() {
+        0 => Ok(()),
+        1 if pods.len() == 1 => Err(failures.swap_remove(0)),
+        n => Err(Error::Partial {
+            failed: n,
+            total: pods.len(),
+            what: "tracer pod(s) could not be fetched (each is named above)".into(),
+        }),
+    }
+}

@@ -277,8 +277,39 @@ pub async fn follow(
     Ok(reader.lines())
 }
 
-/// The error for a tracer that exited with a failure: its last telling log lines.
+/// Why the runtime ended the tracer's container, when it was not the tracer's own exit
+/// (`StartError: exec: "/tracer": no such file or directory`, `OOMKilled`, ...).
+fn runtime_reason(pod: &Pod) -> Option<String> {
+    let terminated = pod
+        .status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .first()?
+        .state
+        .as_ref()?
+        .terminated
+        .clone()?;
+    let reason = terminated.reason.unwrap_or_default();
+    if reason.is_empty() || reason == "Error" || reason == "Completed" {
+        return None;
+    }
+    Some(match terminated.message.filter(|m| !m.trim().is_empty()) {
+        Some(message) => format!("{reason}: {}", message.trim()),
+        None => reason,
+    })
+}
+
+/// The error for a tracer that exited with a failure: why the runtime stopped it, if it did,
+/// and its last telling log lines.
 pub async fn failure(client: &Client, launched: &Launched) -> Error {
+    let runtime = launched
+        .api(client)
+        .get(&launched.name)
+        .await
+        .ok()
+        .as_ref()
+        .and_then(runtime_reason);
     let lines = last_lines(client, launched, 5).await;
     let said: Vec<&str> = lines
         .iter()
@@ -292,12 +323,18 @@ pub async fn failure(client: &Client, launched: &Launched) -> Error {
         .filter(|l| !tracer_log::is_routine(l))
         .collect();
     let said = if telling.is_empty() { said } else { telling };
+    let said = &said[said.len().saturating_sub(2)..];
+    let detail = runtime
+        .into_iter()
+        .chain(said.iter().map(|l| (*l).to_owned()))
+        .collect::<Vec<_>>()
+        .join(" | ");
     Error::TracerFailed {
         pod: format!("{}/{}", launched.namespace, launched.name),
-        detail: if said.is_empty() {
+        detail: if detail.is_empty() {
             "it exited with an error and printed nothing".into()
         } else {
-            said[said.len().saturating_sub(2)..].join(" | ")
+            detail
         },
     }
 }

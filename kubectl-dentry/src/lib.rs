@@ -7,6 +7,7 @@ pub mod fetch;
 pub mod launch;
 pub mod progress;
 pub mod proxy;
+pub mod signals;
 pub mod table;
 pub mod target;
 pub mod top;

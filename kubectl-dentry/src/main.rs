@@ -295,7 +295,13 @@ fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Fetch {
-            what: Fetch::Traces { pod, node, dir, overwrite },
+            what:
+                Fetch::Traces {
+                    pod,
+                    node,
+                    dir,
+                    overwrite,
+                },
         } => runtime()?.block_on(async {
             let (client, _) = kubectl_dentry::cluster::connect(&cli.cluster).await?;
             let req = fetch::Request {
@@ -305,28 +311,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 dir,
                 overwrite,
             };
-            let pods = fetch::tracer_pods(&client, &req).await?;
-            if pods.is_empty() {
-                return Err(Error::NoTracers(kubectl_dentry::error::Scope(req.namespace.clone())));
-            }
-            let (mut fetched, mut bytes, mut skipped) = (0, 0, 0);
-            for (ns, name, node) in &pods {
-                for outcome in fetch::fetch_pod(&client, (ns, name, node), &req).await? {
-                    match outcome {
-                        fetch::Outcome::Fetched { path, bytes: n } => {
-                            println!("{}\t{n}", path.display());
-                            fetched += 1;
-                            bytes += n;
-                        }
-                        fetch::Outcome::Skipped { path } => {
-                            eprintln!("skipped {} (exists; --overwrite replaces it)", path.display());
-                            skipped += 1;
-                        }
-                    }
-                }
-            }
-            eprintln!("fetched {fetched} file(s), {bytes} bytes, from {} tracer pod(s); skipped {skipped}", pods.len());
-            Ok(())
+            fetch::run(&client, &req).await
         }),
         Command::Cleanup { all_namespaces } => runtime()?.block_on(async {
             let (client, namespace) = kubectl_dentry::cluster::connect(&cli.cluster).await?;
@@ -349,5 +334,5 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Unreachable(format!("cannot start the async runtime: {e}")))
+        .map_err(|e| Error::Local(format!("cannot start the async runtime: {e}")))
 }

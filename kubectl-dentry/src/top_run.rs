@@ -10,13 +10,14 @@ use std::{
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::{Api, Client, api::ListParams};
-use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
     error::{Error, Scope},
     launch::{self, Launched, State},
     progress::Progress,
-    proxy, table, target,
+    proxy,
+    signals::Stop,
+    table, target,
     top::{Row, Sample, rows},
     tracer_pod::{COMPONENT_LABEL, NAME_LABEL, Purpose, TracerPod, name_prefix},
 };
@@ -154,6 +155,8 @@ pub async fn run_endpoint(url: &str, req: &Request) -> Result<(), Error> {
 }
 
 pub async fn run(client: &Client, req: &Request) -> Result<(), Error> {
+    // First: from the moment a pod may exist, every stop signal must lead to its deletion.
+    let mut stop = Stop::install()?;
     let mut progress = Progress::new();
     progress.set("finding nodes");
     let (nodes, filter) = plan(client, req).await?;
@@ -177,8 +180,6 @@ pub async fn run(client: &Client, req: &Request) -> Result<(), Error> {
         sources.len(),
         to_launch.len()
     ));
-    let mut interrupt = signal(SignalKind::interrupt())
-        .map_err(|e| Error::Local(format!("cannot catch Ctrl-C: {e}")))?;
     let launched: Vec<Result<Launched, Error>> = join_all(to_launch.iter().map(|node| {
         let spec = TracerPod {
             name_prefix: name_prefix("top", node),
@@ -218,7 +219,7 @@ pub async fn run(client: &Client, req: &Request) -> Result<(), Error> {
             drop(progress);
             show(Some(client), sources, &filter, req).await
         } => r,
-        _ = interrupt.recv() => Ok(()),
+        _ = stop.recv() => Ok(()),
     };
     let deleted = join_all(started.iter().map(|l| launch::delete(client, l))).await;
     outcome?;
@@ -411,11 +412,21 @@ async fn show(
         join_all(sources.iter().zip(baselines).map(|(s, b)| async move {
             match b {
                 Some((at, sample)) => (at, Some(sample)),
-                None => (Instant::now(), scrape(client, s).await.ok()),
+                None => {
+                    let sample = scrape(client, s).await.ok();
+                    (Instant::now(), sample)
+                }
             }
         }))
         .await;
-    let scrape_all = || join_all(sources.iter().map(|s| scrape(client, s)));
+    // Each node's answer is stamped when it arrives: a slow node must not skew the others'
+    // rates, and its own rate is over its own two scrapes.
+    let scrape_all = || {
+        join_all(sources.iter().map(|s| async move {
+            let sample = scrape(client, s).await;
+            (Instant::now(), sample)
+        }))
+    };
     let terminal = std::io::stdout().is_terminal();
     loop {
         tokio::time::sleep(req.interval).await;
@@ -423,8 +434,7 @@ async fn show(
         let mut all_rows = Vec::new();
         let mut nodes = Vec::new();
         let mut failures = Vec::new();
-        for ((source, result), prev) in sources.iter().zip(now).zip(before.iter_mut()) {
-            let at = Instant::now();
+        for ((source, (at, result)), prev) in sources.iter().zip(now).zip(before.iter_mut()) {
             match result {
                 Ok(sample) => {
                     let node = source.node();

@@ -7,12 +7,12 @@ use std::{
 
 use futures::StreamExt as _;
 use kube::Client;
-use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
     error::Error,
     launch::{self, Launched, State},
     progress::Progress,
+    signals::Stop,
     target,
     tracer_log::{self, Line},
     tracer_pod::{Purpose, TracerPod, name_prefix},
@@ -20,7 +20,7 @@ use crate::{
 
 /// How long a kept tracer pod serves its files after the trace.
 pub const KEEP_SECS: u64 = 3600;
-/// After Ctrl-C, how long to wait for the tracer's summary before leaving anyway.
+/// After a stop signal, how long to wait for the tracer's summary before leaving anyway.
 const SUMMARY_WAIT: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -51,16 +51,25 @@ enum End {
     Exited,
     /// The tracer finished and lingers with its files (--keep).
     Lingering,
-    Interrupted,
+    /// SIGINT, SIGTERM or SIGHUP (named).
+    Interrupted(&'static str),
     /// Whoever reads stdout went away (`| head`).
     ReaderGone,
 }
 
 pub async fn run(client: &Client, req: &Request) -> Result<(), Error> {
+    // First: from the moment a pod may exist, every stop signal must lead to its deletion.
+    let mut stop = Stop::install()?;
     let mut progress = Progress::new();
     let name = target::pod_name(&req.pod)?;
     progress.set(format!("resolving pod {}/{name}", req.namespace));
-    let target = target::resolve(client, &req.namespace, name, req.container.as_deref()).await?;
+    let target = tokio::select! {
+        t = target::resolve(client, &req.namespace, name, req.container.as_deref()) => t?,
+        signal = stop.recv() => {
+            progress.finish(format!("stopped by {signal}; nothing was started"));
+            return Ok(());
+        }
+    };
     let spec = TracerPod {
         name_prefix: name_prefix("trace", &target.name),
         namespace: req
@@ -84,7 +93,7 @@ pub async fn run(client: &Client, req: &Request) -> Result<(), Error> {
         spec.namespace, spec.node
     ));
     let launched = launch::create(client, &spec).await?;
-    let outcome = supervise(client, &launched, req, &mut progress).await;
+    let outcome = supervise(client, &launched, req, &mut progress, &mut stop).await;
     let keep = req.keep && outcome.is_ok();
     if keep {
         eprintln!(
@@ -99,23 +108,24 @@ pub async fn run(client: &Client, req: &Request) -> Result<(), Error> {
         launch::delete(client, &launched).await?;
     }
     match outcome? {
-        End::Interrupted if !keep => eprintln!("interrupted; tracer pod {} deleted", launched.name),
+        End::Interrupted(signal) if !keep => {
+            eprintln!("stopped by {signal}; tracer pod {} deleted", launched.name)
+        }
         End::ReaderGone => tracing::debug!("stdout closed"),
         _ => {}
     }
     Ok(())
 }
 
-/// From "created" to "over": start-up with progress and a timeout, then the stream. Ctrl-C
-/// at any point ends it; the caller deletes the pod.
+/// From "created" to "over": start-up with progress and a timeout, then the stream. A stop
+/// signal at any point ends it; the caller deletes the pod.
 async fn supervise(
     client: &Client,
     launched: &Launched,
     req: &Request,
     progress: &mut Progress,
+    stop: &mut Stop,
 ) -> Result<End, Error> {
-    let mut interrupt = signal(SignalKind::interrupt())
-        .map_err(|e| Error::Local(format!("cannot catch Ctrl-C: {e}")))?;
     let started = Instant::now();
     let timeout_error = |state: &str| Error::Timeout {
         pod: format!("{}/{}", launched.namespace, launched.name),
@@ -124,7 +134,7 @@ async fn supervise(
     };
     let state = tokio::select! {
         s = launch::wait_started(client, launched, progress) => s?,
-        _ = interrupt.recv() => return Ok(End::Interrupted),
+        signal = stop.recv() => return Ok(End::Interrupted(signal)),
         () = tokio::time::sleep(req.timeout) => return Err(timeout_error("not started")),
     };
     if let State::Exited(code) = state
@@ -139,32 +149,39 @@ async fn supervise(
     let mut lines = Box::pin(launch::follow(client, launched).await?);
     let mut stdout = std::io::stdout().lock();
     let mut attached = false;
-    let mut interrupted_at: Option<tokio::time::Instant> = None;
+    let mut interrupted: Option<(&'static str, tokio::time::Instant)> = None;
     let attach_deadline = tokio::time::Instant::from_std(started + req.timeout);
     loop {
         let line = tokio::select! {
             line = lines.next() => line,
-            _ = interrupt.recv() => {
-                if interrupted_at.is_some() || req.keep {
-                    return Ok(End::Interrupted); // a second Ctrl-C, or nothing to wait for
+            signal = stop.recv() => {
+                if interrupted.is_some() || req.keep {
+                    // A second signal, or nothing to wait for: the caller deletes the pod.
+                    return Ok(End::Interrupted(signal));
                 }
                 // The tracer prints its summary when the pod's deletion sends it SIGTERM;
                 // keep reading until then.
                 launch::delete(client, launched).await?;
-                progress.println("stopping the tracer (Ctrl-C again to leave now)");
-                interrupted_at = Some(tokio::time::Instant::now());
+                progress.println(&format!(
+                    "{signal}: stopping the tracer (Ctrl-C again to leave now)"
+                ));
+                interrupted = Some((signal, tokio::time::Instant::now()));
                 continue;
             }
             () = tokio::time::sleep_until(attach_deadline), if !attached => {
                 return Err(timeout_error("probes not attached"));
             }
             () = tokio::time::sleep_until(
-                interrupted_at.map_or_else(tokio::time::Instant::now, |t| t + SUMMARY_WAIT)
-            ), if interrupted_at.is_some() => return Ok(End::Interrupted),
+                interrupted.map_or_else(tokio::time::Instant::now, |(_, t)| t + SUMMARY_WAIT)
+            ), if interrupted.is_some() => {
+                return Ok(End::Interrupted(interrupted.map_or("SIGINT", |(s, _)| s)));
+            }
         };
         let Some(line) = line else { break };
-        let line =
-            line.map_err(|e| Error::Unreachable(format!("reading the tracer's log: {e}")))?;
+        let line = line.map_err(|e| Error::LogStream {
+            pod: format!("{}/{}", launched.namespace, launched.name),
+            message: e.to_string(),
+        })?;
         let written = match tracer_log::classify(&line) {
             Line::Header => match req.output {
                 Output::Tsv => writeln!(stdout, "{line}"),
@@ -195,8 +212,8 @@ async fn supervise(
             return Ok(End::ReaderGone);
         }
     }
-    if interrupted_at.is_some() {
-        return Ok(End::Interrupted);
+    if let Some((signal, _)) = interrupted {
+        return Ok(End::Interrupted(signal));
     }
     match launch::exit_code(client, launched).await {
         Some(0) | None => Ok(End::Exited),

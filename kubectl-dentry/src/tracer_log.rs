@@ -5,8 +5,6 @@
 //! messages never contain a tab.
 
 pub use dentry_common::{LINGER_MARKER, TSV_HEADER as HEADER};
-/// The tracer's log line once its probes are attached.
-pub const ATTACHED_MARKER: &str = " tracer: attached";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Line {
@@ -25,7 +23,7 @@ pub fn classify(line: &str) -> Line {
     if line.bytes().filter(|&b| b == b'\t').count() == 6 && looks_like_timestamp(line) {
         return Line::Event;
     }
-    if line.contains(ATTACHED_MARKER) {
+    if dentry_common::attached_mode(line).is_some() {
         return Line::Attached;
     }
     if line.starts_with(LINGER_MARKER) {
@@ -52,12 +50,8 @@ pub fn is_routine(line: &str) -> bool {
             .any(|level| line.contains(level))
 }
 
-/// The attach mode from the tracer's "attached" line (`mode="fentry"`), for progress.
-pub fn attach_mode(line: &str) -> Option<&str> {
-    let rest = &line[line.find("mode=")? + 5..];
-    let rest = rest.trim_start_matches('"');
-    Some(&rest[..rest.find(['"', ' '])?])
-}
+/// The attach mode from the tracer's attached line, for progress.
+pub use dentry_common::attached_mode as attach_mode;
 
 /// One trace line as a JSON object keyed by the header's names, paths unescaped.
 pub fn event_json(line: &str) -> serde_json::Value {

@@ -65,7 +65,7 @@ fn fetches_every_tracers_files_into_a_directory_per_node() {
         "{stdout}"
     );
     assert!(
-        stderr.contains("fetched 3 file(s)") && stderr.contains("from 2 tracer pod(s)"),
+        stderr.contains("fetched 3 file(s)") && stderr.contains("from 2 of 2 tracer pod(s)"),
         "{stderr}"
     );
     let calls = api.calls();
@@ -136,4 +136,40 @@ fn no_tracer_pods_is_one_line_with_a_hint() {
         stderr.contains("no tracer pods found in namespace prod") && stderr.contains("--keep"),
         "{stderr}"
     );
+}
+
+/// A tracer pod that does not answer (not running, its tracer gone) is reported; the others
+/// are fetched all the same, and the exit code says some failed.
+#[test]
+fn a_pod_that_cannot_be_read_does_not_stop_the_others() {
+    let api = cluster();
+    api.state
+        .traces
+        .lock()
+        .unwrap()
+        .remove("dentry-trace-mysql-0-abcde");
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("out");
+    let out = api.plugin(&["fetch", "traces", "-d", target.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(10), "{stderr}");
+    assert!(
+        stderr.contains(
+            "cannot fetch from tracer pod prod/dentry-trace-mysql-0-abcde on node node-a"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .contains("1 of 2 tracer pod(s) could not be fetched"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(target.join("node-b/traces.tsv.1")).unwrap(),
+        recorded_traces()
+    );
+    assert!(!target.join("node-a/traces.tsv").exists());
 }

@@ -126,6 +126,28 @@ fn every_ready_node_uses_the_daemonset_or_a_started_tracer_which_is_deleted_afte
     assert_eq!(v["nodes"][0]["dentries"], recorded_dentries());
 }
 
+/// A node slow to answer its second scrape does not skew another node's rate: each node's
+/// rate is over its own two scrape times.
+#[test]
+fn each_nodes_rate_uses_its_own_scrape_times() {
+    let api = cluster();
+    api.state
+        .metrics_delay
+        .lock()
+        .unwrap()
+        .insert("node-c".into(), std::time::Duration::from_secs(3));
+    let out = api.plugin(&["top", "--interval", "1s", "-o", "json"]);
+    let v = json_rows(&out);
+    let rate = |node: &str| {
+        row(&v, node, "mysql-0").expect("mysql row")["alloc_per_second"]
+            .as_f64()
+            .unwrap()
+    };
+    // 300 allocations between scrapes: node-a's were about 1s apart, node-c's over 4s.
+    assert!(rate("node-a") > 150.0, "node-a: {} alloc/s", rate("node-a"));
+    assert!(rate("node-c") < 100.0, "node-c: {} alloc/s", rate("node-c"));
+}
+
 #[test]
 fn one_pod_or_a_selector_narrows_nodes_and_rows() {
     let api = cluster();
@@ -188,30 +210,37 @@ fn the_table_reads_like_kubectl_top() {
     );
 }
 
+/// SIGINT (Ctrl-C), SIGTERM (a CI job's timeout, `timeout`) and SIGHUP (the terminal closed)
+/// all end `top --watch` the same way: its tracer pods are deleted.
 #[test]
-fn watch_until_ctrl_c_then_delete_the_started_tracers() {
-    let api = cluster();
-    let mut child = api.spawn_plugin(&["top", "--watch", "--interval", "1s", "--node", "node-a"]);
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    assert!(line.starts_with("NAMESPACE"), "{line}");
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        api.calls()
-            .contains(&"DELETE /api/v1/namespaces/prod/pods/dentry-top-node-a-00001".to_owned()),
-        "{:?}",
-        api.calls()
-    );
+fn watch_until_a_stop_signal_then_delete_the_started_tracers() {
+    for signal in ["INT", "TERM", "HUP"] {
+        let api = cluster();
+        let mut child =
+            api.spawn_plugin(&["top", "--watch", "--interval", "1s", "--node", "node-a"]);
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        assert!(line.starts_with("NAMESPACE"), "{line}");
+        std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "SIG{signal}: {:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            api.calls().contains(
+                &"DELETE /api/v1/namespaces/prod/pods/dentry-top-node-a-00001".to_owned()
+            ),
+            "SIG{signal}: {:?}",
+            api.calls()
+        );
+    }
 }
 
 #[test]

@@ -143,40 +143,82 @@ fn json_output_and_container_scoping() {
     );
 }
 
+/// SIGINT (Ctrl-C), SIGTERM (a CI job's timeout, `timeout`) and SIGHUP (the terminal or the
+/// SSH session closed) each delete the tracer pod and still show the summary it prints.
 #[test]
-fn ctrl_c_deletes_the_pod_and_still_prints_the_summary() {
-    let api = cluster();
-    *api.state.tracer.lock().unwrap() = Tracer::Runs {
-        log: recorded_log(),
-        hold: true,
-    };
-    let mut child = api.spawn_plugin(&["trace", "pod/mysql-0"]);
-    let mut stdout = child.stdout.take().unwrap();
-    // Wait for data to flow, then Ctrl-C.
-    let mut first = [0u8; 64];
-    stdout.read_exact(&mut first).unwrap();
-    assert!(first.starts_with(b"timestamp\t"));
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    let stderr = text(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("summary attach=fentry"),
-        "the summary printed at SIGTERM is shown: {stderr}"
-    );
-    assert!(
-        stderr.contains("interrupted; tracer pod dentry-trace-mysql-0-00001 deleted"),
-        "{stderr}"
-    );
-    assert!(
-        api.calls()
-            .iter()
-            .any(|c| c == "DELETE /api/v1/namespaces/prod/pods/dentry-trace-mysql-0-00001")
-    );
+fn a_stop_signal_deletes_the_pod_and_still_prints_the_summary() {
+    for signal in ["INT", "TERM", "HUP"] {
+        let api = cluster();
+        *api.state.tracer.lock().unwrap() = Tracer::Runs {
+            log: recorded_log(),
+            hold: true,
+        };
+        let mut child = api.spawn_plugin(&["trace", "pod/mysql-0"]);
+        let mut stdout = child.stdout.take().unwrap();
+        // Wait for data to flow, then the signal.
+        let mut first = [0u8; 64];
+        stdout.read_exact(&mut first).unwrap();
+        assert!(first.starts_with(b"timestamp\t"));
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let out = child.wait_with_output().unwrap();
+        let stderr = text(&out.stderr);
+        assert!(
+            out.status.success(),
+            "SIG{signal}: {:?} {stderr}",
+            out.status
+        );
+        assert!(
+            stderr.contains("summary attach=fentry"),
+            "SIG{signal}: the summary printed at SIGTERM is shown: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!(
+                "stopped by SIG{signal}; tracer pod dentry-trace-mysql-0-00001 deleted"
+            )),
+            "{stderr}"
+        );
+        assert!(
+            api.calls()
+                .iter()
+                .any(|c| c == "DELETE /api/v1/namespaces/prod/pods/dentry-trace-mysql-0-00001"),
+            "SIG{signal}"
+        );
+    }
+}
+
+/// A stop signal while the tracer pod is still starting deletes it too.
+#[test]
+fn a_stop_signal_before_the_tracer_runs_deletes_the_pod() {
+    for signal in ["TERM", "HUP"] {
+        let api = cluster();
+        *api.state.tracer.lock().unwrap() = Tracer::Pending;
+        let mut child = api.spawn_plugin(&["trace", "pod/mysql-0"]);
+        // The pod is created: the plugin is waiting for it to start.
+        let created = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(25));
+            api.calls()
+                .iter()
+                .any(|c| c.starts_with("POST /api/v1/namespaces/prod/pods"))
+        });
+        assert!(created, "{:?}", api.calls());
+        std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "SIG{signal}: {}", text(&out.stderr));
+        assert!(
+            api.calls()
+                .iter()
+                .any(|c| c == "DELETE /api/v1/namespaces/prod/pods/dentry-trace-mysql-0-00001"),
+            "SIG{signal}: {:?}",
+            api.calls()
+        );
+    }
 }
 
 #[test]
@@ -358,6 +400,24 @@ fn every_failure_is_one_line_with_its_exit_code() {
         &["trace", "pod/mysql-0"],
         8,
         &["failed: tracer: kprobes unavailable on this kernel"],
+    );
+
+    // An image without /tracer: the runtime cannot start it and the tracer prints nothing.
+    *api.state.tracer.lock().unwrap() = Tracer::StartError {
+        reason: "StartError".into(),
+        message: "failed to create containerd task: failed to create shim task: OCI runtime \
+                  create failed: runc create failed: unable to start container process: exec: \
+                  \"/tracer\": stat /tracer: no such file or directory: unknown"
+            .into(),
+    };
+    fails(
+        &api,
+        &["trace", "pod/mysql-0"],
+        8,
+        &[
+            "failed: StartError: failed to create containerd task",
+            "exec: \"/tracer\"",
+        ],
     );
 
     *api.state.tracer.lock().unwrap() = Tracer::Pending;

@@ -32,6 +32,9 @@ pub enum Tracer {
     Fails { log: String },
     /// Never starts.
     Pending,
+    /// The runtime cannot start it (an image without `/tracer`, the wrong architecture):
+    /// terminated with this reason and message, exit code 128, nothing printed.
+    StartError { reason: String, message: String },
 }
 
 impl Default for Tracer {
@@ -54,6 +57,8 @@ pub struct Cluster {
     /// /metrics answers per node, served in turn (the last one repeats).
     pub metrics: Mutex<std::collections::HashMap<String, Vec<String>>>,
     scrapes: Mutex<std::collections::HashMap<String, usize>>,
+    /// How long a node's tracer takes to answer every /metrics after its first.
+    pub metrics_delay: Mutex<std::collections::HashMap<String, std::time::Duration>>,
     /// Pod bodies the plugin created, as sent.
     pub created: Mutex<Vec<Value>>,
     changes: Mutex<Option<tokio::sync::broadcast::Sender<()>>>,
@@ -373,6 +378,7 @@ async fn create_pod(
             Tracer::ImagePull => s.set_status(&kns, &kname, container_status(json!({"waiting": {"reason": "ErrImagePull",
                 "message": "failed to pull and unpack image \"ghcr.io/kubectl-dentry/tracer:0.1.0\": not found"}}))),
             Tracer::Fails { .. } => s.set_status(&kns, &kname, container_status(json!({"terminated": {"exitCode": 1, "reason": "Error"}}))),
+            Tracer::StartError { reason, message } => s.set_status(&kns, &kname, container_status(json!({"terminated": {"exitCode": 128, "reason": reason, "message": message}}))),
             Tracer::Pending => {}
         }
     });
@@ -392,6 +398,7 @@ async fn pod_log(
     let (log, hold) = match s.tracer.lock().unwrap().clone() {
         Tracer::Runs { log, hold } => (log, hold),
         Tracer::Fails { log } => (log, false),
+        Tracer::StartError { .. } => (String::new(), false),
         Tracer::ImagePull | Tracer::Pending => {
             return status(
                 400,
@@ -489,10 +496,17 @@ async fn proxy_metrics(
             "error trying to reach service: dial tcp: connection refused",
         );
     }
-    let mut scrapes = s.scrapes.lock().unwrap();
-    let n = scrapes.entry(format!("{ns}/{pod}")).or_default();
-    let text = answers[(*n).min(answers.len() - 1)].clone();
-    *n += 1;
+    let (text, n) = {
+        let mut scrapes = s.scrapes.lock().unwrap();
+        let n = scrapes.entry(format!("{ns}/{pod}")).or_default();
+        let text = answers[(*n).min(answers.len() - 1)].clone();
+        *n += 1;
+        (text, *n)
+    };
+    let delay = s.metrics_delay.lock().unwrap().get(&node).copied();
+    if let (Some(delay), true) = (delay, n > 1) {
+        tokio::time::sleep(delay).await;
+    }
     text.into_response()
 }
 
