@@ -8,7 +8,8 @@
 //! The cluster's nodes need kprobes (any mainstream distribution kernel; kind, k3d and
 //! minikube nodes use the host's). The tests make a namespace `dentry-e2e-<pid>` labelled to
 //! admit privileged pods, run a busybox pod there that looks up missing files, and delete the
-//! namespace at the end.
+//! namespace at the end. The workload pod tolerates every taint, as the tracer pods do, and
+//! its image is `DENTRY_E2E_WORKLOAD_IMAGE` (default `busybox:1.36`).
 use std::{process::Command, time::Duration};
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
@@ -25,6 +26,12 @@ fn enabled() {
         std::env::var_os("DENTRY_E2E").is_some() && std::env::var_os("KUBECONFIG").is_some(),
         "the e2e suite runs against a real cluster: set DENTRY_E2E=1 and KUBECONFIG"
     );
+}
+
+/// The workload's image: any image with a POSIX `sh` and `[` (`DENTRY_E2E_WORKLOAD_IMAGE`,
+/// for clusters with images preloaded under other names or no registry access).
+fn workload_image() -> String {
+    std::env::var("DENTRY_E2E_WORKLOAD_IMAGE").unwrap_or_else(|_| "busybox:1.36".into())
 }
 
 fn plugin(args: &[&str]) -> std::process::Output {
@@ -51,10 +58,14 @@ impl TestNamespace {
             .create(&PostParams::default(), &ns)
             .await
             .expect("create namespace");
+        // New names on every pass: a lookup that finds a cached negative dentry allocates
+        // nothing, so a workload repeating its names would be invisible after its first pass,
+        // which runs before any tracer attaches (docs/counters.md).
         let pod: Pod = serde_json::from_value(json!({
             "metadata": {"name": WORKLOAD, "labels": {"app": WORKLOAD}},
-            "spec": {"containers": [{"name": "lookups", "image": "busybox:1.36",
-                "command": ["sh", "-c", "mkdir -p /work; while true; do i=0; while [ $i -lt 500 ]; do [ -e /work/#sql-missing-$i.ibd ]; i=$((i+1)); done; sleep 0.2; done"]}],
+            "spec": {"containers": [{"name": "lookups", "image": workload_image(),
+                "command": ["sh", "-c", "mkdir -p /work; n=0; while true; do i=0; while [ $i -lt 500 ]; do [ -e /work/#sql-missing-$n-$i.ibd ]; i=$((i+1)); done; n=$((n+1)); sleep 0.2; done"]}],
+                "tolerations": [{"operator": "Exists"}],
                 "terminationGracePeriodSeconds": 1}
         }))
         .unwrap();
