@@ -290,6 +290,12 @@ pub struct Summary {
     pub filtered: u64,
     /// Events whose directory path came from the kernel's path cache.
     pub path_cache_hits: u64,
+    /// Probe hits that found their CPU's state in use (counted aside, not traced).
+    pub contended: u64,
+    /// Probe runs the kernel skipped (a program already running on that CPU).
+    pub missed: u64,
+    /// Lines the stop left unwritten to a stdout that did not keep up.
+    pub unwritten: u64,
     /// cgroup id → field → value.
     pub cgroups: std::collections::BTreeMap<u64, std::collections::BTreeMap<String, u64>>,
 }
@@ -309,6 +315,9 @@ impl Summary {
                             "drops" => summary.drops = v.parse().unwrap_or(0),
                             "filtered" => summary.filtered = v.parse().unwrap_or(0),
                             "path_cache_hits" => summary.path_cache_hits = v.parse().unwrap_or(0),
+                            "contended" => summary.contended = v.parse().unwrap_or(0),
+                            "missed" => summary.missed = v.parse().unwrap_or(0),
+                            "unwritten" => summary.unwritten = v.parse().unwrap_or(0),
                             _ => {}
                         }
                     }

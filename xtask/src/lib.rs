@@ -12,5 +12,6 @@ pub mod kernel;
 pub mod node_workload;
 pub mod release;
 pub mod scenario;
+pub mod scripts;
 pub mod setup;
 pub mod vm;

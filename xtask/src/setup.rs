@@ -31,6 +31,8 @@ pub const VM_PACKAGES: &[&str] = &[
     "bpftool",
     // promtool, to lint /metrics.
     "prometheus",
+    // The VM scripts under xtask/scripts/ are checked with it.
+    "shellcheck",
 ];
 
 /// nightly + rust-src (for `-Z build-std=core`) and bpf-linker on PATH.

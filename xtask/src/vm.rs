@@ -59,6 +59,8 @@ pub struct VmRun<'a> {
     timeout: Duration,
     memory_mb: u32,
     icount: bool,
+    /// Kernel command-line words added to the defaults (e.g. `preempt=full`).
+    cmdline: Vec<String>,
 }
 
 /// What the VM printed.
@@ -83,6 +85,7 @@ impl<'a> VmRun<'a> {
             timeout: Duration::from_secs(300),
             memory_mb: 1024,
             icount: false,
+            cmdline: Vec::new(),
         }
     }
 
@@ -115,6 +118,13 @@ impl<'a> VmRun<'a> {
 
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Adds a word to the kernel command line (`preempt=full` makes a PREEMPT_DYNAMIC kernel
+    /// fully preemptible, BPF programs that only disable migration included).
+    pub fn kernel_arg(mut self, word: &str) -> Self {
+        self.cmdline.push(word.to_owned());
         self
     }
 
@@ -187,7 +197,14 @@ impl<'a> VmRun<'a> {
             .arg(self.kernel.vmlinuz())
             .arg("-initrd")
             .arg(initrd)
-            .args(["-append", "console=ttyS0 quiet loglevel=4 panic=-1"])
+            .arg("-append")
+            .arg(
+                ["console=ttyS0", "quiet", "loglevel=4", "panic=-1"]
+                    .into_iter()
+                    .chain(self.cmdline.iter().map(String::as_str))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -1,0 +1,23 @@
+//! The VM test scripts: shell files under `xtask/scripts/`, each run after a shared prelude
+//! (helpers: `run_in`, `wait_attached`, `stop_tracer`, `stop_within`) and the variables the
+//! Rust side sets. Kept as `.sh` files so shellcheck reads them (`xtask/tests/shellcheck.rs`).
+
+const PRELUDE: &str = include_str!("../scripts/prelude.sh");
+
+/// Every script under `xtask/scripts/`, by file name, for shellcheck.
+pub const ALL: &[(&str, &str)] = &[("prelude.sh", PRELUDE), ("stress.sh", STRESS)];
+
+/// Preemption under load (see `tracer/tests/vm_stress.rs`).
+pub const STRESS: &str = include_str!("../scripts/stress.sh");
+
+/// `body` as a VM script: `vars` as shell assignments, the prelude, then `body`.
+pub fn script(body: &str, vars: &[(&str, String)]) -> String {
+    let mut out = String::from("#!/bin/sh\n");
+    for (name, value) in vars {
+        out.push_str(&format!("{name}='{}'\n", value.replace('\'', r"'\''")));
+    }
+    out.push_str(&format!("TRACER='{}'\n", crate::scenario::TRACER));
+    out.push_str(&PRELUDE.replace("@ATTACHED@", dentry_common::ATTACHED_MARKER));
+    out.push_str(body);
+    out
+}
