@@ -196,7 +196,7 @@ fn a_stop_signal_before_the_tracer_runs_deletes_the_pod() {
     for signal in ["TERM", "HUP"] {
         let api = cluster();
         *api.state.tracer.lock().unwrap() = Tracer::Pending;
-        let mut child = api.spawn_plugin(&["trace", "pod/mysql-0"]);
+        let child = api.spawn_plugin(&["trace", "pod/mysql-0"]);
         // The pod is created: the plugin is waiting for it to start.
         let created = (0..200).any(|_| {
             std::thread::sleep(std::time::Duration::from_millis(25));
