@@ -27,16 +27,25 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// Every field, in declaration order: what field-wise operations go through.
+    pub fn fields_mut(&mut self) -> [&mut u64; 6] {
+        [
+            &mut self.alloc,
+            &mut self.positive,
+            &mut self.negative,
+            &mut self.shrink_calls,
+            &mut self.prune_calls,
+            &mut self.pruned,
+        ]
+    }
+
     /// `f` applied to each pair of fields of `self` and `other`.
     pub fn zip_with(&self, other: &Counters, f: impl Fn(u64, u64) -> u64) -> Counters {
-        Counters {
-            alloc: f(self.alloc, other.alloc),
-            positive: f(self.positive, other.positive),
-            negative: f(self.negative, other.negative),
-            shrink_calls: f(self.shrink_calls, other.shrink_calls),
-            prune_calls: f(self.prune_calls, other.prune_calls),
-            pruned: f(self.pruned, other.pruned),
+        let (mut out, mut other) = (*self, *other);
+        for (a, b) in out.fields_mut().into_iter().zip(other.fields_mut()) {
+            *a = f(*a, *b);
         }
+        out
     }
 
     /// Field-wise sum (per-CPU slots into a total, or totals across cgroups).
