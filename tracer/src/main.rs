@@ -251,9 +251,6 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         let mut p = Pipeline::new(args.trace_patterns.0.clone(), files, args.stdout, caps)?;
         let capped = trace(ring, &mut p, &mut stop, &state, owners_rx, &ebpf).await?;
         if let Some(which) = capped {
-            if let Ok(mut e) = ebpf.lock() {
-                probes::set_tracing(&mut e, false)?;
-            }
             eprintln!("tracer: tracing stopped: {which} reached (metrics go on)");
             if !args.stdout {
                 stop.wait().await;
@@ -271,6 +268,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .as_mut()
         .and_then(|p| p.stdout.take())
         .map_or(0, |out| out.finish(STDOUT_GRACE));
+    tracing::debug!(unwritten, "stop: stdout done");
     {
         let ebpf = ebpf
             .lock()
@@ -342,8 +340,8 @@ fn check_kernel(args: &Args) -> ExitCode {
     }
 }
 
-/// Drains the ring buffer into the pipeline until stopped or capped. On a stop, the kernel
-/// stops writing first, then what is left is drained for at most `FINAL_DRAIN`.
+/// Drains the ring buffer into the pipeline until stopped or capped, then turns tracing off in
+/// the kernel; on a stop, what is left is drained for at most `FINAL_DRAIN`.
 async fn trace(
     ring: RingBuf<aya::maps::MapData>,
     pipeline: &mut Pipeline,
@@ -399,13 +397,13 @@ async fn trace(
             };
             (capped, emptied)
         };
-    loop {
+    let capped = loop {
         // While stdout's reader lags, the ring buffer waits (and the kernel counts drops when
         // it is full); a stop is noticed all the same.
         let backlogged = pipeline.backlogged();
         let room = pipeline.stdout.as_ref().map(|out| out.room());
         let capped = tokio::select! {
-            () = &mut stop => break,
+            () = &mut stop => break None,
             Some(room) = async { room?.await }, if backlogged => {
                 if let Some(out) = &mut pipeline.stdout {
                     out.send(room);
@@ -423,15 +421,25 @@ async fn trace(
             }
         };
         if capped.is_some() {
-            return Ok(capped);
+            break capped;
         }
+    };
+    // Capped or stopped, the kernel stops writing events (counters go on). Under a storm the
+    // probes write as fast as we read: what is left is finite only once they stop, and the
+    // drain is bounded in time too, so the summary comes within a kubelet's grace period.
+    {
+        let mut kernel = ebpf
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the poller panicked"))?;
+        probes::set_tracing(&mut kernel, false)?;
     }
-    // Under a storm the probes write as fast as we read: turn them off, so what is left is
-    // finite, and bound the drain in time too, so the summary comes within a kubelet's grace.
-    match ebpf.lock() {
-        Ok(mut e) => probes::set_tracing(&mut e, false)?,
-        Err(_) => anyhow::bail!("the poller panicked"),
+    if capped.is_some() {
+        return Ok(capped);
     }
+    tracing::debug!(
+        kept = pipeline.kept,
+        "stop: tracing off, draining what is left"
+    );
     let deadline = tokio::time::Instant::now() + FINAL_DRAIN;
     loop {
         // Small batches: the deadline is looked at often.
@@ -440,6 +448,7 @@ async fn trace(
             return Ok(capped);
         }
         if emptied || tokio::time::Instant::now() >= deadline {
+            tracing::debug!(kept = pipeline.kept, emptied, "stop: drained");
             return Ok(None);
         }
         if pipeline.backlogged() {
