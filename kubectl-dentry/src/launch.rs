@@ -1,7 +1,7 @@
 //! Creating a tracer pod and waiting until its tracer runs, turning every way that can fail
 //! (admission, image pull, a crashing tracer, a deadline) into one clear error.
 use futures::{StreamExt as _, TryStreamExt as _};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ContainerState, Pod};
 use kube::{
     Api, Client,
     api::{DeleteParams, LogParams, PostParams, WatchEvent, WatchParams},
@@ -54,13 +54,20 @@ const START_FAILURE_REASONS: &[&str] = &[
     "CrashLoopBackOff",
 ];
 
-pub fn state(pod: &Pod, launched: &Launched) -> State {
-    let status = pod.status.clone().unwrap_or_default();
-    let container = status
+/// The state of the tracer pod's one container, once the kubelet reports it.
+fn container_state(pod: &Pod) -> Option<&ContainerState> {
+    pod.status
+        .as_ref()?
         .container_statuses
+        .as_ref()?
+        .first()?
+        .state
         .as_ref()
-        .and_then(|cs| cs.first())
-        .and_then(|c| c.state.clone());
+}
+
+pub fn state(pod: &Pod, launched: &Launched) -> State {
+    let container = container_state(pod).cloned();
+    let status = pod.status.clone().unwrap_or_default();
     if let Some(c) = container {
         if c.running.is_some() {
             return State::Running;
@@ -280,16 +287,7 @@ pub async fn follow(
 /// Why the runtime ended the tracer's container, when it was not the tracer's own exit
 /// (`StartError: exec: "/tracer": no such file or directory`, `OOMKilled`, ...).
 fn runtime_reason(pod: &Pod) -> Option<String> {
-    let terminated = pod
-        .status
-        .as_ref()?
-        .container_statuses
-        .as_ref()?
-        .first()?
-        .state
-        .as_ref()?
-        .terminated
-        .clone()?;
+    let terminated = container_state(pod)?.terminated.clone()?;
     let reason = terminated.reason.unwrap_or_default();
     if reason.is_empty() || reason == "Error" || reason == "Completed" {
         return None;

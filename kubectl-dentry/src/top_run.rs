@@ -104,6 +104,13 @@ async fn scrape(client: Option<&Client>, source: &Source) -> Result<Sample, Erro
     Sample::parse(&text).map_err(|e| Error::Local(format!("{}: {e}", source.node())))
 }
 
+/// A scrape stamped when its answer arrives: a slow node must not skew the other nodes'
+/// rates, and its own rate is over its own two scrapes.
+async fn stamped(client: Option<&Client>, source: &Source) -> (Instant, Result<Sample, Error>) {
+    let sample = scrape(client, source).await;
+    (Instant::now(), sample)
+}
+
 /// Reads a tracer's /metrics straight from a URL (a port-forward, the demo VM).
 pub async fn get_url(url: &str) -> Result<Vec<u8>, Error> {
     use http_body_util::BodyExt as _;
@@ -413,20 +420,13 @@ async fn show(
             match b {
                 Some((at, sample)) => (at, Some(sample)),
                 None => {
-                    let sample = scrape(client, s).await.ok();
-                    (Instant::now(), sample)
+                    let (at, sample) = stamped(client, s).await;
+                    (at, sample.ok())
                 }
             }
         }))
         .await;
-    // Each node's answer is stamped when it arrives: a slow node must not skew the others'
-    // rates, and its own rate is over its own two scrapes.
-    let scrape_all = || {
-        join_all(sources.iter().map(|s| async move {
-            let sample = scrape(client, s).await;
-            (Instant::now(), sample)
-        }))
-    };
+    let scrape_all = || join_all(sources.iter().map(|s| stamped(client, s)));
     let terminal = std::io::stdout().is_terminal();
     loop {
         tokio::time::sleep(req.interval).await;
