@@ -23,13 +23,11 @@ fn run(series: &str) -> VmOutput {
         skipped_a: SKIPPED_A,
         lookups_b: LOOKUPS_B,
     };
-    let mut vm = VmRun::new(&kernel, workload.script())
+    let out = VmRun::new(&kernel, workload.script())
         .binary(xtask::scenario::TRACER, env!("CARGO_BIN_EXE_tracer"))
-        .timeout(Duration::from_secs(400));
-    for (dest, text) in workload.files() {
-        vm = vm.file(dest, text);
-    }
-    let out = vm.run().unwrap_or_else(|e| panic!("{e}"));
+        .timeout(Duration::from_secs(400))
+        .run()
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.status, 0, "the script failed; log:\n{}", out.log);
     out
 }

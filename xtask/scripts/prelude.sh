@@ -3,18 +3,47 @@
 # shellcheck shell=sh
 CG=/sys/fs/cgroup
 
-# run_in CGROUP CMD...: runs CMD in a new shell inside the cgroup (relative to $CG).
+# run_in CGROUP CMD...: runs CMD (a command or one of these functions) in a subshell inside
+# CGROUP (a directory, or a path relative to $CG). Writing 0 to cgroup.procs moves the
+# writer itself: the subshell, and so CMD and what it starts.
 run_in() {
   cg=$1
   shift
-  sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG/$cg" "$@"
+  case $cg in
+    /*) ;;
+    *) cg=$CG/$cg ;;
+  esac
+  (echo 0 > "$cg/cgroup.procs" && "$@")
 }
 
-# wait_attached PID ERRFILE: waits until the tracer PID says its probes are attached; if it
-# exits first or takes over two minutes, prints its stderr (tagged tracer-failed) and exits.
-wait_attached() {
+# lookups DIR N: N failed lookups of new names (DIR/missing-0, ...).
+lookups() {
+  i=0
+  while [ "$i" -lt "$2" ]; do
+    [ -e "$1/missing-$i" ]
+    i=$((i + 1))
+  done
+}
+
+# creates DIR N: N new empty files (DIR/new-0, ...).
+creates() {
+  i=0
+  while [ "$i" -lt "$2" ]; do
+    : > "$1/new-$i"
+    i=$((i + 1))
+  done
+}
+
+# exists PATH: one lookup of PATH, found or not.
+exists() {
+  [ -e "$1" ] || true
+}
+
+# wait_line PID FILE PATTERN: waits until FILE has a line matching PATTERN (grep); if the
+# process PID exits first or two minutes pass, prints FILE (tagged tracer-failed) and exits.
+wait_line() {
   n=0
-  until grep -q '^@ATTACHED@' "$2"; do
+  until grep -q "$3" "$2"; do
     n=$((n + 1))
     if [ $n -gt 1200 ] || ! kill -0 "$1" 2>/dev/null; then
       sed 's/^/@@tracer-failed /' "$2"
@@ -24,6 +53,11 @@ wait_attached() {
   done
 }
 
+# wait_attached PID FILE: waits until the tracer PID says in FILE that its probes are attached.
+wait_attached() {
+  wait_line "$1" "$2" '^@ATTACHED@'
+}
+
 # stop_tracer PID NAME: SIGINT to a tracer whose stderr is /tmp/NAME.err; prints its exit
 # status (@@NAME-exit) and its stderr, tagged NAME.
 stop_tracer() {
@@ -31,35 +65,4 @@ stop_tracer() {
   wait "$1"
   echo "@@$2-exit $?"
   sed "s/^/@@$2 /" "/tmp/$2.err"
-}
-
-# uptime_cs: seconds since boot, in hundredths.
-uptime_cs() {
-  read -r up _ < /proc/uptime
-  echo "${up%.*}${up#*.}"
-}
-
-# stop_within SECS PID NAME: SIGTERM to a tracer whose stderr is /tmp/NAME.err; SIGKILL if it
-# is still running SECS later (as the kubelet does after a grace period). Prints its exit
-# status (@@NAME-exit), how long it took in hundredths of a second (@@NAME-cs) and its
-# stderr, tagged NAME.
-stop_within() {
-  start=$(uptime_cs)
-  kill -TERM "$2"
-  n=0
-  while kill -0 "$2" 2>/dev/null && [ $n -lt $(($1 * 10)) ]; do
-    sleep 0.1
-    n=$((n + 1))
-  done
-  if kill -0 "$2" 2>/dev/null; then
-    # Where each thread is stuck, for the test's message.
-    for t in /proc/"$2"/task/*; do
-      echo "@@$3-stuck $(cat "$t/comm") $(cat "$t/wchan") $(tr '\n' ' ' < "$t/stack")"
-    done
-  fi
-  kill -KILL "$2" 2>/dev/null
-  wait "$2"
-  echo "@@$3-exit $?"
-  echo "@@$3-cs $(($(uptime_cs) - start))"
-  sed "s/^/@@$3 /" "/tmp/$3.err"
 }

@@ -6,10 +6,6 @@ echo "@@preempt $(cat /sys/kernel/debug/sched/preempt)"
 mkdir -p /mnt/ext4
 mount -o loop -t ext4 /ext4.img /mnt/ext4 || exit 1
 
-# A shell that makes $2 failed lookups of new names under $1.
-# shellcheck disable=SC2016 # expanded by that shell
-LOOKUPS_SH='i=0; while [ $i -lt "$2" ]; do [ -e "$1/missing-$i" ]; i=$((i + 1)); done'
-
 # 1. Several cgroups, more lookup processes than CPUs: with preempt=full a traced task is
 # preempted inside the tracer's programs, and another cgroup's task runs them on that CPU.
 # Once per attach mode in MODES.
@@ -33,7 +29,7 @@ for mode in $MODES; do
     k=1
     while [ $k -le "$PROCS" ]; do
       mkdir -p "/mnt/ext4/$mode-$g-$k"
-      run_in "$g" sh -c "$LOOKUPS_SH" lookups "/mnt/ext4/$mode-$g-$k" "$LOOKUPS" &
+      run_in "$g" lookups "/mnt/ext4/$mode-$g-$k" "$LOOKUPS" &
       pids="$pids $!"
       k=$((k + 1))
     done

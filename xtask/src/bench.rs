@@ -54,24 +54,22 @@ pub fn variants(mode: &str, only: &[String]) -> Vec<Variant> {
 }
 
 pub fn script(variants: &[Variant], rounds: u32, lookups: u32) -> String {
-    let tracer = crate::scenario::TRACER;
     let mut s = String::from(
         r#"
-CG=/sys/fs/cgroup
 mkdir -p /mnt/ext4 $CG/storm
 mount -o loop,noinit_itable -t ext4 /ext4.img /mnt/ext4 || exit 1
 run_storm() { sh -c "echo \$\$ > $CG/storm/cgroup.procs && exec /bin/lookup-storm $1 $2"; }
 # Stops tracer $1; if it has not exited after 20 s, shows where it is stuck and fails.
-stop_tracer() {
-  kill -INT $1
+stop_or_fail() {
+  kill -INT "$1"
   i=0
-  while kill -0 $1 2>/dev/null && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done
-  if kill -0 $1 2>/dev/null; then
+  while kill -0 "$1" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done
+  if kill -0 "$1" 2>/dev/null; then
     echo "@@stuck $2"
-    for t in /proc/$1/task/*; do echo "-- $t"; cat $t/stack; done
+    for t in /proc/"$1"/task/*; do echo "-- $t"; cat "$t/stack"; done
     exit 1
   fi
-  wait $1
+  wait "$1"
 }
 "#,
     );
@@ -100,11 +98,11 @@ stop_tracer() {
             let dir = format!("/mnt/ext4/r{round}-{}", v.name);
             s.push_str(&format!(
                 r#"rm -f /tmp/tracer.err
-{tracer} {flags} > /tmp/trace.out 2> /tmp/tracer.err &
+$TRACER {flags} > /tmp/trace.out 2> /tmp/tracer.err &
 T=$!
-n=0; until grep -q attached /tmp/tracer.err; do n=$((n+1)); if [ $n -gt 1200 ] || ! kill -0 $T 2>/dev/null; then sed 's/^/@@tracer-failed /' /tmp/tracer.err; exit 1; fi; sleep 0.1; done
+wait_attached $T /tmp/tracer.err
 echo "@@bench {name} {round} {seq} $(run_storm {dir} {lookups})"
-stop_tracer $T {name}
+stop_or_fail $T {name}
 sed -n -e 's/^summary /@@bench-summary {name} /p' -e 's/^program /@@bench-program {name} /p' /tmp/tracer.err
 rm -f /tmp/trace.out
 "#,
@@ -115,7 +113,7 @@ rm -f /tmp/trace.out
         }
     }
     baseline(&mut s, rounds, &mut seq);
-    s
+    crate::scripts::script(&s, &[])
 }
 
 /// Per variant, over every run of every boot: the median ns/lookup, and the median of its
@@ -338,13 +336,10 @@ pub fn tracer_rss(kernel: &Kernel, tracer: &Path) -> anyhow::Result<String> {
         skipped_a: 500,
         lookups_b: 300,
     };
-    let mut vm = VmRun::new(kernel, workload.script())
+    let out = VmRun::new(kernel, workload.script())
         .binary(crate::scenario::TRACER, tracer)
-        .timeout(std::time::Duration::from_secs(600));
-    for (dest, text) in workload.files() {
-        vm = vm.file(dest, text);
-    }
-    let out = vm.run()?;
+        .timeout(std::time::Duration::from_secs(600))
+        .run()?;
     if out.status != 0 {
         anyhow::bail!("the workload failed; log:\n{}", out.log);
     }

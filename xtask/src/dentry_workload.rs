@@ -9,27 +9,6 @@ use crate::vm::{VmOutput, VmRun};
 /// Filesystems exercised, with their mount points in the VM.
 pub const FILESYSTEMS: &[(&str, &str)] = &[("ext4", "/mnt/ext4"), ("tmpfs", "/mnt/tmpfs")];
 
-const RUN_IN: &str = r#"# run-in.sh CGROUP SCRIPT ARGS...: the script runs inside the cgroup.
-echo $$ > /sys/fs/cgroup/$1/cgroup.procs || exit 1
-shift
-exec sh "$@"
-"#;
-
-const LOOKUPS: &str = r#"# lookups.sh DIR N: N lookups of names that do not exist.
-i=0
-while [ $i -lt $2 ]; do [ -e $1/missing-$i ]; i=$((i+1)); done
-"#;
-
-const CREATES: &str = r#"# creates.sh DIR N: N new empty files.
-i=0
-while [ $i -lt $2 ]; do : > $1/new-$i; i=$((i+1)); done
-"#;
-
-const EXISTS: &str = r#"# exists.sh PATH: one lookup of PATH, found or not.
-[ -e "$1" ]
-exit 0
-"#;
-
 /// A failed lookup whose path has names around the walk's inline-name limit (31 and 32
 /// bytes: the walk copies names shorter than 32 bytes from the dentry itself, longer ones with
 /// a second read) and one of NAME_MAX (255) bytes, under `work-traced` on ext4.
@@ -133,7 +112,7 @@ fn path_cache_script() -> String {
         .into_iter()
         .map(|s| match s {
             CacheStep::Lookup(path, _) => {
-                format!("sh /run-in.sh patterns /exists.sh '/mnt/ext4{path}'\n")
+                format!("run_in patterns exists '/mnt/ext4{path}'\n")
             }
             CacheStep::Run(command) => format!("{command}\n"),
         })
@@ -175,10 +154,6 @@ impl DentryWorkload {
         Ok(run
             .module("loop")
             .file("/ext4.img", image)
-            .file("/run-in.sh", RUN_IN)
-            .file("/lookups.sh", LOOKUPS)
-            .file("/creates.sh", CREATES)
-            .file("/exists.sh", EXISTS)
             .file("/patterns.sh", patterns_script())
             .file("/reclaim.sh", RECLAIM))
     }
@@ -191,14 +166,12 @@ impl DentryWorkload {
             flood,
             attach_mode,
         } = self;
-        let tracer = crate::scenario::TRACER;
         let long = long_name_path();
         let long_dir = long.rsplit_once('/').map_or("", |(dir, _)| dir);
         let p200 = "p".repeat(200);
         let cache_steps = path_cache_script();
-        format!(
+        let body = format!(
             r#"
-CG=/sys/fs/cgroup
 mkdir -p /mnt/ext4 /mnt/tmpfs
 mount -o loop -t ext4 /ext4.img /mnt/ext4 || exit 1
 mount -t tmpfs tmpfs /mnt/tmpfs || exit 1
@@ -213,59 +186,42 @@ echo "@@cgroup patterns $(stat -c %i $CG/patterns)"
 echo "@@cgroup ext4-child $(stat -c %i $CG/ext4-traced/child)"
 echo "@@cgroup reclaim $(stat -c %i $CG/reclaim)"
 
-wait_attached() {{
-  n=0
-  until grep -q attached $2; do
-    n=$((n+1))
-    if [ $n -gt 1200 ] || ! kill -0 $1 2>/dev/null; then sed 's/^/@@tracer-failed /' $2; exit 1; fi
-    sleep 0.1
-  done
-}}
-
-# stop_tracer PID NAME: stops a tracer whose stderr is /tmp/NAME.err; prints its exit status
-# and its stderr, tagged NAME.
-stop_tracer() {{
-  kill -INT $1
-  wait $1
-  echo "@@$2-exit $?"
-  sed "s/^/@@$2 /" /tmp/$2.err
-}}
-
-{tracer} --attach-mode {attach_mode} --trace-enabled --stdout \
+$TRACER --attach-mode {attach_mode} --trace-enabled --stdout \
   --target-cgroup $CG/ext4-traced --target-cgroup $CG/tmpfs-traced --target-cgroup $CG/reclaim \
   > /tmp/trace.tsv 2> /tmp/tracer.err &
 T=$!
 wait_attached $T /tmp/tracer.err
 for fs in ext4 tmpfs; do
   for side in traced other; do
-    sh /run-in.sh $fs-$side /lookups.sh /mnt/$fs/work-$side {lookups}
-    sh /run-in.sh $fs-$side /creates.sh /mnt/$fs/work-$side {creates}
+    run_in $fs-$side lookups /mnt/$fs/work-$side {lookups}
+    run_in $fs-$side creates /mnt/$fs/work-$side {creates}
   done
 done
-sh /run-in.sh ext4-traced /exists.sh /mnt/ext4{long}
-sh /run-in.sh ext4-traced/child /lookups.sh /mnt/ext4/work-traced/child-dir {child_lookups}
-sh /run-in.sh reclaim /reclaim.sh
+run_in ext4-traced exists /mnt/ext4{long}
+run_in ext4-traced/child lookups /mnt/ext4/work-traced/child-dir {child_lookups}
+run_in reclaim sh /reclaim.sh
 stop_tracer $T tracer
 sed 's/^/@@tsv /' /tmp/trace.tsv
 
 mkdir -p $CG/flood /mnt/tmpfs/flood
-{tracer} --attach-mode {attach_mode} --trace-enabled --ring-buffer-size 4096 \
+$TRACER --attach-mode {attach_mode} --trace-enabled --ring-buffer-size 4096 \
   --target-cgroup $CG/flood > /dev/null 2> /tmp/flood.err &
 F=$!
 wait_attached $F /tmp/flood.err
-sh /run-in.sh flood /lookups.sh /mnt/tmpfs/flood {flood}
+run_in flood lookups /mnt/tmpfs/flood {flood}
 stop_tracer $F flood
 
-{tracer} --attach-mode {attach_mode} --trace-enabled --stdout \
+$TRACER --attach-mode {attach_mode} --trace-enabled --stdout \
   --trace-patterns '{KERNEL_PATTERN_SET}' --target-cgroup $CG/patterns \
   > /tmp/patterns.tsv 2> /tmp/patterns.err &
 P=$!
 wait_attached $P /tmp/patterns.err
-sh /run-in.sh patterns /patterns.sh
+run_in patterns sh /patterns.sh
 {cache_steps}stop_tracer $P patterns
 sed 's/^/@@pattern-tsv /' /tmp/patterns.tsv
 "#
-        )
+        );
+        crate::scripts::script(&body, &[])
     }
 }
 

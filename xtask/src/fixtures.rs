@@ -8,7 +8,7 @@ use kubectl_dentry::tracer_pod::{Purpose, TracerPod};
 
 use crate::{
     kernel::Kernel,
-    node_workload::{NodeWorkload, POD_A_CID, POD_A_UID, tree},
+    node_workload::{POD_A_CID, POD_A_UID, tree},
     scenario::TRACER,
     vm::VmRun,
 };
@@ -88,7 +88,7 @@ impl Recorded {
     }
 }
 
-fn script(runs: PodRuns) -> String {
+pub fn script(runs: PodRuns) -> String {
     let PodRuns {
         lookups_a,
         lookups_b,
@@ -99,43 +99,48 @@ fn script(runs: PodRuns) -> String {
     let kept_args = kept.args().join(" ");
     let top_args = top.args().join(" ");
     let tree = tree();
-    format!(
-        r#"{tree}
-# The pod's mounts: the host's cgroup2 tree at /host/sys/fs/cgroup, an emptyDir for traces.
-mkdir -p /host/sys/fs /data/traces && ln -s /sys/fs/cgroup /host/sys/fs/cgroup
-waitfor() {{ n=0; until grep -q "$1" $2; do n=$((n+1)); [ $n -gt 1200 ] && exit 1; sleep 0.1; done; }}
-
-# `kubectl logs` of a trace pod: stdout and stderr in one stream.
-{TRACER} {trace_args} > /tmp/trace-pod.log 2>&1 &
+    let linger = dentry_common::LINGER_MARKER;
+    let kept_run = if with_kept {
+        format!(
+            r#"# The same with --keep: after its duration the tracer lingers, serving its files.
+$TRACER {kept_args} > /tmp/kept-pod.log 2>&1 &
 T=$!
-waitfor attached /tmp/trace-pod.log
-sh /run-in.sh $CTR_A /mysql.sh
-wait $T
-echo "@@trace-exit $?"
-sed 's/^/@@trace-log /' /tmp/trace-pod.log
-
-if [ {with_kept} = true ]; then
-# The same with --keep: after its duration the tracer lingers, serving its files.
-{TRACER} {kept_args} > /tmp/kept-pod.log 2>&1 &
-T=$!
-waitfor attached /tmp/kept-pod.log
-sh /run-in.sh $CTR_A /mysql.sh
-waitfor 'tracer: finished' /tmp/kept-pod.log
+wait_attached $T /tmp/kept-pod.log
+run_in "$CTR_A" sh /mysql.sh
+wait_line $T /tmp/kept-pod.log '^{linger}'
 echo "@@kept-files $(wget -q -O - http://127.0.0.1:9090/traces)"
 kill -TERM $T; wait $T
 echo "@@kept-exit $?"
 sed 's/^/@@kept-log /' /tmp/kept-pod.log
-fi
+"#
+        )
+    } else {
+        String::new()
+    };
+    let body = format!(
+        r#"{tree}
+# The pod's mounts: the host's cgroup2 tree at /host/sys/fs/cgroup, an emptyDir for traces.
+mkdir -p /host/sys/fs /data/traces && ln -s /sys/fs/cgroup /host/sys/fs/cgroup
 
-# A top pod: counters only, two scrapes around a workload in both pods.
-{TRACER} {top_args} > /tmp/top-pod.log 2>&1 &
+# `kubectl logs` of a trace pod: stdout and stderr in one stream.
+$TRACER {trace_args} > /tmp/trace-pod.log 2>&1 &
 T=$!
-waitfor attached /tmp/top-pod.log
+wait_attached $T /tmp/trace-pod.log
+run_in "$CTR_A" sh /mysql.sh
+wait $T
+echo "@@trace-exit $?"
+sed 's/^/@@trace-log /' /tmp/trace-pod.log
+
+{kept_run}
+# A top pod: counters only, two scrapes around a workload in both pods.
+$TRACER {top_args} > /tmp/top-pod.log 2>&1 &
+T=$!
+wait_attached $T /tmp/top-pod.log
 sleep 1.5
 echo "@@t1 $(cut -d' ' -f1 /proc/uptime)"
 wget -q -O /tmp/m1 http://127.0.0.1:9090/metrics
-sh /run-in.sh $CTR_A /lookups.sh /mnt/tmpfs/work-a {lookups_a}
-sh /run-in.sh $CTR_B /lookups.sh /mnt/tmpfs/work-b {lookups_b}
+run_in "$CTR_A" lookups /mnt/tmpfs/work-a {lookups_a}
+run_in "$CTR_B" lookups /mnt/tmpfs/work-b {lookups_b}
 sleep 2.5
 echo "@@t2 $(cut -d' ' -f1 /proc/uptime)"
 wget -q -O /tmp/m2 http://127.0.0.1:9090/metrics
@@ -143,24 +148,17 @@ kill -TERM $T; wait $T
 sed 's/^/@@metrics-1 /' /tmp/m1
 sed 's/^/@@metrics-2 /' /tmp/m2
 "#
-    )
+    );
+    crate::scripts::script(&body, &[])
 }
 
 impl PodRuns {
     /// Boots `kernel` and runs the tracer as the plugin's pods would.
     pub fn run(self, kernel: &Kernel, tracer: &Path) -> anyhow::Result<Recorded> {
-        let workload = NodeWorkload {
-            lookups_a: 0,
-            skipped_a: 0,
-            lookups_b: 0,
-        };
-        let mut run = VmRun::new(kernel, script(self))
+        let run = VmRun::new(kernel, script(self))
             .binary(TRACER, tracer)
             .file("/mysql.sh", MYSQL)
             .timeout(std::time::Duration::from_secs(600));
-        for (dest, text) in workload.files() {
-            run = run.file(dest, text);
-        }
         let out = run.run()?;
         if out.status != 0
             || out.value("trace-exit") != Some("0")

@@ -25,7 +25,6 @@ pub fn tree() -> String {
     let uid_a_ = POD_A_UID.replace('-', "_");
     format!(
         r#"
-CG=/sys/fs/cgroup
 POD_A=$CG/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid_a_}.slice
 CTR_A=$POD_A/cri-containerd-{POD_A_CID}.scope
 POD_B=$CG/kubepods/besteffort/pod{POD_B_UID}
@@ -43,47 +42,26 @@ echo "@@cgroup ctr-b $(stat -c %i $CTR_B)"
     )
 }
 
-const RUN_IN: &str = r#"# run-in.sh CGROUP-DIR SCRIPT ARGS...
-echo $$ > $1/cgroup.procs || exit 1
-shift
-exec sh "$@"
-"#;
-
-const LOOKUPS: &str = r#"# lookups.sh DIR N
-i=0
-while [ $i -lt $2 ]; do [ -e $1/missing-$i ]; i=$((i+1)); done
-"#;
-
 impl NodeWorkload {
-    pub fn files(&self) -> Vec<(&'static str, &'static str)> {
-        vec![("/run-in.sh", RUN_IN), ("/lookups.sh", LOOKUPS)]
-    }
-
     pub fn script(&self) -> String {
         let Self {
             lookups_a,
             skipped_a,
             lookups_b,
         } = self;
-        let tracer = crate::scenario::TRACER;
         let want_events = 2 * lookups_a;
         let tree = tree();
-        format!(
+        let body = format!(
             r#"
 {tree}
-{tracer} --target-pod-uid {POD_A_UID} --trace-enabled --trace-dir /traces \
+$TRACER --target-pod-uid {POD_A_UID} --trace-enabled --trace-dir /traces \
   --trace-max-size 1 --trace-max-files 10 --trace-patterns work-a \
   --poll-interval 1s --resolve-interval 1s --listen 127.0.0.1:9090 2> /tmp/tracer.err &
 T=$!
-n=0
-until grep -q attached /tmp/tracer.err; do
-  n=$((n+1))
-  if [ $n -gt 1200 ] || ! kill -0 $T 2>/dev/null; then sed 's/^/@@tracer-failed /' /tmp/tracer.err; exit 1; fi
-  sleep 0.1
-done
-sh /run-in.sh $CTR_A /lookups.sh /mnt/tmpfs/work-a {lookups_a}
-sh /run-in.sh $CTR_A /lookups.sh /mnt/tmpfs/skip {skipped_a}
-sh /run-in.sh $CTR_B /lookups.sh /mnt/tmpfs/work-b {lookups_b}
+wait_attached $T /tmp/tracer.err
+run_in "$CTR_A" lookups /mnt/tmpfs/work-a {lookups_a}
+run_in "$CTR_A" lookups /mnt/tmpfs/skip {skipped_a}
+run_in "$CTR_B" lookups /mnt/tmpfs/work-b {lookups_b}
 # Under load the tracer may lag: wait until it has counted every traced event, then let two
 # counter polls pass, so the scrape below sees the whole workload.
 i=0
@@ -94,7 +72,7 @@ while [ $i -lt 120 ]; do
 done
 sleep 2.5
 echo "@@rss $(grep -E 'VmRSS|VmHWM' /proc/$T/status | tr -s ' \t\n' ' ')"
-{tracer} --listen 127.0.0.1:9090 2> /tmp/second.err
+$TRACER --listen 127.0.0.1:9090 2> /tmp/second.err
 echo "@@port-in-use $? $(cat /tmp/second.err)"
 
 wget -q -O /tmp/metrics http://127.0.0.1:9090/metrics; echo "@@wget-metrics $?"
@@ -113,25 +91,25 @@ wait $T
 echo "@@tracer-exit $?"
 sed 's/^/@@tracer /' /tmp/tracer.err
 
-cd /traces
+cd /traces || exit 1
 for f in traces.tsv*; do
-  echo "@@file $f $(wc -c < $f) $(wc -l < $f) $(awk -F'\t' 'NF!=7{{bad++}} END{{print bad+0}}' $f) $(head -n 1 $f | tr '\t' ',')"
+  echo "@@file $f $(wc -c < "$f") $(wc -l < "$f") $(awk -F'\t' 'NF!=7{{bad++}} END{{print bad+0}}' "$f") $(head -n 1 "$f" | tr '\t' ',')"
 done
 echo "@@other-paths $(cat traces.tsv* | awk -F'\t' 'NR>1 && $6 !~ /^\/work-a\// && $1 != "timestamp"' | wc -l)"
 echo "@@pods $(cat traces.tsv* | awk -F'\t' '$1 != "timestamp" {{print $2 "/" $3}}' | sort -u | tr '\n' ' ')"
 # The reference README's recipes, unchanged:
 echo "@@recipe-tail $(tail -n 1 /traces/traces.tsv | cut -f5,7)"
-echo "@@recipe-grep $(grep tmpfs /traces/traces.tsv | wc -l)"
+echo "@@recipe-grep $(grep -c tmpfs /traces/traces.tsv)"
 awk -F'\t' 'NR>1 {{fs[$7]++}} END {{for(f in fs) print f, fs[f]}}' traces.tsv | sed 's/^/@@recipe-awk /'
 cd /
 
 # Disk full mid-write: a 64 KiB filesystem for the traces.
 mkdir -p /mnt/small && mount -t tmpfs -o size=64k tmpfs /mnt/small
-{tracer} --target-pod-uid {POD_A_UID} --trace-enabled --trace-dir /mnt/small \
+$TRACER --target-pod-uid {POD_A_UID} --trace-enabled --trace-dir /mnt/small \
   --listen 127.0.0.1:9091 2> /tmp/full.err &
 T=$!
-n=0; until grep -q attached /tmp/full.err; do n=$((n+1)); [ $n -gt 1200 ] && exit 1; sleep 0.1; done
-sh /run-in.sh $CTR_A /lookups.sh /mnt/tmpfs/work-a 3000
+wait_attached $T /tmp/full.err
+run_in "$CTR_A" lookups /mnt/tmpfs/work-a 3000
 sleep 1
 echo "@@full-healthz $(wget -q -O - http://127.0.0.1:9091/healthz)"
 kill -TERM $T; wait $T
@@ -141,16 +119,17 @@ echo "@@full-check $(cat /mnt/small/traces.tsv* | awk -F'\t' 'NF!=7{{bad++}} END
 grep '^summary' /tmp/full.err | sed 's/^/@@full-summary /'
 
 # A cap with --stdout ends the run after exactly that many events.
-{tracer} --target-pod-uid {POD_A_UID} --trace-enabled --stdout --max-events 100 \
+$TRACER --target-pod-uid {POD_A_UID} --trace-enabled --stdout --max-events 100 \
   --trace-dir /tmp/capped --listen 127.0.0.1:9092 > /tmp/capped.out 2> /tmp/capped.err &
 T=$!
-n=0; until grep -q attached /tmp/capped.err; do n=$((n+1)); [ $n -gt 1200 ] && exit 1; sleep 0.1; done
-sh /run-in.sh $CTR_A /lookups.sh /mnt/tmpfs/work-a 500
+wait_attached $T /tmp/capped.err
+run_in "$CTR_A" lookups /mnt/tmpfs/work-a 500
 n=0; while kill -0 $T 2>/dev/null && [ $n -lt 300 ]; do sleep 0.1; n=$((n+1)); done
 kill -0 $T 2>/dev/null && echo "@@capped-still-running"
 wait $T
 echo "@@capped-exit $? $(wc -l < /tmp/capped.out) $(grep -c 'tracing stopped: --max-events reached' /tmp/capped.err)"
 "#
-        )
+        );
+        crate::scripts::script(&body, &[])
     }
 }

@@ -27,23 +27,15 @@ impl TwoCgroups {
             traced_lookups,
             other_lookups,
         } = *self;
-        format!(
+        let body = format!(
             r#"
-CG=/sys/fs/cgroup
 mkdir -p $CG/traced $CG/other /tmp/work
 echo "@@cgroup traced $(stat -c %i $CG/traced)"
 echo "@@cgroup other $(stat -c %i $CG/other)"
-{TRACER} --target-cgroup $CG/traced --trace-enabled --stdout --trace-dir /tmp/traces \
+$TRACER --target-cgroup $CG/traced --trace-enabled --stdout --trace-dir /tmp/traces \
   --listen 127.0.0.1:9090 > /tmp/trace.tsv 2>/tmp/tracer.err &
 T=$!
-n=0
-until grep -q attached /tmp/tracer.err; do
-  n=$((n+1))
-  if [ $n -gt 1200 ] || ! kill -0 $T 2>/dev/null; then
-    sed 's/^/@@tracer-failed /' /tmp/tracer.err; exit 1
-  fi
-  sleep 0.1
-done
+wait_attached $T /tmp/tracer.err
 echo "@@tracer-ready"
 lookups() {{
   sh -c "echo \$\$ > $CG/$1/cgroup.procs; i=0; while [ \$i -lt $2 ]; do [ -e /tmp/work/$1-missing-\$i ]; i=\$((i+1)); done"
@@ -57,7 +49,8 @@ sed 's/^/@@tracer /' /tmp/tracer.err
 head -n 6 /tmp/trace.tsv | sed 's/^/@@tsv /'
 echo "@@tsv-lines $(wc -l < /tmp/trace.tsv)"
 "#
-        )
+        );
+        crate::scripts::script(&body, &[])
     }
 
     /// Pairs the cgroup ids the script printed with the tracer's counts for them.

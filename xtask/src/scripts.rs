@@ -1,5 +1,5 @@
 //! The VM test scripts: shell files under `xtask/scripts/`, each run after a shared prelude
-//! (helpers: `run_in`, `wait_attached`, `stop_tracer`, `stop_within`) and the variables the
+//! (helpers: `run_in`, `wait_line`, `wait_attached`, `stop_tracer`) and the variables the
 //! Rust side sets. Kept as `.sh` files so shellcheck reads them (`xtask/tests/shellcheck.rs`).
 
 const PRELUDE: &str = include_str!("../scripts/prelude.sh");
