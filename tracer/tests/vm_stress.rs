@@ -33,6 +33,7 @@ fn preemptible_kernel_keeps_paths_intact_and_every_lost_count_counted() {
     );
     let out = VmRun::new(&kernel, script)
         .kernel_arg("preempt=full")
+        .single_thread(true)
         .binary(xtask::scenario::TRACER, env!("CARGO_BIN_EXE_tracer"))
         .module("loop")
         .file("/ext4.img", std::fs::read(&image).expect("image"))
