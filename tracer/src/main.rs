@@ -360,17 +360,24 @@ async fn trace(
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut reported_file_error = false;
     pipeline.owners = owners.borrow_and_update().clone();
-    // Returns (cap reached, ring buffer emptied). A batch is bounded so that under a flood
-    // the loop still flushes stdout, picks up new owners and notices a stop.
+    // Returns (cap reached, ring buffer emptied). A batch is bounded (DRAIN_BATCH records,
+    // `budget` of time) so that under a flood the loop still flushes stdout, picks up new
+    // owners and notices a stop.
     let mut drain =
-        |ring: &mut RingBuf<aya::maps::MapData>, pipeline: &mut Pipeline, batch: usize| {
+        |ring: &mut RingBuf<aya::maps::MapData>, pipeline: &mut Pipeline, budget: Duration| {
             if owners.has_changed().unwrap_or(false) {
                 pipeline.owners = owners.borrow_and_update().clone();
             }
             let before = pipeline.kept;
+            let started = std::time::Instant::now();
             let mut flow = Flow::Continue;
             let mut emptied = false;
-            for _ in 0..batch {
+            for n in 0..DRAIN_BATCH {
+                // A batch is bounded in time too: on a slow or starved CPU a whole batch can
+                // take seconds, and a stop waits for it.
+                if n % 64 == 63 && started.elapsed() >= budget {
+                    break;
+                }
                 let Some(record) = ring.next() else {
                     emptied = true;
                     break;
@@ -403,6 +410,9 @@ async fn trace(
         let backlogged = pipeline.backlogged();
         let room = pipeline.stdout.as_ref().map(|out| out.room());
         let capped = tokio::select! {
+            // A stop first: picked at random among ready branches, it could lose to the tick
+            // round after round under a flood.
+            biased;
             () = &mut stop => break None,
             Some(room) = async { room?.await }, if backlogged => {
                 if let Some(out) = &mut pipeline.stdout {
@@ -410,10 +420,10 @@ async fn trace(
                 }
                 None
             }
-            _ = tick.tick(), if !backlogged => drain(ring.get_mut(), pipeline, DRAIN_BATCH).0,
+            _ = tick.tick(), if !backlogged => drain(ring.get_mut(), pipeline, DRAIN_BUDGET).0,
             guard = ring.readable_mut(), if !backlogged => {
                 let mut guard = guard?;
-                let (capped, emptied) = drain(guard.get_inner_mut(), pipeline, DRAIN_BATCH);
+                let (capped, emptied) = drain(guard.get_inner_mut(), pipeline, DRAIN_BUDGET);
                 if emptied {
                     guard.clear_ready();
                 }
@@ -442,13 +452,21 @@ async fn trace(
     );
     let deadline = tokio::time::Instant::now() + FINAL_DRAIN;
     loop {
-        // Small batches: the deadline is looked at often.
-        let (capped, emptied) = drain(ring.get_mut(), pipeline, DRAIN_BATCH / 8);
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let (capped, emptied) = drain(ring.get_mut(), pipeline, left.min(DRAIN_BUDGET));
         if capped.is_some() {
             return Ok(capped);
         }
         if emptied || tokio::time::Instant::now() >= deadline {
             tracing::debug!(kept = pipeline.kept, emptied, "stop: drained");
+            if !emptied {
+                // Said in the summary: counting a record without decoding it is cheap.
+                let ring = ring.get_mut();
+                let counted = std::time::Instant::now();
+                while counted.elapsed() < UNREAD_COUNT && ring.next().is_some() {
+                    pipeline.unread += 1;
+                }
+            }
             return Ok(None);
         }
         if pipeline.backlogged() {
@@ -459,11 +477,15 @@ async fn trace(
 
 /// How long a stop may spend on what the ring buffer still holds.
 const FINAL_DRAIN: Duration = Duration::from_secs(2);
+/// How long a stop may spend counting the records the drain left (at most a ring buffer's).
+const UNREAD_COUNT: Duration = Duration::from_secs(1);
 /// How long a stop waits for stdout's reader to take the last lines.
 const STDOUT_GRACE: Duration = Duration::from_secs(1);
 
-/// Records handled per drain call before the loop looks at its other duties.
+/// Records handled per drain call, at most, before the loop looks at its other duties ...
 const DRAIN_BATCH: usize = 8192;
+/// ... and the time one drain call may take.
+const DRAIN_BUDGET: Duration = Duration::from_millis(100);
 
 async fn resolve_loop(
     sources: Sources,
@@ -585,10 +607,10 @@ fn final_summary(
     let missed = tracer::misses::total(ebpf);
     let path_cache_hits = counters::per_cpu_total(ebpf, names::PATH_CACHE_HITS)?;
     let (events, bytes) = pipeline.map_or((0, 0), |p| (p.kept, p.bytes));
-    let file_errors = pipeline.map_or(0, |p| p.file_errors);
+    let (file_errors, unread) = pipeline.map_or((0, 0), |p| (p.file_errors, p.unread));
     eprintln!(
         "summary attach={mode} events={events} drops={drops} filtered={filtered} \
-         contended={contended} missed={missed} unwritten={unwritten} bytes={bytes} file_errors={file_errors} \
+         contended={contended} missed={missed} unread={unread} unwritten={unwritten} bytes={bytes} file_errors={file_errors} \
          path_cache_hits={path_cache_hits}"
     );
     let mut per_cgroup: Vec<_> = counters::per_cgroup(ebpf)?.into_iter().collect();

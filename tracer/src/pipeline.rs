@@ -74,6 +74,8 @@ pub struct Pipeline {
     /// Set once a file write failed (disk full...), so it is reported once.
     pub file_error: Option<String>,
     pub file_errors: u64,
+    /// Records a stop left in the ring buffer when its drain ran out of time.
+    pub unread: u64,
     line: String,
     ev: events::TraceEvent,
 }
@@ -103,6 +105,7 @@ impl Pipeline {
             bytes: 0,
             file_error: None,
             file_errors: 0,
+            unread: 0,
             line: String::with_capacity(512),
             ev: events::TraceEvent::default(),
         })

@@ -250,6 +250,8 @@ pub struct Summary {
     pub contended: u64,
     /// Probe runs the kernel skipped (a program already running on that CPU).
     pub missed: u64,
+    /// Records a stop left in the ring buffer, undrained.
+    pub unread: u64,
     /// Lines the stop left unwritten to a stdout that did not keep up.
     pub unwritten: u64,
     /// cgroup id → field → value.
@@ -273,6 +275,7 @@ impl Summary {
                             "path_cache_hits" => summary.path_cache_hits = v.parse().unwrap_or(0),
                             "contended" => summary.contended = v.parse().unwrap_or(0),
                             "missed" => summary.missed = v.parse().unwrap_or(0),
+                            "unread" => summary.unread = v.parse().unwrap_or(0),
                             "unwritten" => summary.unwritten = v.parse().unwrap_or(0),
                             _ => {}
                         }
