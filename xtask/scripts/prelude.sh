@@ -66,3 +66,33 @@ stop_tracer() {
   echo "@@$2-exit $?"
   sed "s/^/@@$2 /" "/tmp/$2.err"
 }
+
+# uptime_cs: time since boot, in hundredths of a second.
+uptime_cs() {
+  read -r up _ < /proc/uptime
+  echo "${up%.*}${up#*.}"
+}
+
+# stop_within SECS PID NAME: SIGTERM to a tracer whose stderr is /tmp/NAME.err; SIGKILL if it
+# is still running SECS later, as the kubelet does after a pod's grace period. Prints its
+# exit status (@@NAME-exit), how long it took in hundredths of a second (@@NAME-cs), where
+# its threads were if it had to be killed (@@NAME-stuck) and its stderr, tagged NAME.
+stop_within() {
+  start=$(uptime_cs)
+  kill -TERM "$2"
+  n=0
+  while kill -0 "$2" 2>/dev/null && [ $n -lt $(($1 * 10)) ]; do
+    sleep 0.1
+    n=$((n + 1))
+  done
+  if kill -0 "$2" 2>/dev/null; then
+    for t in /proc/"$2"/task/*; do
+      echo "@@$3-stuck $(cat "$t/comm") $(cat "$t/wchan") $(tr '\n' ' ' < "$t/stack")"
+    done
+  fi
+  kill -KILL "$2" 2>/dev/null
+  wait "$2"
+  echo "@@$3-exit $?"
+  echo "@@$3-cs $(($(uptime_cs) - start))"
+  sed "s/^/@@$3 /" "/tmp/$3.err"
+}

@@ -1,5 +1,6 @@
-# Preemption under load. Set by the Rust side: MODES (attach modes), CGROUPS
-# (cgroup names), PROCS (lookup processes per cgroup), LOOKUPS (failed lookups per process).
+# Preemption and stops under load. Set by the Rust side: MODES (attach modes), CGROUPS
+# (cgroup names), PROCS (lookup processes per cgroup), LOOKUPS (failed lookups per process),
+# GRACE (seconds a stop may take before SIGKILL).
 # shellcheck shell=sh
 
 echo "@@preempt $(cat /sys/kernel/debug/sched/preempt)"
@@ -55,3 +56,39 @@ for mode in $MODES; do
     END { for (k in count) print "@@traced-" mode " " k " " count[k] }
   ' /tmp/ids "/tmp/$mode.tsv"
 done
+
+# 2. Stop under a flood: lookups of new names on ext4 (each allocates; the negative dentries
+# stay, so the flood frees nothing) until the end, traced whole, first to a fast stdout, then
+# to one nobody reads (a kubectl logs -f over a slow link).
+mkdir -p /mnt/ext4/flood
+flood() {
+  i=0
+  while :; do
+    [ -e "/mnt/ext4/flood/f$1-$i" ]
+    i=$((i + 1))
+  done
+}
+flooders=""
+for k in 1 2 3; do
+  flood $k &
+  flooders="$flooders $!"
+done
+
+$TRACER --attach-mode fentry --trace-enabled --stdout > /dev/null 2> /tmp/fast.err &
+T=$!
+wait_attached $T /tmp/fast.err
+sleep 3
+stop_within "$GRACE" $T fast
+
+mkfifo /tmp/unread
+# shellcheck disable=SC2217 # a reader that never reads: the pipe fills and stays full
+sleep 100000 < /tmp/unread &
+R=$!
+$TRACER --attach-mode fentry --trace-enabled --stdout > /tmp/unread 2> /tmp/slow.err &
+T=$!
+wait_attached $T /tmp/slow.err
+sleep 3
+stop_within "$GRACE" $T slow
+kill $R
+# shellcheck disable=SC2086 # one word per pid
+kill $flooders

@@ -253,6 +253,9 @@ pub fn run(kernel: &Kernel, tracer: &Path, storm: &Path, plan: &Plan) -> anyhow:
                 .file("/ext4.img", image.clone())
                 .memory_mb(2048)
                 .icount(plan.icount)
+                // Real time means both vCPUs truly in parallel, as on a node (icount runs
+                // them in turn anyway).
+                .single_thread(plan.icount)
                 .timeout(std::time::Duration::from_secs(1800))
                 .run()?;
             if out.status != 0 {

@@ -87,7 +87,7 @@ impl<'a> VmRun<'a> {
             timeout: Duration::from_secs(300),
             memory_mb: 1024,
             icount: false,
-            single_thread: false,
+            single_thread: true,
             cmdline: Vec::new(),
         }
     }
@@ -124,11 +124,13 @@ impl<'a> VmRun<'a> {
         self
     }
 
-    /// Runs both vCPUs on one host thread, in turn. The guest still has two CPUs, interrupts
-    /// and preemption, but a CPU never runs code another is rewriting: with `preempt=full`,
-    /// live kernel text patching (attaching probes while other tasks run) crashed the guest in
-    /// multi-threaded TCG in 2 of 5 boots (`int3` left in `__d_free`, a call into `__d_alloc`
-    /// that landed on 0), and in none of 5 single-threaded ones.
+    /// Whether both vCPUs run on one host thread, in turn (the default). The guest still has
+    /// two CPUs, interrupts and preemption, but a CPU never runs code another is rewriting:
+    /// multi-threaded TCG crashed guests while probes were attached to functions other tasks
+    /// were running (`int3` left in `__d_free` and `d_splice_alias`, a call into `__d_alloc`
+    /// that landed on 0, a soft lockup during a kprobe attach), with and without
+    /// `preempt=full`. Off only where wall time with both vCPUs truly parallel is the point
+    /// (the real-time kernel benchmark).
     pub fn single_thread(mut self, on: bool) -> Self {
         self.single_thread = on;
         self
