@@ -5,12 +5,14 @@ use std::{collections::BTreeMap, sync::Arc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use dentry_common::{Counters, EventHeader, FLAG_ALLOCATED, Operation};
 use tracer::{
-    events,
-    metrics::Metrics,
     owners::{Owner, Owners},
-    pipeline::{Caps, Pipeline},
-    rotate::Rotator,
-    tsv,
+    serve::metrics::Metrics,
+    trace::{
+        events,
+        pipeline::{Caps, Pipeline},
+        rotate::Rotator,
+        tsv,
+    },
 };
 
 const BATCH: usize = 10_000;

@@ -6,7 +6,7 @@ use std::{
 
 use clap::Parser;
 
-use crate::probes::AttachMode;
+use crate::kernel::probes::AttachMode;
 
 /// Traces the kernel dentry cache per container: Prometheus metrics, rotated TSV path traces.
 #[derive(Debug, Parser)]
@@ -94,23 +94,39 @@ pub struct Args {
     /// [default: /run/containerd/containerd.sock,/run/crio/crio.sock,/run/cri-dockerd.sock]
     #[arg(long, value_name = "PATHS")]
     pub cri_socket: Option<String>,
+    /// Benchmark scaffolding, hidden from --help.
+    #[command(flatten)]
+    pub bench: Bench,
+}
+
+/// What `cargo xtask bench-kernel` needs; no user sets these.
+#[derive(Debug, Default, clap::Args)]
+pub struct Bench {
     /// Benchmark floor: attach only one probe counting allocations.
-    #[arg(long, hide = true)]
-    pub bench_floor: bool,
+    #[arg(long = "bench-floor", hide = true)]
+    pub floor: bool,
     /// With --bench-floor: the same probe on `d_splice_alias` too.
-    #[arg(long, hide = true, requires = "bench_floor")]
-    pub bench_floor_lookup: bool,
+    #[arg(long = "bench-floor-lookup", hide = true, requires = "floor")]
+    pub floor_lookup: bool,
     /// Trace without the kernel's directory path cache (every event walks its whole path).
-    #[arg(long, hide = true)]
-    pub bench_no_path_cache: bool,
+    #[arg(long = "bench-no-path-cache", hide = true)]
+    pub no_path_cache: bool,
     /// Have the kernel time every program run (`BPF_ENABLE_STATS`) and print each program's
     /// runs and mean ns per run in the summary. The timing itself costs two clock reads per run.
-    #[arg(long, hide = true)]
-    pub bench_program_stats: bool,
-    /// Benchmark stages of tracing: `scope` stops each event after the scope check, `walk`
-    /// after the path walk (nothing reaches the ring buffer either way).
-    #[arg(long, hide = true, value_parser = ["scope", "walk"])]
-    pub bench_trace_stage: Option<String>,
+    #[arg(long = "bench-program-stats", hide = true)]
+    pub program_stats: bool,
+    /// Stop each traced event part-way (nothing reaches the ring buffer).
+    #[arg(long = "bench-trace-stage", hide = true, value_enum)]
+    pub trace_stage: Option<TraceStage>,
+}
+
+/// Where `--bench-trace-stage` stops an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TraceStage {
+    /// After the scope check.
+    Scope,
+    /// After the path walk.
+    Walk,
 }
 
 /// Parsed `--trace-patterns`.

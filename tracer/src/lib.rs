@@ -1,23 +1,11 @@
-//! The node-side dentry tracer: loads the kernel programs, attaches them, reads their counters.
-pub mod btf;
-pub mod cgroup;
-pub mod check;
+//! The node-side dentry tracer: loads the kernel programs, attaches them, reads their counters,
+//! traces paths and serves what it finds. The folders follow docs/architecture.md.
 pub mod cli;
-pub mod counters;
-pub mod cri;
-pub mod events;
-pub mod http;
-pub mod kubelet;
-pub mod kubepath;
-pub mod metrics;
-pub mod misses;
+pub mod kernel;
 pub mod owners;
-pub mod pipeline;
-pub mod probes;
-pub mod rotate;
-pub mod stdout;
-pub mod summary;
-pub mod tsv;
+pub mod run;
+pub mod serve;
+pub mod trace;
 
 /// The kernel programs, built from `tracer-ebpf` by build.rs.
 pub static EBPF_OBJECT: &[u8] =

@@ -4,7 +4,7 @@
 use std::{collections::BTreeMap, path::Path, process::Command};
 
 use dentry_common::NOT_IN_LEVEL;
-use tracer::btf::Btf;
+use tracer::kernel::btf::Btf;
 use xtask::kernel::{DEFAULT_KERNELS, Kernel};
 
 /// (struct, member) pairs the kernel programs read.

@@ -14,13 +14,13 @@ use std::{
 };
 
 use tonic::{Status, codegen::http, server::NamedService};
-use tracer::{
+use tracer::owners::{
+    Owners, Sources,
     cri::{
         self, Container, ContainerMetadata, LIST_CONTAINERS, LIST_POD_SANDBOX,
         ListContainersRequest, ListContainersResponse, ListPodSandboxRequest,
         ListPodSandboxResponse, PodSandbox, PodSandboxMetadata,
     },
-    owners::{Owners, Sources},
 };
 
 const UID: &str = "0f3c8d2e-1b4a-4c5d-9e6f-7a8b9c0d1e2f";

@@ -149,7 +149,7 @@ fn the_daemonset_runs_the_tracer_as_documented() {
             .unwrap_or_else(|e| panic!("the tracer rejects the DaemonSet's args {args:?}: {e}"));
     assert!(!parsed.trace_enabled);
     assert_eq!(
-        tracer::http::parse_listen(&parsed.listen).map(|a| a.port()),
+        tracer::serve::http::parse_listen(&parsed.listen).map(|a| a.port()),
         Ok(9090)
     );
 

@@ -4,7 +4,7 @@
 use std::{path::Path, process::Command};
 
 use dentry_common::{Config, KERNEL_PATTERNS, KernelPatterns};
-use tracer::probes::{self, AttachMode, Error, LoadOptions, PROBES, Set};
+use tracer::kernel::probes::{self, AttachMode, Error, LoadOptions, PROBES, Set};
 
 const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe/type";
 

@@ -91,7 +91,11 @@ fn check(series: &str, mode: &str) {
 
     // Trace lines: header first, seven columns, only scoped cgroups.
     let tsv = out.tagged("tsv");
-    assert_eq!(tsv.first().copied(), Some(tracer::tsv::HEADER), "{ctx}");
+    assert_eq!(
+        tsv.first().copied(),
+        Some(tracer::trace::tsv::HEADER),
+        "{ctx}"
+    );
     let lines: Vec<Line> = tsv[1..]
         .iter()
         .map(|l| {
@@ -232,7 +236,11 @@ fn check_kernel_patterns(out: &VmOutput, ctx: &str) {
     assert_eq!(out.value("patterns-exit"), Some("0"), "{ctx}");
     let summary = Summary::parse(&out.tagged("patterns"));
     let tsv = out.tagged("pattern-tsv");
-    assert_eq!(tsv.first().copied(), Some(tracer::tsv::HEADER), "{ctx}");
+    assert_eq!(
+        tsv.first().copied(),
+        Some(tracer::trace::tsv::HEADER),
+        "{ctx}"
+    );
     let mut seen: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for l in &tsv[1..] {
         let c: Vec<&str> = l.split('\t').collect();

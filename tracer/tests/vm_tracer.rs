@@ -171,7 +171,7 @@ fn check(series: &str) {
 
     // HTTP: health, listing, download, refusals.
     assert_eq!(out.value("healthz"), Some("ok"), "{series}");
-    let listing: Vec<tracer::http::TraceFile> =
+    let listing: Vec<tracer::serve::http::TraceFile> =
         serde_json::from_str(out.value("traces-json").unwrap_or("[]")).expect("/traces is JSON");
     let names: Vec<&str> = listing.iter().map(|f| f.name.as_str()).collect();
     assert!(
@@ -206,7 +206,7 @@ fn check(series: &str) {
         );
         assert_eq!(
             w[4],
-            tracer::tsv::HEADER.replace('\t', ","),
+            tracer::trace::tsv::HEADER.replace('\t', ","),
             "{series}: {name} header"
         );
         assert_eq!(bad, 0, "{series}: {name} has lines without 7 columns");

@@ -222,7 +222,7 @@ pub struct LoadOptions {
 
 /// The running kernel's struct offsets, from its BTF.
 pub fn kernel_offsets() -> Result<KernelOffsets, Error> {
-    crate::btf::Btf::from_sys()
+    crate::kernel::btf::Btf::from_sys()
         .and_then(|btf| btf.kernel_offsets())
         .map_err(|e| Error::Btf(e.to_string()))
 }
@@ -295,6 +295,28 @@ pub fn verify_all(ebpf: &mut Ebpf, btf: &Btf) -> Vec<(&'static str, Result<(), E
         results.push((p.fentry, load_fentry(ebpf, p, btf)));
     }
     results
+}
+
+/// Whether this kernel lets an fentry program attach (for `--check`): the floor's, tried alone.
+pub fn fentry_works() -> Result<(), String> {
+    let options = LoadOptions {
+        offsets: kernel_offsets().map_err(|e| e.to_string())?,
+        config: Config::default(),
+        patterns: KernelPatterns::default(),
+        ring_buffer_bytes: 4096,
+    };
+    let btf = kernel_btf().map_err(|e| e.to_string())?;
+    let mut ebpf = open(crate::EBPF_OBJECT, &options, &btf).map_err(|e| e.to_string())?;
+    let floor = PROBES
+        .iter()
+        .find(|p| p.set == Set::Floor)
+        .ok_or("no floor probe")?;
+    verify_all(&mut ebpf, &btf)
+        .into_iter()
+        .find(|(name, _)| *name == floor.fentry)
+        .map_or(Err("not tried".into()), |(_, r)| {
+            r.map_err(|e| e.to_string())
+        })
 }
 
 /// Attaches the probes of `sets`; programs stay attached as long as `ebpf` lives.

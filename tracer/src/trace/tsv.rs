@@ -2,7 +2,7 @@
 //! tabs/newlines/backslashes in fields escaped so one event is always one line.
 use std::{fmt::Write as _, time::SystemTime};
 
-use crate::events::TraceEvent;
+use crate::trace::events::TraceEvent;
 
 pub const HEADER: &str = dentry_common::TSV_HEADER;
 

@@ -6,7 +6,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::{kubelet::Names, kubepath};
+use crate::owners::{kubelet::Names, kubepath};
 
 /// Who a cgroup belongs to. Empty strings where unknown.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -3,7 +3,7 @@
 use dentry_common::Operation;
 use rustc_hash::FxHashMap as HashMap;
 
-use crate::events::TraceEvent;
+use crate::trace::events::TraceEvent;
 
 /// Distinct keys remembered per table; past this, new keys are counted as "other" so a flood
 /// of unique names cannot grow memory without bound.

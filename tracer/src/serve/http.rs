@@ -16,7 +16,10 @@ use axum::{
 };
 use serde::Serialize;
 
-use crate::{metrics::Metrics, rotate::ACTIVE, tsv::rfc3339_nanos};
+use crate::{
+    serve::metrics::Metrics,
+    trace::{rotate::ACTIVE, tsv::rfc3339_nanos},
+};
 
 pub struct AppState {
     pub metrics: Mutex<Metrics>,
@@ -48,7 +51,11 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         Ok(m) => m.render(),
         Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
-    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response()
+    (
+        [(header::CONTENT_TYPE, crate::serve::metrics::CONTENT_TYPE)],
+        body,
+    )
+        .into_response()
 }
 
 #[derive(Debug, Serialize, serde::Deserialize, PartialEq, Eq)]

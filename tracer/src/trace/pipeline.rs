@@ -6,12 +6,14 @@ use std::sync::Arc;
 use dentry_common::Operation;
 
 use crate::{
-    events::{self, Clock},
     owners::Owners,
-    rotate::Rotator,
-    stdout::Sink,
-    summary::Summary,
-    tsv,
+    trace::{
+        events::{self, Clock},
+        rotate::Rotator,
+        stdout::Sink,
+        summary::Summary,
+        tsv,
+    },
 };
 
 /// Limits after which tracing stops (`None`: no limit).
@@ -233,7 +235,7 @@ mod tests {
         assert_eq!(p.handle(&record(b"other\0dir\0")), Flow::Continue);
         p.flush();
         assert_eq!(p.kept, 3);
-        let text = std::fs::read_to_string(dir.path().join(crate::rotate::ACTIVE)).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(crate::trace::rotate::ACTIVE)).unwrap();
         let ops: Vec<(&str, &str)> = text
             .lines()
             .skip(1)

@@ -15,7 +15,7 @@ use std::{
 
 use tonic::transport::{Endpoint, Uri};
 
-use crate::kubelet::{Names, PodName};
+use crate::owners::kubelet::{Names, PodName};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -1,0 +1,272 @@
+//! One run of the tracer: the plan from the flags, the kernel loaded and attached, the
+//! background tasks, the drain, the stop and the report.
+pub mod drain;
+pub mod plan;
+pub mod report;
+pub mod stop;
+pub mod tasks;
+
+use std::{
+    process::ExitCode,
+    sync::{Arc, Mutex},
+};
+
+use anyhow::Context as _;
+use aya::{Ebpf, maps::RingBuf};
+use dentry_common::names;
+use tokio::sync::watch;
+
+use crate::{
+    cli::Args,
+    kernel::{check, counters, probes},
+    owners::{Owners, Sources, cgroup},
+    serve::{
+        http::{self, AppState},
+        metrics::Metrics,
+    },
+    trace::{pipeline::Pipeline, rotate::Rotator},
+};
+use plan::Plan;
+use stop::Stop;
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // Before anything else: once we report "attached", a stop signal must be honoured. (A
+    // shell starts background jobs with SIGINT ignored; installing the handler overrides that.)
+    let mut stop = Stop::install(args.duration)?;
+    if args.check {
+        return Ok(check_kernel(&args));
+    }
+
+    let sources = Sources {
+        cgroup_root: args.cgroup.clone(),
+        pods_log_dir: args.pods_log_dir.clone(),
+        containers_log_dir: args.containers_log_dir.clone(),
+    };
+    // Names are not needed to find targets; the runtime is asked once the input is validated.
+    let owners = Owners::resolve(&sources);
+    let targets = targets(&args, &owners)?;
+    let plan = Plan::new(&args, &targets);
+    let listen = http::parse_listen(&args.listen).map_err(|e| anyhow::anyhow!("--listen {e}"))?;
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        anyhow::anyhow!(
+            "--listen {}: {e} (pick another address with --listen)",
+            args.listen
+        )
+    })?;
+    let files = plan
+        .files
+        .as_ref()
+        .map(|f| Rotator::open(&f.dir, f.max_bytes, f.max_files, crate::trace::tsv::HEADER))
+        .transpose()?;
+
+    // Held until the end: closing it stops the kernel's timing.
+    let _stats = args
+        .bench
+        .program_stats
+        .then(|| aya::sys::enable_stats(aya::sys::Stats::RunTime))
+        .transpose()
+        .context("--bench-program-stats: the kernel refused BPF_ENABLE_STATS")?;
+    let (mut ebpf, mode) = load(&plan, &args, &targets)?;
+    let ring = if plan.trace {
+        probes::set_tracing(&mut ebpf, true)?;
+        Some(RingBuf::try_from(
+            ebpf.take_map(names::EVENTS)
+                .context("the eBPF object has no EVENTS map")?,
+        )?)
+    } else {
+        None
+    };
+    // The contract with the plugin and the VM scripts, not a log line: its own line, always.
+    eprintln!("{}{mode}", dentry_common::ATTACHED_MARKER);
+
+    let state = Arc::new(AppState {
+        metrics: Mutex::new(Metrics::new(args.cgroup_id_label, mode)?),
+        trace_dir: files.is_some().then(|| args.trace_dir.clone()),
+    });
+    let server = tokio::spawn({
+        let app = http::router(state.clone());
+        async move { axum::serve(listener, app).await }
+    });
+    let ebpf = Arc::new(Mutex::new(ebpf));
+    let cri_socket = crate::owners::cri::find_socket(&args.cri_sockets());
+    let owners = match tasks::cri_names(cri_socket.as_deref(), true).await {
+        Some(names) => Owners::resolve_with(&sources, Some(&names)),
+        None => owners,
+    };
+    let (owners_tx, owners_rx) = watch::channel(Arc::new(owners));
+    let resolver = tokio::spawn(tasks::resolve_loop(
+        sources,
+        cri_socket,
+        args.resolve_interval,
+        owners_tx,
+    ));
+    let poller = tokio::spawn(tasks::poll_loop(
+        ebpf.clone(),
+        state.clone(),
+        owners_rx.clone(),
+        args.poll_interval,
+        args.proc.clone(),
+    ));
+
+    let mut pipeline = None;
+    if let Some(ring) = ring {
+        let mut p = Pipeline::new(args.trace_patterns.0.clone(), files, args.stdout, plan.caps)?;
+        let capped = drain::trace(ring, &mut p, &mut stop, &state, owners_rx, &ebpf).await?;
+        if let Some(which) = capped {
+            eprintln!("tracer: tracing stopped: {which} reached (metrics go on)");
+            if !args.stdout {
+                stop.wait().await;
+            }
+        }
+        pipeline = Some(p);
+    } else {
+        stop.wait().await;
+    }
+
+    poller.abort();
+    resolver.abort();
+    // The summary does not wait on a reader of stdout that has stopped reading.
+    let unwritten = pipeline
+        .as_mut()
+        .and_then(|p| p.stdout.take())
+        .map_or(0, |out| out.finish(drain::STDOUT_GRACE));
+    tracing::debug!(unwritten, "stop: stdout done");
+    {
+        let ebpf = ebpf
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the poller panicked"))?;
+        report::final_summary(&ebpf, mode, pipeline.as_ref(), unwritten)?;
+        if args.bench.floor {
+            eprintln!(
+                "bench floor={}",
+                counters::per_cpu_total(&ebpf, names::FLOOR)?
+            );
+        }
+    }
+    // Dropping the last handle on the object detaches every probe.
+    drop(ebpf);
+    drop(pipeline);
+    if let (Some(linger), false) = (args.linger, stop.signalled) {
+        // The plugin reads this line as "the trace is over".
+        eprintln!(
+            "{} /metrics and /traces for {} (--linger) or until SIGTERM",
+            dentry_common::LINGER_MARKER,
+            humantime::format_duration(linger)
+        );
+        stop.deadline = Some(tokio::time::Instant::now() + linger);
+        stop.wait().await;
+    }
+    server.abort();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The cgroups to scope to: `--target-cgroup` as given, and the pod's and containers' cgroups
+/// found by their IDs.
+fn targets(args: &Args, owners: &Owners) -> anyhow::Result<Vec<cgroup::Target>> {
+    let mut dirs = args.target_cgroups.clone();
+    if let Some(uid) = &args.target_pod_uid {
+        let dir = owners.pod_dir(uid).with_context(|| {
+            format!(
+                "--target-pod-uid {uid}: no pod cgroup with that UID under {} (is the pod on \
+                 this node and running? is --cgroup the host's cgroup2 mount?)",
+                args.cgroup.display()
+            )
+        })?;
+        dirs.push(dir.to_owned());
+    }
+    for id in &args.target_container_ids {
+        let bare = id.rsplit_once("://").map_or(id.as_str(), |(_, bare)| bare);
+        let dir = owners.container_dir(bare).with_context(|| {
+            format!(
+                "--target-container-id {id}: no container cgroup with that ID under {} (is the \
+                 container running on this node? is --cgroup the host's cgroup2 mount?)",
+                args.cgroup.display()
+            )
+        })?;
+        dirs.push(dir.to_owned());
+    }
+    if !dirs.is_empty() && !check::cgroup2(&args.cgroup) {
+        anyhow::bail!(
+            "{} is not a cgroup2 mount: targeting needs cgroup v2 (on a hybrid host pass \
+             --cgroup /sys/fs/cgroup/unified)",
+            args.cgroup.display()
+        );
+    }
+    dirs.iter()
+        .map(|dir| {
+            cgroup::target(&args.cgroup, dir)
+                .with_context(|| format!("--target-cgroup {}", dir.display()))
+        })
+        .collect()
+}
+
+/// Loads the programs as the plan says, fills the targets, attaches; returns the object and the
+/// mode the counting and tracing probes use (the path cache's may differ).
+fn load(
+    plan: &Plan,
+    args: &Args,
+    targets: &[cgroup::Target],
+) -> anyhow::Result<(Ebpf, &'static str)> {
+    let options = probes::LoadOptions {
+        offsets: probes::kernel_offsets()?,
+        config: plan.config,
+        patterns: plan.kernel_patterns,
+        ring_buffer_bytes: args.ring_buffer_size,
+    };
+    let kernel_btf = probes::kernel_btf()?;
+    let mut ebpf = probes::open(crate::EBPF_OBJECT, &options, &kernel_btf)?;
+    probes::set_targets(&mut ebpf, &targets.iter().map(|t| t.id).collect::<Vec<_>>())?;
+    let mut attached = probes::attach(&mut ebpf, plan.sets, plan.attach_mode, &kernel_btf)?;
+    let mode = probes::summary_mode(&attached);
+    if let Some(cache_mode) = plan.path_cache {
+        // Without these probes cached paths could go stale, so the cache stays off.
+        match probes::attach(
+            &mut ebpf,
+            &[probes::Set::PathCache],
+            cache_mode,
+            &kernel_btf,
+        ) {
+            Ok(more) => {
+                attached.extend(more);
+                probes::set_path_cache(&mut ebpf, true)?;
+            }
+            Err(e) => tracing::warn!("path cache off (every event walks its whole path): {e}"),
+        }
+    }
+    drop(kernel_btf);
+    release_free_heap();
+    let probes_text: Vec<String> = attached
+        .iter()
+        .map(|(p, a)| format!("{}:{}", p.function, a.name()))
+        .collect();
+    tracing::info!(
+        mode,
+        probes = %probes_text.join(","),
+        trace = plan.trace,
+        targets = targets.len(),
+        listen = %args.listen,
+        "probes attached"
+    );
+    Ok((ebpf, mode))
+}
+
+/// Loading parses megabytes of kernel BTF into many small allocations; once they are freed,
+/// hand the memory back to the OS so the resident size reflects the steady state.
+fn release_free_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free heap pages.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+fn check_kernel(args: &Args) -> ExitCode {
+    let items = check::run(&args.cgroup, probes::fentry_works());
+    let (text, ok) = check::report(&items);
+    print!("{text}");
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,39 @@
+//! What ends a run: SIGTERM, SIGINT, or the --duration deadline.
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+/// What ends a run: SIGTERM, SIGINT, or the --duration deadline.
+pub struct Stop {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    pub deadline: Option<tokio::time::Instant>,
+    /// A signal (not the deadline) ended the last wait.
+    pub signalled: bool,
+}
+
+impl Stop {
+    pub fn install(duration: Option<Duration>) -> anyhow::Result<Stop> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Stop {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            deadline: duration.map(|d| tokio::time::Instant::now() + d),
+            signalled: false,
+        })
+    }
+
+    pub async fn wait(&mut self) {
+        let deadline = async {
+            match self.deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        self.signalled = tokio::select! {
+            _ = self.term.recv() => true,
+            _ = self.int.recv() => true,
+            () = deadline => false,
+        };
+    }
+}

@@ -1,0 +1,122 @@
+//! The background tasks: the owner map rebuilt every --resolve-interval, the counters read
+//! into the metrics every --poll-interval.
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use aya::Ebpf;
+use dentry_common::names;
+use tokio::sync::watch;
+
+use crate::{
+    kernel::{counters, misses},
+    owners::{Owners, Sources, cri, kubelet},
+    serve::{http::AppState, metrics::DentryState},
+};
+
+pub async fn resolve_loop(
+    sources: Sources,
+    cri_socket: Option<PathBuf>,
+    every: Duration,
+    tx: watch::Sender<Arc<Owners>>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let cri = cri_names(cri_socket.as_deref(), false).await;
+        let sources = sources.clone();
+        if let Ok(owners) =
+            tokio::task::spawn_blocking(move || Owners::resolve_with(&sources, cri.as_ref())).await
+        {
+            let _ = tx.send(Arc::new(owners));
+        }
+    }
+}
+
+/// Names from the runtime's CRI socket, if one is mounted. A failure is not fatal (the
+/// kubelet's log directories still name pods): said at start-up, logged at debug level later.
+pub async fn cri_names(socket: Option<&Path>, first: bool) -> Option<kubelet::Names> {
+    let Some(socket) = socket else {
+        if first {
+            tracing::debug!("no CRI socket mounted: names come from the kubelet's log directories");
+        }
+        return None;
+    };
+    match cri::names(socket, Duration::from_secs(2)).await {
+        Ok(names) => {
+            if first {
+                tracing::info!(
+                    socket = %socket.display(),
+                    pods = names.pods.len(),
+                    containers = names.containers.len(),
+                    "names from the CRI socket"
+                );
+            }
+            Some(names)
+        }
+        Err(e) if first => {
+            tracing::warn!("{e} (names come from the kubelet's log directories)");
+            None
+        }
+        Err(e) => {
+            tracing::debug!("{e}");
+            None
+        }
+    }
+}
+
+pub async fn poll_loop(
+    ebpf: Arc<Mutex<Ebpf>>,
+    state: Arc<AppState>,
+    owners: watch::Receiver<Arc<Owners>>,
+    every: Duration,
+    proc: PathBuf,
+) {
+    let mut tick = tokio::time::interval(every);
+    let mut monotonic = counters::Monotonic::default();
+    loop {
+        tick.tick().await;
+        if let Err(e) = poll_once(&ebpf, &state, &owners, &proc, &mut monotonic) {
+            tracing::warn!("reading counters: {e:#}");
+        }
+    }
+}
+
+fn poll_once(
+    ebpf: &Mutex<Ebpf>,
+    state: &AppState,
+    owners: &watch::Receiver<Arc<Owners>>,
+    proc: &Path,
+    monotonic: &mut counters::Monotonic,
+) -> anyhow::Result<()> {
+    let (totals, drops, filtered, contended, missed) = {
+        let ebpf = ebpf.lock().map_err(|_| anyhow::anyhow!("lock poisoned"))?;
+        (
+            monotonic.apply(counters::per_cgroup(&ebpf)?),
+            counters::per_cpu_total(&ebpf, names::DROPS)?,
+            counters::per_cpu_total(&ebpf, names::FILTERED)?,
+            counters::per_cpu_total(&ebpf, names::CONTENDED)?,
+            misses::total(&ebpf),
+        )
+    };
+    let dentry_state = std::fs::read_to_string(proc.join("sys/fs/dentry-state"))
+        .ok()
+        .and_then(|t| DentryState::parse(&t));
+    let owners = owners.borrow().clone();
+    let mut m = state
+        .metrics
+        .lock()
+        .map_err(|_| anyhow::anyhow!("lock poisoned"))?;
+    m.update(&totals, &owners);
+    m.set_drops(drops);
+    m.set_filtered(filtered);
+    m.set_contended(contended);
+    m.set_missed(missed);
+    if let Some(s) = dentry_state {
+        m.set_dentry_state(s);
+    }
+    Ok(())
+}
