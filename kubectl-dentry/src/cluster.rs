@@ -86,7 +86,7 @@ pub async fn pods_labelled(
 
 /// The images of the tracer pods running in the cluster, with how many pods run each.
 pub async fn tracer_images(client: &Client) -> Result<Vec<(String, usize)>, Error> {
-    let pods = pods_labelled(client, None, crate::tracer_pod::NAME_LABEL).await?;
+    let pods = pods_labelled(client, None, crate::tracer::pod::NAME_LABEL).await?;
     let mut images = std::collections::BTreeMap::<String, usize>::new();
     for p in pods {
         for c in p.spec.map(|s| s.containers).unwrap_or_default() {

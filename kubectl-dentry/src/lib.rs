@@ -1,20 +1,16 @@
 //! The kubectl plugin's library half: which cluster, what it asks the cluster to run, how it
-//! reads what the tracers report, and how failures are told.
-pub mod cleanup;
+//! reads what the tracers report, and how failures are told. The folders follow
+//! docs/architecture.md: `cmd/` holds one module per command, `tracer/` the tracer pod.
+pub mod cli;
 pub mod cluster;
+pub mod cmd;
 pub mod error;
-pub mod fetch;
-pub mod launch;
 pub mod progress;
-pub mod proxy;
+pub mod rates;
 pub mod signals;
 pub mod table;
 pub mod target;
-pub mod top;
-pub mod top_run;
-pub mod trace;
-pub mod tracer_log;
-pub mod tracer_pod;
+pub mod tracer;
 
 /// The tracer image the plugin starts unless told otherwise: the release matching this plugin.
 pub const DEFAULT_IMAGE: &str =

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets::NOTHING};
 use serde_json::json;
 
-use crate::top::{Row, Sample};
+use crate::rates::{Row, Sample};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
@@ -168,7 +168,7 @@ pub fn render(rows: &[Row], nodes: &[NodeLine], output: Output) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::top::{Key, rows};
+    use crate::rates::{Key, rows};
 
     fn fixture_rows() -> (Vec<Row>, Vec<NodeLine>) {
         let a = Sample::parse(include_str!("../tests/fixtures/metrics-1.txt")).unwrap();

@@ -15,17 +15,6 @@ pub struct Target {
     pub container_id: Option<String>,
 }
 
-/// `pod/NAME` or `NAME` → `NAME`; other kinds are refused.
-pub fn pod_name(arg: &str) -> Result<&str, Error> {
-    match arg.split_once('/') {
-        None => Ok(arg),
-        Some(("pod" | "pods" | "po", name)) if !name.is_empty() => Ok(name),
-        Some((kind, _)) => Err(Error::Usage(format!(
-            "{arg}: only pods can be traced, not {kind} (pass pod/NAME or NAME)"
-        ))),
-    }
-}
-
 pub async fn resolve(
     client: &Client,
     namespace: &str,
@@ -125,23 +114,5 @@ pub fn not_ready_reason(node: &Node) -> Option<String> {
             _ => String::new(),
         }),
         None => Some(" (no Ready condition reported)".to_owned()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pod_arguments() {
-        assert_eq!(pod_name("pod/mysql-0").unwrap(), "mysql-0");
-        assert_eq!(pod_name("mysql-0").unwrap(), "mysql-0");
-        assert_eq!(pod_name("pods/mysql-0").unwrap(), "mysql-0");
-        assert!(
-            pod_name("deploy/mysql")
-                .unwrap_err()
-                .to_string()
-                .contains("only pods")
-        );
     }
 }

@@ -322,7 +322,7 @@ fn every_failure_is_one_line_with_its_exit_code() {
         &api,
         &["trace", "deploy/mysql"],
         2,
-        &["only pods can be traced"],
+        &["takes a pod, not deploy"],
     );
     fails(
         &api,
@@ -332,9 +332,15 @@ fn every_failure_is_one_line_with_its_exit_code() {
     );
     fails(
         &api,
-        &["trace", "pod/mysql-0", "--patterns", "a,,b"],
+        &["trace", "pod/mysql-0", "--patterns", "a,\tb"],
         2,
-        &["empty pattern"],
+        &["control character"],
+    );
+    fails(
+        &api,
+        &["trace", "pod/mysql-0", "--patterns", ","],
+        2,
+        &["holds no pattern"],
     );
     assert!(
         api.state.created.lock().unwrap().is_empty(),

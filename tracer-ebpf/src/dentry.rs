@@ -48,10 +48,10 @@ pub fn superblock(sb: Ptr, off: &KernelOffsets, out: &mut [u8; 16]) -> Ptr {
     };
     // SAFETY: per-CPU slot, only this CPU touches it.
     let cache = unsafe { &mut *cache };
-    if cache[0] == sb as u64 && cache[0] != 0 {
-        store_word(out.as_mut_ptr(), cache[1]);
-        store_word(out.as_mut_ptr().wrapping_add(8), cache[2]);
-        return cache[3] as Ptr;
+    if cache.sb == sb as u64 && cache.sb != 0 {
+        store_word(out.as_mut_ptr(), cache.fstype[0]);
+        store_word(out.as_mut_ptr().wrapping_add(8), cache.fstype[1]);
+        return cache.root as Ptr;
     }
     let root = field::<Ptr>(sb, off.super_block_s_root).unwrap_or(core::ptr::null());
     let Some(s_type) = field::<Ptr>(sb, off.super_block_s_type) else {
@@ -62,11 +62,11 @@ pub fn superblock(sb: Ptr, off: &KernelOffsets, out: &mut [u8; 16]) -> Ptr {
     {
         let mut words = [0u8; 8];
         words.copy_from_slice(&out[..8]);
-        cache[1] = u64::from_ne_bytes(words);
+        cache.fstype[0] = u64::from_ne_bytes(words);
         words.copy_from_slice(&out[8..]);
-        cache[2] = u64::from_ne_bytes(words);
-        cache[3] = root as u64;
-        cache[0] = sb as u64;
+        cache.fstype[1] = u64::from_ne_bytes(words);
+        cache.root = root as u64;
+        cache.sb = sb as u64;
     }
     root
 }

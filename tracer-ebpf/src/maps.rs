@@ -7,7 +7,7 @@ use aya_ebpf::{
 use dentry_common::{
     Config, Counters, Event, HotCounters, KERNEL_PATTERNS, KernelOffsets, KernelPattern,
     KernelPatterns, LevelLayout, MAX_CACHED_DIRS, MAX_CGROUPS, MAX_TARGETS, PREFIX_SLOTS,
-    PathPrefix, SCOPE_UNKNOWN,
+    PathPrefix, PendingPrefix, SCOPE_UNKNOWN, SuperblockCache,
 };
 
 #[map(name = "COUNTERS")]
@@ -40,11 +40,9 @@ pub static SWITCH: Array<u32> = Array::with_max_entries(2, 0);
 #[map(name = "PREFIXES")]
 pub static PREFIXES: PerCpuArray<PathPrefix> = PerCpuArray::with_max_entries(PREFIX_SLOTS, 0);
 
-/// What the walk found at its leaf's directory, for the same event's later path-cache steps:
-/// `[dir, where its path starts in the walk's output, the generation before it was read,
-/// PENDING_*]`.
+/// What the walk found at its leaf's directory, for the same event's later path-cache steps.
 #[map(name = "PENDING_PREFIX")]
-pub static PENDING_PREFIX: PerCpuArray<[u64; 4]> = PerCpuArray::with_max_entries(1, 0);
+pub static PENDING_PREFIX: PerCpuArray<PendingPrefix> = PerCpuArray::with_max_entries(1, 0);
 
 /// Every directory a path cache took in, until it is freed: its free must move `GENERATION`.
 #[map(name = "CACHED_DIRS")]
@@ -58,11 +56,9 @@ pub static GENERATION: Array<u64> = Array::with_max_entries(1, 0);
 #[map(name = "PATH_CACHE_HITS")]
 pub static PATH_CACHE_HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
-/// The last superblock this CPU saw, its filesystem type name and its root dentry
-/// (`[sb, name as 2 words, s_root]`): a lookup storm stays on one filesystem, and reading
-/// these costs four helper calls.
+/// The last superblock this CPU saw, its filesystem type name and its root dentry.
 #[map(name = "SUPERBLOCKS")]
-pub static SUPERBLOCKS: PerCpuArray<[u64; 4]> = PerCpuArray::with_max_entries(1, 0);
+pub static SUPERBLOCKS: PerCpuArray<SuperblockCache> = PerCpuArray::with_max_entries(1, 0);
 
 /// This CPU's counters for the cgroup it counted last, and that cgroup's scope verdict.
 #[map(name = "HOT_COUNTERS")]

@@ -4,7 +4,7 @@
 //! pattern test, `prefix_held_no_pattern` or `complete_deferred` finish a hit.
 use aya_ebpf::helpers::generated::bpf_probe_read_kernel as read_into;
 use dentry_common::{
-    Event, FLAG_TRUNCATED, NAME_BUF, PATH_BUF, PREFIX_BUF, PREFIX_SLOTS, PathPrefix,
+    Event, FLAG_TRUNCATED, NAME_BUF, PATH_BUF, PREFIX_BUF, PREFIX_SLOTS, PathPrefix, PendingPrefix,
 };
 
 use crate::{
@@ -28,7 +28,7 @@ fn reread(at: &u64) -> u64 {
     unsafe { core::ptr::read_volatile(at) }
 }
 
-/// `PENDING_PREFIX[3]`: what the walk left for the steps after it.
+/// `PendingPrefix::state`: what the walk left for the steps after it.
 const PENDING_NONE: u64 = 0;
 /// The directory missed: cache its path once the record's verdict is known.
 const PENDING_MISS: u64 = 1;
@@ -43,7 +43,7 @@ const PENDING_COPIED: u64 = 3;
 pub fn forget_prefix() {
     if let Some(pending) = PENDING_PREFIX.get_ptr_mut(0) {
         // SAFETY: per-CPU slot, only this CPU touches it.
-        unsafe { (*pending)[3] = PENDING_NONE };
+        unsafe { (*pending).state = PENDING_NONE };
     }
 }
 
@@ -62,7 +62,12 @@ pub fn cached_prefix(
     let pending = PENDING_PREFIX.get_ptr_mut(0)?;
     // SAFETY: per-CPU slot, only this CPU touches it.
     let pending = unsafe { &mut *pending };
-    *pending = [dir as u64, leaf_len as u64, generation, PENDING_MISS];
+    *pending = PendingPrefix {
+        dir: dir as u64,
+        from: leaf_len as u64,
+        generation,
+        state: PENDING_MISS,
+    };
     let entry = PREFIXES.get_ptr(prefix_slot(dir as u64))?;
     // SAFETY: per-CPU slot, only this CPU writes it.
     let entry = unsafe { &*entry };
@@ -72,14 +77,14 @@ pub fn cached_prefix(
     }
     count_one(&PATH_CACHE_HITS);
     if defer && entry.clean != 0 {
-        pending[3] = PENDING_DEFERRED;
+        pending.state = PENDING_DEFERRED;
         return Some((0, entry.depth));
     }
-    if !copy_prefix(path, &pending[1], entry) {
-        pending[3] = PENDING_NONE;
+    if !copy_prefix(path, &pending.from, entry) {
+        pending.state = PENDING_NONE;
         return None;
     }
-    pending[3] = PENDING_COPIED;
+    pending.state = PENDING_COPIED;
     Some((n, entry.depth))
 }
 
@@ -115,23 +120,23 @@ pub fn settle_miss(ev: &Event) {
     };
     // SAFETY: per-CPU slot, only this CPU touches it.
     let pending = unsafe { &mut *pending };
-    if reread(&pending[3]) == PENDING_MISS {
-        pending[3] = PENDING_NONE;
+    if reread(&pending.state) == PENDING_MISS {
+        pending.state = PENDING_NONE;
         remember_prefix(ev, pending);
     }
 }
 
 /// The pending entry of this CPU's cache, if the walk left `state` for it.
 #[inline(always)]
-fn pending_entry(state: u64) -> Option<(&'static mut [u64; 4], &'static mut PathPrefix)> {
+fn pending_entry(state: u64) -> Option<(&'static mut PendingPrefix, &'static mut PathPrefix)> {
     let pending = PENDING_PREFIX.get_ptr_mut(0)?;
     // SAFETY: per-CPU slot, only this CPU touches it.
     let pending = unsafe { &mut *pending };
-    if reread(&pending[3]) != state {
+    if reread(&pending.state) != state {
         return None;
     }
-    pending[3] = PENDING_NONE;
-    let dir = reread(&pending[0]);
+    pending.state = PENDING_NONE;
+    let dir = reread(&pending.dir);
     let entry = PREFIXES.get_ptr_mut(prefix_slot(dir))?;
     // SAFETY: per-CPU slot, only this CPU touches it.
     let entry = unsafe { &mut *entry };
@@ -155,8 +160,8 @@ pub fn complete_deferred(ev: &mut Event) {
         return;
     };
     let n = entry.len as usize;
-    if n <= PREFIX_BUF && copy_prefix(&mut ev.path, &pending[1], entry) {
-        let from = reread(&pending[1]) as usize;
+    if n <= PREFIX_BUF && copy_prefix(&mut ev.path, &pending.from, entry) {
+        let from = reread(&pending.from) as usize;
         ev.header.path_len = (from + n).min(PATH_BUF) as u16;
     } else {
         // The directory's part is missing: say the path is cut, as a walk would.
@@ -167,7 +172,7 @@ pub fn complete_deferred(ev: &mut Event) {
 /// After a complete walk that missed the cache at its leaf's directory: caches the
 /// directory's part of the path.
 #[inline(always)]
-fn remember_prefix(ev: &Event, pending: &[u64; 4]) {
+fn remember_prefix(ev: &Event, pending: &PendingPrefix) {
     // SAFETY: plain reads of the scratch slot's header.
     let (len, depth, flags) = unsafe {
         (
@@ -176,8 +181,8 @@ fn remember_prefix(ev: &Event, pending: &[u64; 4]) {
             core::ptr::read_volatile(&ev.header.flags),
         )
     };
-    let dir = reread(&pending[0]);
-    let from = reread(&pending[1]) as usize;
+    let dir = reread(&pending.dir);
+    let from = reread(&pending.from) as usize;
     let n = len.wrapping_sub(from);
     if dir == 0 || flags & FLAG_TRUNCATED != 0 || depth < 2 || n > PREFIX_BUF {
         return;
@@ -208,7 +213,7 @@ fn remember_prefix(ev: &Event, pending: &[u64; 4]) {
         return;
     }
     entry.dentry = dir;
-    entry.generation = reread(&pending[2]);
+    entry.generation = reread(&pending.generation);
     entry.len = n as u32;
     entry.depth = depth - 1;
     entry.clean = 0;

@@ -189,17 +189,9 @@ pub fn bytes(s: &str) -> Result<u64, String> {
 }
 
 fn patterns(s: &str) -> Result<Patterns, String> {
-    let list: Vec<String> = s
-        .split(',')
-        .filter(|p| !p.is_empty())
-        .map(String::from)
-        .collect();
-    if let Some(bad) = list.iter().find(|p| p.chars().any(char::is_control)) {
-        return Err(format!(
-            "pattern {bad:?} holds a control character: patterns are plain substrings of paths"
-        ));
-    }
-    Ok(Patterns(list))
+    dentry_common::parse_patterns(s)
+        .map(Patterns)
+        .map_err(|e| e.to_string())
 }
 
 fn ring_buffer_size(s: &str) -> Result<u32, String> {

@@ -1,7 +1,7 @@
 //! The plugin's tracer pod and the tracer agree: every arg the pod passes is a flag the tracer
 //! accepts, and every path those args name is mounted in the pod.
 use clap::Parser as _;
-use kubectl_dentry::tracer_pod::{Purpose, TracerPod};
+use kubectl_dentry::tracer::pod::{Purpose, TracerPod};
 
 fn pods() -> Vec<TracerPod> {
     let base = TracerPod {

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::Context as _;
-use kubectl_dentry::tracer_pod::{Purpose, TracerPod};
+use kubectl_dentry::tracer::pod::{Purpose, TracerPod};
 
 use crate::{
     kernel::Kernel,

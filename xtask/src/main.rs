@@ -255,9 +255,9 @@ fn setup_all() -> anyhow::Result<()> {
 
 fn demo(kernel: &str, lookups: u32) -> anyhow::Result<()> {
     use kubectl_dentry::{
+        rates::{Sample, rows},
         table,
-        top::{Sample, rows},
-        tracer_log::{self, Line},
+        tracer::log::{self as tracer_log, Line},
     };
     setup::ebpf_toolchain()?;
     setup::apt_packages(setup::VM_PACKAGES)?;

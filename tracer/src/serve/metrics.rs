@@ -6,7 +6,7 @@
 //! from a lower value, which counts as a reset of that slot, never as a negative delta).
 use std::collections::HashMap;
 
-use dentry_common::Counters;
+use dentry_common::{Counters, metric};
 use prometheus::{
     Encoder as _, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -99,62 +99,62 @@ impl Metrics {
             register(&registry, IntGaugeVec::new(Opts::new(name, help), labels))
         };
         let alloc = counter_vec(
-            "dentry_alloc_total",
+            metric::ALLOC_TOTAL,
             "Dentries allocated, per container.",
             &labels,
         )?;
         let positive = counter_vec(
-            "dentry_positive_total",
+            metric::POSITIVE_TOTAL,
             "Dentries given an inode (lookup hit on disk, create), per container.",
             &labels,
         )?;
         let negative = counter_vec(
-            "dentry_negative_total",
+            metric::NEGATIVE_TOTAL,
             "Dentries left without an inode (failed lookup, unlink), per container.",
             &labels,
         )?;
         let reclaim = counter_vec(
-            "dentry_reclaim_total",
+            metric::RECLAIM_TOTAL,
             "Dcache reclaim calls: path=shrink (shrink_dcache_sb) or prune (prune_dcache_sb).",
             &["path"],
         )?;
         let reclaim_freed = register(
             &registry,
             IntCounter::new(
-                "dentry_reclaim_freed_total",
+                metric::RECLAIM_FREED_TOTAL,
                 "Dentries prune_dcache_sb reported freed.",
             ),
         )?;
         let dentry_count = gauge_vec(
-            "dentry_count",
+            metric::COUNT,
             "Node dentries from /proc/sys/fs/dentry-state (negative: unused negative ones).",
             &["type"],
         )?;
         let events = register(
             &registry,
             IntCounter::new(
-                "dentry_tracer_events_total",
+                metric::EVENTS_TOTAL,
                 "Trace events received from the kernel and kept by the filters.",
             ),
         )?;
         let drops = register(
             &registry,
             IntCounter::new(
-                "dentry_tracer_events_dropped_total",
+                metric::EVENTS_DROPPED_TOTAL,
                 "Trace events lost because the ring buffer was full.",
             ),
         )?;
         let filtered = register(
             &registry,
             IntCounter::new(
-                "dentry_tracer_events_filtered_total",
+                metric::EVENTS_FILTERED_TOTAL,
                 "Trace events the kernel left out because no trace pattern matched their path.",
             ),
         )?;
         let contended = register(
             &registry,
             IntCounter::new(
-                "dentry_tracer_events_contended_total",
+                metric::EVENTS_CONTENDED_TOTAL,
                 "Probe hits that found their CPU's tracer state in use by a program they \
                  preempted or interrupted: counted exactly, but not traced.",
             ),
@@ -162,7 +162,7 @@ impl Metrics {
         let missed = register(
             &registry,
             IntCounter::new(
-                "dentry_tracer_probe_missed_total",
+                metric::PROBE_MISSED_TOTAL,
                 "Probe runs the kernel skipped because the same program (fentry, on a \
                  preemptible kernel) or another kprobe program was already running on that CPU: \
                  neither counted nor traced.",
@@ -171,19 +171,19 @@ impl Metrics {
         let cgroups_tracked = register(
             &registry,
             IntGauge::new(
-                "dentry_tracer_cgroups_tracked",
+                metric::CGROUPS_TRACKED,
                 "cgroups with counters in the kernel map.",
             ),
         )?;
         gauge_vec(
-            "dentry_tracer_attach_info",
+            metric::ATTACH_INFO,
             "How the probes are attached (value 1).",
             &["mode"],
         )?
         .with_label_values(&[attach_mode])
         .set(1);
         gauge_vec(
-            "dentry_tracer_build_info",
+            metric::BUILD_INFO,
             "The tracer's version (value 1).",
             &["version"],
         )?

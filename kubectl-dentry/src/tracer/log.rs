@@ -96,8 +96,8 @@ pub fn unescape(field: &str) -> String {
 mod tests {
     use super::*;
 
-    const RECORDED: &str = include_str!("../tests/fixtures/trace-pod.log");
-    const KEPT: &str = include_str!("../tests/fixtures/trace-pod-kept.log");
+    const RECORDED: &str = include_str!("../../tests/fixtures/trace-pod.log");
+    const KEPT: &str = include_str!("../../tests/fixtures/trace-pod-kept.log");
 
     #[test]
     fn a_recorded_tracer_log_splits_into_data_and_messages() {

@@ -9,13 +9,16 @@ use futures::StreamExt as _;
 use kube::Client;
 
 use crate::{
+    cli::{self, Patterns, TracerArgs},
     error::Error,
-    launch::{self, Launched, State},
     progress::Progress,
     signals::Stop,
     target,
-    tracer_log::{self, Line},
-    tracer_pod::{Purpose, TracerPod, name_prefix},
+    tracer::{
+        launch::{self, Launched, State},
+        log::{self as tracer_log, Line},
+        pod::{Purpose, TracerPod, name_prefix},
+    },
 };
 
 /// How long a kept tracer pod serves its files after the trace.
@@ -29,20 +32,36 @@ pub enum Output {
     Json,
 }
 
-#[derive(Debug, Clone)]
-pub struct Request {
-    pub namespace: String,
+/// `kubectl dentry trace`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    after_help = "Examples:\n  kubectl dentry trace pod/mysql-0 --patterns=.ibd,#sql\n  kubectl dentry trace mysql-0 -c mysql --duration 5m > mysql.tsv\n  kubectl dentry trace pod/web-1 -n shop -o json | jq .path\n  kubectl dentry trace pod/mysql-0 --keep --duration 1h   # then: kubectl dentry fetch traces\n\nOnly trace lines go to stdout, so | grep and | awk work. Ctrl-C stops the trace, deletes\nthe tracer pod and prints the tracer's summary (top paths, top directories of negative lookups)."
+)]
+pub struct Args {
+    /// The pod: pod/NAME or NAME.
+    #[arg(value_parser = cli::pod)]
     pub pod: String,
+    /// Only this container of the pod.
+    #[arg(short = 'c', long)]
     pub container: Option<String>,
-    pub patterns: Vec<String>,
+    /// Only paths containing one of these comma-separated substrings.
+    #[arg(long, value_parser = cli::patterns, value_name = "A,B,...")]
+    pub patterns: Option<Patterns>,
+    /// Stop after this long (Ctrl-C stops earlier).
+    #[arg(long, default_value = "10m", value_parser = cli::duration)]
     pub duration: Duration,
+    /// Stop after this many events.
+    #[arg(long)]
     pub max_events: Option<u64>,
+    /// Leave the tracer pod when done: it serves its trace files for an hour for
+    /// `fetch traces` (and `cleanup` removes it).
+    #[arg(long)]
     pub keep: bool,
-    pub image: String,
-    /// `None`: the target's namespace.
-    pub tracer_namespace: Option<String>,
-    pub timeout: Duration,
+    /// Output format of stdout.
+    #[arg(short = 'o', long, value_enum, default_value = "tsv")]
     pub output: Output,
+    #[command(flatten)]
+    pub tracer: TracerArgs,
 }
 
 /// How the run ended, for the closing line.
@@ -57,14 +76,14 @@ enum End {
     ReaderGone,
 }
 
-pub async fn run(client: &Client, req: &Request) -> Result<(), Error> {
+pub async fn run(client: &Client, namespace: &str, req: &Args) -> Result<(), Error> {
     // First: from the moment a pod may exist, every stop signal must lead to its deletion.
     let mut stop = Stop::install()?;
     let mut progress = Progress::new();
-    let name = target::pod_name(&req.pod)?;
-    progress.set(format!("resolving pod {}/{name}", req.namespace));
+    let name = req.pod.as_str();
+    progress.set(format!("resolving pod {namespace}/{name}"));
     let target = tokio::select! {
-        t = target::resolve(client, &req.namespace, name, req.container.as_deref()) => t?,
+        t = target::resolve(client, namespace, name, req.container.as_deref()) => t?,
         signal = stop.recv() => {
             progress.finish(format!("stopped by {signal}; nothing was started"));
             return Ok(());
@@ -73,17 +92,18 @@ pub async fn run(client: &Client, req: &Request) -> Result<(), Error> {
     let spec = TracerPod {
         name_prefix: name_prefix("trace", &target.name),
         namespace: req
+            .tracer
             .tracer_namespace
             .clone()
             .unwrap_or_else(|| target.namespace.clone()),
         node: target.node.clone(),
-        image: req.image.clone(),
+        image: req.tracer.image.clone(),
         duration_secs: req.duration.as_secs().max(1),
         target: Some(format!("{}/{}", target.namespace, target.name)),
         purpose: Purpose::Trace {
             target_uid: target.uid.clone(),
             container_id: target.container_id.clone(),
-            patterns: req.patterns.clone(),
+            patterns: req.patterns.clone().map(|p| p.0).unwrap_or_default(),
             max_events: req.max_events,
             linger_secs: req.keep.then_some(KEEP_SECS),
         },
@@ -93,7 +113,7 @@ pub async fn run(client: &Client, req: &Request) -> Result<(), Error> {
         spec.namespace, spec.node
     ));
     let launched = launch::create(client, &spec).await?;
-    let outcome = supervise(client, &launched, req, &mut progress, &mut stop).await;
+    let outcome = supervise(client, &launched, namespace, req, &mut progress, &mut stop).await;
     let keep = req.keep && outcome.is_ok();
     if keep {
         eprintln!(
@@ -122,20 +142,21 @@ pub async fn run(client: &Client, req: &Request) -> Result<(), Error> {
 async fn supervise(
     client: &Client,
     launched: &Launched,
-    req: &Request,
+    namespace: &str,
+    req: &Args,
     progress: &mut Progress,
     stop: &mut Stop,
 ) -> Result<End, Error> {
     let started = Instant::now();
     let timeout_error = |state: &str| Error::Timeout {
         pod: format!("{}/{}", launched.namespace, launched.name),
-        secs: req.timeout.as_secs(),
+        secs: req.tracer.timeout.as_secs(),
         state: state.to_owned(),
     };
     let state = tokio::select! {
         s = launch::wait_started(client, launched, progress) => s?,
         signal = stop.recv() => return Ok(End::Interrupted(signal)),
-        () = tokio::time::sleep(req.timeout) => return Err(timeout_error("not started")),
+        () = tokio::time::sleep(req.tracer.timeout) => return Err(timeout_error("not started")),
     };
     if let State::Exited(code) = state
         && code != 0
@@ -150,7 +171,7 @@ async fn supervise(
     let mut stdout = std::io::stdout().lock();
     let mut attached = false;
     let mut interrupted: Option<(&'static str, tokio::time::Instant)> = None;
-    let attach_deadline = tokio::time::Instant::from_std(started + req.timeout);
+    let attach_deadline = tokio::time::Instant::from_std(started + req.tracer.timeout);
     loop {
         let line = tokio::select! {
             line = lines.next() => line,
@@ -195,8 +216,8 @@ async fn supervise(
                 attached = true;
                 progress.finish(format!(
                     "tracing pod {}/{} on node {} ({}); Ctrl-C stops",
-                    req.namespace,
-                    req.pod.trim_start_matches("pod/"),
+                    namespace,
+                    req.pod,
                     launched.node,
                     tracer_log::attach_mode(&line).unwrap_or("attached")
                 ));

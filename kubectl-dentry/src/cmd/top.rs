@@ -12,36 +12,63 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::{Api, Client, api::ListParams};
 
 use crate::{
+    cli::{self, TracerArgs},
     error::{Error, Scope},
-    launch::{self, Launched, State},
     progress::Progress,
-    proxy,
+    rates::{Row, Sample, rows},
     signals::Stop,
     table, target,
-    top::{Row, Sample, rows},
-    tracer_pod::{COMPONENT_LABEL, NAME_LABEL, Purpose, TracerPod, name_prefix},
+    tracer::{
+        launch::{self, Launched, State},
+        pod::{COMPONENT_LABEL, NAME_LABEL, Purpose, TracerPod, name_prefix},
+        proxy,
+    },
 };
 
 /// How long a top tracer pod may live: long enough for a long --watch, bounded if the laptop
 /// goes away (the pod's deadline removes it).
 const TOP_POD_SECS: u64 = 3600;
 
-#[derive(Debug, Clone)]
-pub struct Request {
-    /// Namespace of pod/NAME and -l, and the row filter when given explicitly.
-    pub namespace: String,
-    pub namespace_explicit: bool,
-    pub all_namespaces: bool,
+/// `kubectl dentry top`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    after_help = "Examples:\n  kubectl dentry top\n  kubectl dentry top --watch --sort-by negative\n  kubectl dentry top pod/mysql-0 -n prod\n  kubectl dentry top -l app=mysql -A -o json\n  kubectl dentry top --endpoint http://127.0.0.1:9090   # a port-forwarded tracer\n\nUses the DaemonSet's tracers (deploy/) where they run, else starts a counters-only tracer\npod per node and deletes it on exit. Rates are per second between two scrapes --interval apart."
+)]
+pub struct Args {
+    /// Only this pod (pod/NAME or NAME) and its node.
+    #[arg(value_parser = cli::pod)]
     pub pod: Option<String>,
+    /// Only pods matching this label selector (and their nodes).
+    #[arg(short = 'l', long)]
     pub selector: Option<String>,
+    /// Only this node.
+    #[arg(long)]
     pub node: Option<String>,
+    /// Rows from every namespace (the default without -n).
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// Time between the scrapes rates are computed over.
+    #[arg(long, default_value = "5s", value_parser = cli::duration)]
     pub interval: Duration,
+    /// Refresh until Ctrl-C.
+    #[arg(short = 'w', long)]
     pub watch: bool,
+    #[arg(long, value_enum, default_value = "alloc")]
     pub sort_by: table::SortBy,
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
     pub output: table::Output,
-    pub image: String,
-    pub tracer_namespace: Option<String>,
-    pub timeout: Duration,
+    /// Read one tracer's /metrics at this URL instead of the cluster.
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    #[command(flatten)]
+    pub tracer: TracerArgs,
+}
+
+/// The namespace of pod/NAME and -l; the rows are filtered by it only when -n gave it.
+#[derive(Debug, Clone)]
+pub struct Namespace {
+    pub name: String,
+    pub explicit: bool,
 }
 
 /// Where one node's metrics come from.
@@ -146,7 +173,7 @@ pub async fn get_url(url: &str) -> Result<Vec<u8>, Error> {
 }
 
 /// `--endpoint URL`: one tracer, no cluster.
-pub async fn run_endpoint(url: &str, req: &Request) -> Result<(), Error> {
+pub async fn run_endpoint(url: &str, req: &Args) -> Result<(), Error> {
     let url = if url.ends_with("/metrics") {
         url.to_owned()
     } else {
@@ -161,12 +188,12 @@ pub async fn run_endpoint(url: &str, req: &Request) -> Result<(), Error> {
     .await
 }
 
-pub async fn run(client: &Client, req: &Request) -> Result<(), Error> {
+pub async fn run(client: &Client, ns: &Namespace, req: &Args) -> Result<(), Error> {
     // First: from the moment a pod may exist, every stop signal must lead to its deletion.
     let mut stop = Stop::install()?;
     let mut progress = Progress::new();
     progress.set("finding nodes");
-    let (nodes, filter) = plan(client, req).await?;
+    let (nodes, filter) = plan(client, ns, req).await?;
     if nodes.is_empty() {
         return Err(Error::Local(
             "no Ready node to run on (check `kubectl get nodes`, or --node)".into(),
@@ -191,11 +218,12 @@ pub async fn run(client: &Client, req: &Request) -> Result<(), Error> {
         let spec = TracerPod {
             name_prefix: name_prefix("top", node),
             namespace: req
+                .tracer
                 .tracer_namespace
                 .clone()
-                .unwrap_or_else(|| req.namespace.clone()),
+                .unwrap_or_else(|| ns.name.clone()),
             node: node.clone(),
-            image: req.image.clone(),
+            image: req.tracer.image.clone(),
             duration_secs: TOP_POD_SECS,
             target: None,
             purpose: Purpose::Top,
@@ -221,7 +249,7 @@ pub async fn run(client: &Client, req: &Request) -> Result<(), Error> {
             if let Some(e) = first_error {
                 return Err(e);
             }
-            let ready = wait_ready(client, &started, req.timeout, &mut progress).await?;
+            let ready = wait_ready(client, &started, req.tracer.timeout, &mut progress).await?;
             sources.extend(ready);
             drop(progress);
             show(Some(client), sources, &filter, req).await
@@ -235,10 +263,9 @@ pub async fn run(client: &Client, req: &Request) -> Result<(), Error> {
 }
 
 /// The nodes to cover and the rows to show.
-async fn plan(client: &Client, req: &Request) -> Result<(Vec<String>, Filter), Error> {
+async fn plan(client: &Client, ns: &Namespace, req: &Args) -> Result<(Vec<String>, Filter), Error> {
     if let Some(pod) = &req.pod {
-        let name = target::pod_name(pod)?;
-        let t = target::resolve(client, &req.namespace, name, None).await?;
+        let t = target::resolve(client, &ns.name, pod, None).await?;
         let filter = Filter {
             namespace: None,
             pods: Some(BTreeSet::from([(t.namespace, t.name)])),
@@ -246,15 +273,15 @@ async fn plan(client: &Client, req: &Request) -> Result<(Vec<String>, Filter), E
         return Ok((vec![t.node], filter));
     }
     if let Some(selector) = &req.selector {
-        let ns = (!req.all_namespaces).then_some(req.namespace.as_str());
-        let api: Api<Pod> = match ns {
+        let searched = (!req.all_namespaces).then_some(ns.name.as_str());
+        let api: Api<Pod> = match searched {
             Some(ns) => Api::namespaced(client.clone(), ns),
             None => Api::all(client.clone()),
         };
         let pods = api
             .list(&ListParams::default().labels(selector))
             .await
-            .map_err(|e| Error::from_kube(e, "list", "pods", Scope(ns.map(str::to_owned))))?;
+            .map_err(|e| Error::from_kube(e, "list", "pods", Scope(searched.map(str::to_owned))))?;
         let mut nodes = BTreeSet::new();
         let mut keys = BTreeSet::new();
         for p in pods.items {
@@ -269,7 +296,7 @@ async fn plan(client: &Client, req: &Request) -> Result<(Vec<String>, Filter), E
         if keys.is_empty() {
             return Err(Error::Local(format!(
                 "no pods match -l {selector}{} (check the selector, or use -A)",
-                Scope(ns.map(str::to_owned))
+                Scope(searched.map(str::to_owned))
             )));
         }
         let nodes = nodes
@@ -306,7 +333,7 @@ async fn plan(client: &Client, req: &Request) -> Result<(Vec<String>, Filter), E
         target::node_ready(client, only).await?;
     }
     let filter = Filter {
-        namespace: (req.namespace_explicit && !req.all_namespaces).then(|| req.namespace.clone()),
+        namespace: (ns.explicit && !req.all_namespaces).then(|| ns.name.clone()),
         pods: None,
     };
     Ok((ready, filter))
@@ -412,7 +439,7 @@ async fn show(
     client: Option<&Client>,
     sources: Vec<(Source, Baseline)>,
     filter: &Filter,
-    req: &Request,
+    req: &Args,
 ) -> Result<(), Error> {
     let (sources, baselines): (Vec<Source>, Vec<Baseline>) = sources.into_iter().unzip();
     let mut before: Vec<(Instant, Option<Sample>)> =

@@ -10,8 +10,10 @@ use kube::{
 use crate::{
     error::{Error, Scope},
     progress::Progress,
-    tracer_log::{self, Line},
-    tracer_pod::TracerPod,
+    tracer::{
+        log::{self as tracer_log, Line},
+        pod::TracerPod,
+    },
 };
 
 /// A tracer pod the API server accepted.

@@ -4,7 +4,7 @@ use kube::Client;
 
 use crate::{
     error::{Error, Scope},
-    tracer_pod::METRICS_PORT,
+    tracer::pod::METRICS_PORT,
 };
 
 pub fn path(namespace: &str, pod: &str, rest: &str) -> String {

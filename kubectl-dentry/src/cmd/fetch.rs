@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use kube::Client;
 
 use crate::{
+    cli,
     error::{Error, Scope},
-    proxy,
-    tracer_pod::NAME_LABEL,
+    tracer::{pod::NAME_LABEL, proxy},
 };
 
 /// One file as the tracer's `/traces` lists it.
@@ -18,16 +18,23 @@ pub struct TraceFile {
     pub modified: String,
 }
 
-/// What to fetch and where.
-#[derive(Debug, Clone)]
-pub struct Request {
-    /// Only this tracer pod (`namespace`, `name`).
+/// `kubectl dentry fetch traces`: what to fetch and where.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    after_help = "Examples:\n  kubectl dentry fetch traces\n  kubectl dentry fetch traces --node node-a -d /tmp/traces\n  kubectl dentry fetch traces pod/dentry-trace-mysql-0-x7k2q -n prod --overwrite"
+)]
+pub struct Args {
+    /// Only this tracer pod (pod/NAME or NAME).
+    #[arg(value_parser = cli::pod)]
     pub pod: Option<String>,
+    /// Only tracer pods on this node.
+    #[arg(long)]
     pub node: Option<String>,
-    /// `None`: every namespace.
-    pub namespace: Option<String>,
-    /// Files go to `<dir>/<node>/`.
+    /// Where to put the files (a directory per node is made inside).
+    #[arg(short = 'd', long, default_value = "dentry-traces")]
     pub dir: PathBuf,
+    /// Replace files that already exist.
+    #[arg(long)]
     pub overwrite: bool,
 }
 
@@ -41,9 +48,10 @@ pub enum Outcome {
 /// The tracer pods to fetch from, as (namespace, name, node).
 pub async fn tracer_pods(
     client: &Client,
-    req: &Request,
+    namespace: Option<&str>,
+    req: &Args,
 ) -> Result<Vec<(String, String, String)>, Error> {
-    let pods = crate::cluster::pods_labelled(client, req.namespace.as_deref(), NAME_LABEL).await?;
+    let pods = crate::cluster::pods_labelled(client, namespace, NAME_LABEL).await?;
     Ok(pods
         .into_iter()
         .filter_map(|p| {
@@ -66,7 +74,7 @@ pub async fn tracer_pods(
 pub async fn fetch_pod(
     client: &Client,
     (ns, pod, node): (&str, &str, &str),
-    req: &Request,
+    req: &Args,
 ) -> Result<Vec<Outcome>, Error> {
     let listing = proxy::get(client, ns, pod, "traces").await?;
     let files: Vec<TraceFile> = serde_json::from_slice(&listing).map_err(|e| Error::Api {
@@ -111,10 +119,11 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 /// `fetch traces`: every matching tracer pod in turn. A pod that cannot be read (not running,
 /// not answering, gone) is reported on stderr and the others are still fetched; the error
 /// says how many failed (exit 10), or is the only pod's own when none could be read.
-pub async fn run(client: &Client, req: &Request) -> Result<(), Error> {
-    let pods = tracer_pods(client, req).await?;
+/// `namespace`: `None` searches every namespace.
+pub async fn run(client: &Client, namespace: Option<&str>, req: &Args) -> Result<(), Error> {
+    let pods = tracer_pods(client, namespace, req).await?;
     if pods.is_empty() {
-        return Err(Error::NoTracers(Scope(req.namespace.clone())));
+        return Err(Error::NoTracers(Scope(namespace.map(str::to_owned))));
     }
     let (mut fetched, mut bytes, mut skipped) = (0, 0, 0);
     let mut failures = Vec::new();

@@ -1,4 +1,5 @@
 //! `top`'s arithmetic: two scrapes of a tracer's /metrics → per-container rates.
+use dentry_common::metric;
 use std::collections::BTreeMap;
 
 /// A container, as the tracer labels it.
@@ -54,23 +55,23 @@ impl Sample {
                 container: label("container"),
             };
             match s.metric.as_str() {
-                "dentry_alloc_total" => {
+                metric::ALLOC_TOTAL => {
                     saw_alloc = true;
                     sample.containers.entry(key()).or_default().alloc += value;
                 }
-                "dentry_positive_total" => {
+                metric::POSITIVE_TOTAL => {
                     sample.containers.entry(key()).or_default().positive += value
                 }
-                "dentry_negative_total" => {
+                metric::NEGATIVE_TOTAL => {
                     sample.containers.entry(key()).or_default().negative += value
                 }
-                "dentry_count" => {
+                metric::COUNT => {
                     sample.node.insert(label("type"), value);
                 }
                 _ => {}
             }
         }
-        if !saw_alloc && !text.contains("dentry_alloc_total") {
+        if !saw_alloc && !text.contains(metric::ALLOC_TOTAL) {
             return Err(Error::NotATracer);
         }
         Ok(sample)
