@@ -4,7 +4,8 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::core::v1::{ContainerState, Pod};
 use kube::{
     Api, Client,
-    api::{DeleteParams, LogParams, PostParams, WatchEvent, WatchParams},
+    api::{DeleteParams, LogParams, PostParams},
+    runtime::watcher,
 };
 
 use crate::{
@@ -163,43 +164,52 @@ pub async fn wait_started(
 ) -> Result<State, Error> {
     let api = launched.api(client);
     let scope = || Scope(Some(launched.namespace.clone()));
-    loop {
-        let params = WatchParams::default()
-            .fields(&format!("metadata.name={}", launched.name))
-            .timeout(60);
-        let mut events = api
-            .watch(&params, "0")
-            .await
-            .map_err(|e| Error::from_kube(e, "watch", "pods", scope()))?
-            .boxed();
-        while let Some(event) = events
-            .try_next()
-            .await
-            .map_err(|e| Error::from_kube(e, "watch", "pods", scope()))?
-        {
-            let pod = match event {
-                WatchEvent::Added(p) | WatchEvent::Modified(p) => p,
-                WatchEvent::Deleted(_) => {
-                    return Err(Error::TracerFailed {
-                        pod: launched.name.clone(),
-                        detail: "it was deleted before it started (by `kubectl dentry cleanup`, \
-                                 or someone else)"
-                            .into(),
-                    });
-                }
-                WatchEvent::Bookmark(_) | WatchEvent::Error(_) => continue,
-            };
-            match state(&pod, launched) {
-                State::Pending(what) => progress.set(format!(
-                    "tracer pod {}/{}: {what}",
-                    launched.namespace, launched.name
-                )),
-                State::Failed(e) => return Err(e),
-                done => return Ok(done),
-            }
+    // The watcher lists, then watches from that version, and watches again when the server
+    // ends a watch; an error ends the wait at once, told as kubectl would.
+    let config = watcher::Config::default().fields(&format!("metadata.name={}", launched.name));
+    let mut events = watcher::watcher(api, config).boxed();
+    while let Some(event) = events.try_next().await.map_err(|e| match e {
+        watcher::Error::InitialListFailed(e) => Error::from_kube(e, "list", "pods", scope()),
+        watcher::Error::WatchStartFailed(e) | watcher::Error::WatchFailed(e) => {
+            Error::from_kube(e, "watch", "pods", scope())
         }
-        // The server ends a watch after its timeout: watch again.
+        watcher::Error::WatchError(status) => {
+            Error::from_kube(kube::Error::Api(status), "watch", "pods", scope())
+        }
+        watcher::Error::NoResourceVersion => Error::Api {
+            verb: "watch",
+            resource: "pods",
+            scope: scope(),
+            message: "the API server's pod list has no resourceVersion".into(),
+        },
+    })? {
+        let pod = match event {
+            watcher::Event::Apply(p) | watcher::Event::InitApply(p) => p,
+            watcher::Event::Delete(_) => {
+                return Err(Error::TracerFailed {
+                    pod: launched.name.clone(),
+                    detail: "it was deleted before it started (by `kubectl dentry cleanup`, \
+                             or someone else)"
+                        .into(),
+                });
+            }
+            watcher::Event::Init | watcher::Event::InitDone => continue,
+        };
+        match state(&pod, launched) {
+            State::Pending(what) => progress.set(format!(
+                "tracer pod {}/{}: {what}",
+                launched.namespace, launched.name
+            )),
+            State::Failed(e) => return Err(e),
+            done => return Ok(done),
+        }
     }
+    Err(Error::Api {
+        verb: "watch",
+        resource: "pods",
+        scope: scope(),
+        message: format!("the watch of pod {} ended", launched.name),
+    })
 }
 
 /// The last `n` lines the tracer printed, for failure messages.

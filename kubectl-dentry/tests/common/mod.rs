@@ -191,6 +191,11 @@ fn list(
         .iter()
         .filter(|p| namespace.is_none_or(|n| p["metadata"]["namespace"] == n))
         .filter(|p| matches(p, q.get("labelSelector")))
+        .filter(|p| {
+            q.get("fieldSelector")
+                .and_then(|f| f.strip_prefix("metadata.name="))
+                .is_none_or(|name| p["metadata"]["name"] == name)
+        })
         .cloned()
         .collect();
     Json(json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "7"}, "items": items})).into_response()
@@ -291,6 +296,15 @@ fn container_status(state: Value) -> Value {
 }
 
 /// A watch on one pod: ADDED now, MODIFIED on each change, DELETED when it goes.
+/// Every object a watch sends carries a newer resourceVersion, as a real server's do (kube's
+/// watcher resumes from it).
+fn versioned(mut pod: Value) -> Value {
+    static VERSION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(8);
+    let v = VERSION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    pod["metadata"]["resourceVersion"] = json!(v.to_string());
+    pod
+}
+
 fn watch(s: Arc<Cluster>, ns: String, name: String) -> Response {
     let rx = s.subscribe();
     let first = s.find(&ns, &name);
@@ -303,7 +317,7 @@ fn watch(s: Arc<Cluster>, ns: String, name: String) -> Response {
                     return None;
                 }
                 if let Some((kind, pod)) = pending {
-                    let line = format!("{}\n", json!({"type": kind, "object": pod}));
+                    let line = format!("{}\n", json!({"type": kind, "object": versioned(pod)}));
                     return Some((Ok::<_, std::io::Error>(line), (s, rx, None, false)));
                 }
                 if rx.recv().await.is_err() {
@@ -311,12 +325,13 @@ fn watch(s: Arc<Cluster>, ns: String, name: String) -> Response {
                 }
                 match s.find(&ns, &name) {
                     Some(pod) => {
-                        let line = format!("{}\n", json!({"type": "MODIFIED", "object": pod}));
+                        let line =
+                            format!("{}\n", json!({"type": "MODIFIED", "object": versioned(pod)}));
                         Some((Ok(line), (s, rx, None, false)))
                     }
                     None => {
                         let gone = json!({"type": "DELETED", "object": {"apiVersion": "v1", "kind": "Pod",
-                            "metadata": {"name": name, "namespace": ns}}});
+                            "metadata": {"name": name, "namespace": ns, "resourceVersion": "1"}}});
                         Some((Ok(format!("{gone}\n")), (s, rx, None, true)))
                     }
                 }
