@@ -75,12 +75,8 @@ fn top(nodes: usize) -> (Duration, i64) {
     let scrapes = vec![fixture("metrics-1.txt"), fixture("metrics-2.txt")];
     for i in 0..nodes {
         let name = format!("node-{i:02}");
-        api.state.nodes.lock().unwrap().push(node(&name, true));
-        api.state
-            .metrics
-            .lock()
-            .unwrap()
-            .insert(name, scrapes.clone());
+        api.state().nodes.push(node(&name, true));
+        api.state().metrics.insert(name, scrapes.clone());
     }
     let runs: Vec<(Duration, i64)> = (0..5)
         .map(|_| measure(api.command(&["top", "--interval", "1s", "-o", "json"])))

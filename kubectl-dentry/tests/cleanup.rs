@@ -2,15 +2,14 @@
 //! the one-line errors with their exit codes.
 mod common;
 
-use common::{FakeApi, pod, tracer_labels};
-use serde_json::json;
+use common::{FakeApi, TRACER_LABELS, pod};
 
 fn cluster() -> FakeApi {
     FakeApi::start(vec![
-        pod("prod", "mysql-0", json!({"app": "mysql"})),
-        pod("prod", "dentry-trace-mysql-0-abcde", tracer_labels()),
-        pod("prod", "dentry-top-node-a-fghij", tracer_labels()),
-        pod("kube-system", "dentry-trace-coredns-klmno", tracer_labels()),
+        pod("prod", "mysql-0", &[("app", "mysql")]),
+        pod("prod", "dentry-trace-mysql-0-abcde", TRACER_LABELS),
+        pod("prod", "dentry-top-node-a-fghij", TRACER_LABELS),
+        pod("kube-system", "dentry-trace-coredns-klmno", TRACER_LABELS),
     ])
 }
 
@@ -38,12 +37,10 @@ fn deletes_only_its_own_pods_in_the_contexts_namespace() {
         ]
     );
     let left: Vec<String> = api
-        .state
+        .state()
         .pods
-        .lock()
-        .unwrap()
         .iter()
-        .map(|p| p["metadata"]["name"].as_str().unwrap().to_owned())
+        .filter_map(|p| p.metadata.name.clone())
         .collect();
     assert_eq!(left, ["mysql-0", "dentry-trace-coredns-klmno"]);
 }
@@ -69,7 +66,7 @@ fn all_namespaces_and_explicit_namespace() {
 #[test]
 fn forbidden_names_verb_resource_and_the_rbac() {
     let api = cluster();
-    *api.state.forbid_list.lock().unwrap() = true;
+    api.state().forbid_list = true;
     let out = api.plugin(&["cleanup"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(5), "{stderr}");
@@ -155,7 +152,7 @@ fn version_names_the_tracer_images_running_in_the_cluster() {
     let api = FakeApi::start(vec![pod(
         "dentry-monitor",
         "dentry-tracer-ds1",
-        json!({"app.kubernetes.io/name": "dentry-tracer"}),
+        &[("app.kubernetes.io/name", "dentry-tracer")],
     )]);
     let out = api.plugin(&["version"]);
     let stdout = String::from_utf8_lossy(&out.stdout);

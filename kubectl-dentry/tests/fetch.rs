@@ -2,27 +2,27 @@
 //! calls, where the files land, and that nothing is overwritten without --overwrite.
 mod common;
 
-use common::{FakeApi, on_node, pod, recorded_traces, tracer_labels};
-use serde_json::json;
+use common::{FakeApi, TRACER_LABELS, on_node, pod, recorded_traces};
 
 fn cluster() -> FakeApi {
     let api = FakeApi::start(vec![
-        on_node(pod("prod", "mysql-0", json!({"app": "mysql"})), "node-a"),
+        on_node(pod("prod", "mysql-0", &[("app", "mysql")]), "node-a"),
         on_node(
-            pod("prod", "dentry-trace-mysql-0-abcde", tracer_labels()),
+            pod("prod", "dentry-trace-mysql-0-abcde", TRACER_LABELS),
             "node-a",
         ),
         on_node(
             pod(
                 "dentry-monitor",
                 "dentry-tracer-xyz12",
-                json!({"app.kubernetes.io/name": "dentry-tracer"}),
+                &[("app.kubernetes.io/name", "dentry-tracer")],
             ),
             "node-b",
         ),
     ]);
     let traces = recorded_traces();
-    let mut files = api.state.traces.lock().unwrap();
+    let mut state = api.state();
+    let files = &mut state.traces;
     files.insert(
         "dentry-trace-mysql-0-abcde".into(),
         vec![("traces.tsv".into(), traces.clone())],
@@ -37,7 +37,7 @@ fn cluster() -> FakeApi {
             ("traces.tsv.1".into(), traces),
         ],
     );
-    drop(files);
+    drop(state);
     api
 }
 
@@ -127,7 +127,7 @@ fn never_overwrites_without_the_flag_and_filters_by_node_and_pod() {
 
 #[test]
 fn no_tracer_pods_is_one_line_with_a_hint() {
-    let api = FakeApi::start(vec![pod("prod", "mysql-0", json!({"app": "mysql"}))]);
+    let api = FakeApi::start(vec![pod("prod", "mysql-0", &[("app", "mysql")])]);
     let out = api.plugin(&["fetch", "traces", "-n", "prod"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(6), "{stderr}");
@@ -143,11 +143,7 @@ fn no_tracer_pods_is_one_line_with_a_hint() {
 #[test]
 fn a_pod_that_cannot_be_read_does_not_stop_the_others() {
     let api = cluster();
-    api.state
-        .traces
-        .lock()
-        .unwrap()
-        .remove("dentry-trace-mysql-0-abcde");
+    api.state().traces.remove("dentry-trace-mysql-0-abcde");
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("out");
     let out = api.plugin(&["fetch", "traces", "-d", target.to_str().unwrap()]);

@@ -6,37 +6,41 @@ mod common;
 use std::io::{BufRead as _, BufReader};
 
 use common::{FakeApi, Tracer, fixture, node, on_node, pod, running};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 fn cluster() -> FakeApi {
     let api = FakeApi::start(vec![
         running(on_node(
-            pod("prod", "mysql-0", json!({"app": "mysql"})),
+            pod("prod", "mysql-0", &[("app", "mysql")]),
             "node-a",
         )),
         running(on_node(
-            pod("web", "nginx-1", json!({"app": "nginx"})),
+            pod("web", "nginx-1", &[("app", "nginx")]),
             "node-c",
         )),
         running(on_node(
             pod(
                 "dentry-monitor",
                 "dentry-tracer-ds1",
-                json!({"app.kubernetes.io/name": "dentry-tracer", "app.kubernetes.io/component": "daemonset"}),
+                &[
+                    ("app.kubernetes.io/name", "dentry-tracer"),
+                    ("app.kubernetes.io/component", "daemonset"),
+                ],
             ),
             "node-c",
         )),
     ]);
-    *api.state.nodes.lock().unwrap() = vec![
+    api.state().nodes = vec![
         node("node-a", true),
         node("node-b", false),
         node("node-c", true),
     ];
     let scrapes = vec![fixture("metrics-1.txt"), fixture("metrics-2.txt")];
-    let mut metrics = api.state.metrics.lock().unwrap();
+    let mut state = api.state();
+    let metrics = &mut state.metrics;
     metrics.insert("node-a".into(), scrapes.clone());
     metrics.insert("node-c".into(), scrapes);
-    drop(metrics);
+    drop(state);
     api
 }
 
@@ -77,7 +81,7 @@ fn every_ready_node_uses_the_daemonset_or_a_started_tracer_which_is_deleted_afte
     );
     let calls = api.calls();
     // A tracer pod for node-a only: node-c has the DaemonSet's, node-b is NotReady.
-    let created = api.state.created.lock().unwrap().clone();
+    let created = api.state().created.clone();
     assert_eq!(created.len(), 1, "{calls:?}");
     assert_eq!(created[0]["spec"]["nodeName"], "node-a");
     assert_eq!(
@@ -131,10 +135,8 @@ fn every_ready_node_uses_the_daemonset_or_a_started_tracer_which_is_deleted_afte
 #[test]
 fn each_nodes_rate_uses_its_own_scrape_times() {
     let api = cluster();
-    api.state
+    api.state()
         .metrics_delay
-        .lock()
-        .unwrap()
         .insert("node-c".into(), std::time::Duration::from_secs(3));
     let out = api.plugin(&["top", "--interval", "1s", "-o", "json"]);
     let v = json_rows(&out);
@@ -174,7 +176,7 @@ fn one_pod_or_a_selector_narrows_nodes_and_rows() {
         (Some("nginx-1"), Some("node-c"))
     );
     // nginx-1's node has the DaemonSet: nothing was started for this one.
-    assert_eq!(api.state.created.lock().unwrap().len(), 1);
+    assert_eq!(api.state().created.len(), 1);
 }
 
 #[test]
@@ -246,7 +248,7 @@ fn watch_until_a_stop_signal_then_delete_the_started_tracers() {
 #[test]
 fn a_tracer_that_cannot_attach_is_reported_and_removed() {
     let api = cluster();
-    *api.state.tracer.lock().unwrap() = Tracer::Fails {
+    api.state().tracer = Tracer::Fails {
         log: fixture("tracer-failed.log"),
     };
     let out = api.plugin(&["top", "--node", "node-a", "--interval", "1s"]);

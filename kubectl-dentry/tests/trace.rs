@@ -6,18 +6,17 @@ mod common;
 use std::io::Read as _;
 
 use common::{FakeApi, Tracer, fixture, node, on_node, pod, recorded_log, running};
-use serde_json::json;
 
 fn cluster() -> FakeApi {
     let api = FakeApi::start(vec![
         running(on_node(
-            pod("prod", "mysql-0", json!({"app": "mysql"})),
+            pod("prod", "mysql-0", &[("app", "mysql")]),
             "node-a",
         )),
-        pod("prod", "pending-0", json!({})),
-        running(on_node(pod("prod", "sick-0", json!({})), "node-b")),
+        pod("prod", "pending-0", &[]),
+        running(on_node(pod("prod", "sick-0", &[]), "node-b")),
     ]);
-    *api.state.nodes.lock().unwrap() = vec![node("node-a", true), node("node-b", false)];
+    api.state().nodes = vec![node("node-a", true), node("node-b", false)];
     api
 }
 
@@ -67,7 +66,7 @@ fn streams_the_tracers_lines_to_stdout_and_its_summary_to_stderr_then_deletes_th
     );
 
     // The pod it asked for, and that it is gone.
-    let created = api.state.created.lock().unwrap()[0].clone();
+    let created = api.state().created[0].clone();
     assert_eq!(created["spec"]["nodeName"], "node-a");
     assert_eq!(created["metadata"]["namespace"], "prod");
     let args: Vec<String> =
@@ -82,12 +81,10 @@ fn streams_the_tracers_lines_to_stdout_and_its_summary_to_stderr_then_deletes_th
     );
     assert!(args.contains(&"--duration=30s".to_owned()), "{args:?}");
     assert!(
-        api.state
+        api.state()
             .pods
-            .lock()
-            .unwrap()
             .iter()
-            .all(|p| p["metadata"]["name"] != "dentry-trace-mysql-0-00001")
+            .all(|p| p.metadata.name.as_deref() != Some("dentry-trace-mysql-0-00001"))
     );
     let calls = api.calls();
     assert!(
@@ -126,7 +123,7 @@ fn json_output_and_container_scoping() {
             .unwrap()
             .starts_with("/work-a/#sql-ib")
     );
-    let created = api.state.created.lock().unwrap()[0].clone();
+    let created = api.state().created[0].clone();
     let args = created["spec"]["containers"][0]["args"].to_string();
     assert!(
         args.contains("--target-container-id=containerd://cid-mysql-0"),
@@ -149,7 +146,7 @@ fn json_output_and_container_scoping() {
 fn a_stop_signal_deletes_the_pod_and_still_prints_the_summary() {
     for signal in ["INT", "TERM", "HUP"] {
         let api = cluster();
-        *api.state.tracer.lock().unwrap() = Tracer::Runs {
+        api.state().tracer = Tracer::Runs {
             log: recorded_log(),
             hold: true,
         };
@@ -195,7 +192,7 @@ fn a_stop_signal_deletes_the_pod_and_still_prints_the_summary() {
 fn a_stop_signal_before_the_tracer_runs_deletes_the_pod() {
     for signal in ["TERM", "HUP"] {
         let api = cluster();
-        *api.state.tracer.lock().unwrap() = Tracer::Pending;
+        api.state().tracer = Tracer::Pending;
         let child = api.spawn_plugin(&["trace", "pod/mysql-0"]);
         // The pod is created: the plugin is waiting for it to start.
         let created = (0..200).any(|_| {
@@ -224,7 +221,7 @@ fn a_stop_signal_before_the_tracer_runs_deletes_the_pod() {
 #[test]
 fn keep_leaves_the_pod_serving_its_files() {
     let api = cluster();
-    *api.state.tracer.lock().unwrap() = Tracer::Runs {
+    api.state().tracer = Tracer::Runs {
         log: fixture("trace-pod-kept.log"),
         hold: false,
     };
@@ -244,7 +241,7 @@ fn keep_leaves_the_pod_serving_its_files() {
         "{:?}",
         api.calls()
     );
-    let created = api.state.created.lock().unwrap()[0].clone();
+    let created = api.state().created[0].clone();
     assert!(
         created["spec"]["containers"][0]["args"]
             .to_string()
@@ -255,7 +252,7 @@ fn keep_leaves_the_pod_serving_its_files() {
 
     // Then fetch its files, as the closing line says.
     let kept = "dentry-trace-mysql-0-00001";
-    api.state.traces.lock().unwrap().insert(
+    api.state().traces.insert(
         kept.into(),
         vec![("traces.tsv".into(), common::recorded_traces())],
     );
@@ -343,11 +340,11 @@ fn every_failure_is_one_line_with_its_exit_code() {
         &["holds no pattern"],
     );
     assert!(
-        api.state.created.lock().unwrap().is_empty(),
+        api.state().created.is_empty(),
         "no pod is created for bad input"
     );
 
-    *api.state.create_error.lock().unwrap() = Some((403, "Forbidden".into(),
+    api.state().create_error = Some((403, "Forbidden".into(),
         "pods \"dentry-trace-mysql-0-x\" is forbidden: violates PodSecurity \"baseline:latest\": host namespaces (hostPID=true), privileged (container \"tracer\" must not set securityContext.privileged=true)".into(),
     ));
     fails(
@@ -359,7 +356,7 @@ fn every_failure_is_one_line_with_its_exit_code() {
             "--tracer-namespace",
         ],
     );
-    *api.state.create_error.lock().unwrap() = Some((
+    api.state().create_error = Some((
         409,
         "AlreadyExists".into(),
         "pods \"dentry-trace-mysql-0-x\" already exists".into(),
@@ -373,7 +370,7 @@ fn every_failure_is_one_line_with_its_exit_code() {
             "already exists (409)",
         ],
     );
-    *api.state.create_error.lock().unwrap() = Some((
+    api.state().create_error = Some((
         422,
         "Invalid".into(),
         "Pod \"dentry-trace-mysql-0-x\" is invalid: spec.containers[0].image: Required value"
@@ -385,9 +382,9 @@ fn every_failure_is_one_line_with_its_exit_code() {
         1,
         &["is invalid: spec.containers[0].image", "(422)"],
     );
-    *api.state.create_error.lock().unwrap() = None;
+    api.state().create_error = None;
 
-    *api.state.tracer.lock().unwrap() = Tracer::ImagePull;
+    api.state().tracer = Tracer::ImagePull;
     fails(
         &api,
         &["trace", "pod/mysql-0", "--image", "example.com/nope:1"],
@@ -398,7 +395,7 @@ fn every_failure_is_one_line_with_its_exit_code() {
         ],
     );
 
-    *api.state.tracer.lock().unwrap() = Tracer::Fails {
+    api.state().tracer = Tracer::Fails {
         log: fixture("tracer-failed.log"),
     };
     fails(
@@ -409,7 +406,7 @@ fn every_failure_is_one_line_with_its_exit_code() {
     );
 
     // An image without /tracer: the runtime cannot start it and the tracer prints nothing.
-    *api.state.tracer.lock().unwrap() = Tracer::StartError {
+    api.state().tracer = Tracer::StartError {
         reason: "StartError".into(),
         message: "failed to create containerd task: failed to create shim task: OCI runtime \
                   create failed: runc create failed: unable to start container process: exec: \
@@ -426,7 +423,7 @@ fn every_failure_is_one_line_with_its_exit_code() {
         ],
     );
 
-    *api.state.tracer.lock().unwrap() = Tracer::Pending;
+    api.state().tracer = Tracer::Pending;
     fails(
         &api,
         &["trace", "pod/mysql-0", "--timeout", "1s"],
@@ -435,10 +432,11 @@ fn every_failure_is_one_line_with_its_exit_code() {
     );
 
     // Every tracer pod that was created is gone again.
-    assert!(api.state.pods.lock().unwrap().iter().all(|p| {
-        !p["metadata"]["name"]
-            .as_str()
-            .unwrap()
+    assert!(api.state().pods.iter().all(|p| {
+        !p.metadata
+            .name
+            .as_deref()
+            .unwrap_or_default()
             .starts_with("dentry-")
     }));
 }
@@ -446,7 +444,7 @@ fn every_failure_is_one_line_with_its_exit_code() {
 #[test]
 fn forbidden_says_which_verb_and_resource() {
     let api = cluster();
-    *api.state.create_error.lock().unwrap() = Some((403, "Forbidden".into(), "pods is forbidden: User \"alice\" cannot create resource \"pods\" in API group \"\" in the namespace \"prod\"".into()));
+    api.state().create_error = Some((403, "Forbidden".into(), "pods is forbidden: User \"alice\" cannot create resource \"pods\" in API group \"\" in the namespace \"prod\"".into()));
     fails(
         &api,
         &["trace", "pod/mysql-0"],

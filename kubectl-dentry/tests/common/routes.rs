@@ -1,0 +1,366 @@
+//! The REST paths the plugin uses, answered from the cluster's state as the API server would
+//! (JSON bodies, `Status` errors), each call recorded.
+use std::{collections::HashMap, sync::Arc};
+
+use axum::{
+    Json, Router,
+    extract::{Path, Query, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use serde_json::{Value, json};
+
+use super::{Cluster, Files, kubelet};
+
+pub fn router(state: Arc<Cluster>) -> Router {
+    Router::new()
+        .route("/api/v1/pods", get(list_all))
+        .route(
+            "/api/v1/namespaces/{ns}/pods",
+            get(list_ns).post(create_pod),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}",
+            get(get_pod).delete(delete_pod),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/log",
+            get(kubelet::pod_log),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/proxy/metrics",
+            get(proxy_metrics),
+        )
+        .route("/api/v1/nodes", get(list_nodes))
+        .route("/api/v1/nodes/{name}", get(get_node))
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/proxy/traces",
+            get(proxy_list),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/proxy/traces/{file}",
+            get(proxy_file),
+        )
+        .fallback(unmatched)
+        .with_state(state)
+}
+
+/// A `Status` error as the API server sends it.
+pub fn status(code: u16, reason: &str, message: &str) -> Response {
+    let body = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": reason, "code": code,
+    });
+    (
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        Json(body),
+    )
+        .into_response()
+}
+
+fn unreachable_tracer() -> Response {
+    status(
+        503,
+        "ServiceUnavailable",
+        "error trying to reach service: dial tcp: connection refused",
+    )
+}
+
+/// Equality-based label selectors (`a=b,c=d`), the kind the plugin sends.
+fn matches(pod: &Pod, selector: Option<&String>) -> bool {
+    let Some(selector) = selector else {
+        return true;
+    };
+    let labels = pod.metadata.labels.clone().unwrap_or_default();
+    selector.split(',').filter(|s| !s.is_empty()).all(|term| {
+        let (k, v) = term.split_once('=').unwrap_or((term, ""));
+        labels.get(k).map(String::as_str) == Some(v)
+    })
+}
+
+fn list(state: &Cluster, namespace: Option<&str>, q: &HashMap<String, String>) -> Response {
+    let user_scope = namespace.map_or("at the cluster scope".to_owned(), |n| {
+        format!("in the namespace \"{n}\"")
+    });
+    let s = state.state();
+    if s.forbid_list {
+        return status(
+            403,
+            "Forbidden",
+            &format!(
+                "pods is forbidden: User \"alice\" cannot list resource \"pods\" in API group \"\" {user_scope}"
+            ),
+        );
+    }
+    let name = q
+        .get("fieldSelector")
+        .and_then(|f| f.strip_prefix("metadata.name="));
+    let items: Vec<&Pod> = s
+        .pods
+        .iter()
+        .filter(|p| namespace.is_none_or(|n| p.metadata.namespace.as_deref() == Some(n)))
+        .filter(|p| matches(p, q.get("labelSelector")))
+        .filter(|p| name.is_none_or(|name| p.metadata.name.as_deref() == Some(name)))
+        .collect();
+    Json(json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "7"}, "items": items})).into_response()
+}
+
+async fn list_all(
+    State(s): State<Arc<Cluster>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    s.record(format!(
+        "GET /api/v1/pods?{}",
+        q.get("labelSelector").cloned().unwrap_or_default()
+    ));
+    list(&s, None, &q)
+}
+
+async fn list_ns(
+    State(s): State<Arc<Cluster>>,
+    Path(ns): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if q.get("watch").map(String::as_str) == Some("true") {
+        let name = q
+            .get("fieldSelector")
+            .and_then(|f| f.strip_prefix("metadata.name="))
+            .unwrap_or_default()
+            .to_owned();
+        s.record(format!("WATCH /api/v1/namespaces/{ns}/pods/{name}"));
+        return watch(s, ns, name);
+    }
+    s.record(format!(
+        "GET /api/v1/namespaces/{ns}/pods?{}",
+        q.get("labelSelector").cloned().unwrap_or_default()
+    ));
+    list(&s, Some(&ns), &q)
+}
+
+/// Every object a watch sends carries a newer resourceVersion, as a real server's do (kube's
+/// watcher resumes from it).
+fn versioned(pod: &Pod) -> Value {
+    static VERSION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(8);
+    let v = VERSION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut pod = serde_json::to_value(pod).unwrap_or_default();
+    pod["metadata"]["resourceVersion"] = json!(v.to_string());
+    pod
+}
+
+/// A watch on one pod: ADDED now, MODIFIED on each change, DELETED when it goes.
+fn watch(s: Arc<Cluster>, ns: String, name: String) -> Response {
+    let rx = s.subscribe();
+    let first = s.find(&ns, &name);
+    let stream = futures::stream::unfold(
+        (s, rx, first.map(|p| ("ADDED", p)), false),
+        move |(s, mut rx, pending, done)| {
+            let (ns, name) = (ns.clone(), name.clone());
+            async move {
+                if done {
+                    return None;
+                }
+                if let Some((kind, pod)) = pending {
+                    let line = format!("{}\n", json!({"type": kind, "object": versioned(&pod)}));
+                    return Some((Ok::<_, std::io::Error>(line), (s, rx, None, false)));
+                }
+                if rx.recv().await.is_err() {
+                    return None;
+                }
+                match s.find(&ns, &name) {
+                    Some(pod) => {
+                        let line = format!(
+                            "{}\n",
+                            json!({"type": "MODIFIED", "object": versioned(&pod)})
+                        );
+                        Some((Ok(line), (s, rx, None, false)))
+                    }
+                    None => {
+                        let gone = json!({"type": "DELETED", "object": {"apiVersion": "v1", "kind": "Pod",
+                            "metadata": {"name": name, "namespace": ns, "resourceVersion": "1"}}});
+                        Some((Ok(format!("{gone}\n")), (s, rx, None, true)))
+                    }
+                }
+            }
+        },
+    );
+    axum::body::Body::from_stream(stream).into_response()
+}
+
+async fn get_pod(
+    State(s): State<Arc<Cluster>>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
+    s.record(format!("GET /api/v1/namespaces/{ns}/pods/{name}"));
+    match s.find(&ns, &name) {
+        Some(p) => Json(p).into_response(),
+        None => status(404, "NotFound", &format!("pods \"{name}\" not found")),
+    }
+}
+
+async fn create_pod(
+    State(s): State<Arc<Cluster>>,
+    Path(ns): Path<String>,
+    Json(sent): Json<Value>,
+) -> Response {
+    let prefix = sent["metadata"]["generateName"]
+        .as_str()
+        .unwrap_or("pod-")
+        .to_owned();
+    s.record(format!("POST /api/v1/namespaces/{ns}/pods {prefix}"));
+    let mut pod: Pod = match serde_json::from_value(sent.clone()) {
+        Ok(pod) => pod,
+        Err(e) => {
+            return status(
+                400,
+                "BadRequest",
+                &format!("Pod in version \"v1\" cannot be handled as a Pod: {e}"),
+            );
+        }
+    };
+    let (name, tracer) = {
+        let mut state = s.state();
+        state.created.push(sent);
+        if let Some((code, reason, message)) = state.create_error.clone() {
+            return status(code, &reason, &message);
+        }
+        state.counter += 1;
+        let name = format!("{prefix}{:05}", state.counter);
+        pod.metadata.name = Some(name.clone());
+        pod.metadata.namespace = Some(ns.clone());
+        pod.metadata.uid = Some(format!("uid-{name}"));
+        pod.status = Some(PodStatus {
+            phase: Some("Pending".into()),
+            ..Default::default()
+        });
+        state.pods.push(pod.clone());
+        (name, state.tracer.clone())
+    };
+    kubelet::start(s.clone(), ns, name, tracer);
+    (StatusCode::CREATED, Json(pod)).into_response()
+}
+
+async fn proxy_metrics(
+    State(s): State<Arc<Cluster>>,
+    Path((ns, pod_port)): Path<(String, String)>,
+) -> Response {
+    s.record(format!(
+        "GET /api/v1/namespaces/{ns}/pods/{pod_port}/proxy/metrics"
+    ));
+    let pod = pod_port
+        .split_once(':')
+        .map_or(pod_port.as_str(), |(p, _)| p);
+    let Some(node) = s
+        .find(&ns, pod)
+        .and_then(|p| p.spec.and_then(|spec| spec.node_name))
+    else {
+        return status(404, "NotFound", &format!("pods \"{pod}\" not found"));
+    };
+    let (text, n, delay) = {
+        let mut state = s.state();
+        let answers = state.metrics.get(&node).cloned().unwrap_or_default();
+        if answers.is_empty() {
+            return unreachable_tracer();
+        }
+        let n = state.scrapes.entry(format!("{ns}/{pod}")).or_default();
+        let text = answers[(*n).min(answers.len() - 1)].clone();
+        *n += 1;
+        let n = *n;
+        (text, n, state.metrics_delay.get(&node).copied())
+    };
+    if let (Some(delay), true) = (delay, n > 1) {
+        tokio::time::sleep(delay).await;
+    }
+    text.into_response()
+}
+
+async fn list_nodes(State(s): State<Arc<Cluster>>) -> Response {
+    s.record("GET /api/v1/nodes");
+    let items = s.state().nodes.clone();
+    Json(json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {"resourceVersion": "1"}, "items": items})).into_response()
+}
+
+async fn get_node(State(s): State<Arc<Cluster>>, Path(name): Path<String>) -> Response {
+    s.record(format!("GET /api/v1/nodes/{name}"));
+    let found = s
+        .state()
+        .nodes
+        .iter()
+        .find(|n| n.metadata.name.as_deref() == Some(name.as_str()))
+        .cloned();
+    match found {
+        Some(n) => Json(n).into_response(),
+        None => status(404, "NotFound", &format!("nodes \"{name}\" not found")),
+    }
+}
+
+async fn delete_pod(
+    State(s): State<Arc<Cluster>>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
+    s.record(format!("DELETE /api/v1/namespaces/{ns}/pods/{name}"));
+    let removed = {
+        let mut state = s.state();
+        let i = state.pods.iter().position(|p| super::is_pod(p, &ns, &name));
+        i.map(|i| state.pods.remove(i))
+    };
+    s.changed();
+    match removed {
+        Some(pod) => Json(pod).into_response(),
+        None => status(404, "NotFound", &format!("pods \"{name}\" not found")),
+    }
+}
+
+/// `{pod}` arrives as `name:port`, as the API server's proxy paths carry it.
+fn proxied_pod(s: &Cluster, pod_port: &str) -> Option<Files> {
+    let (pod, port) = pod_port.split_once(':')?;
+    (port == "9090").then(|| s.state().traces.get(pod).cloned())?
+}
+
+async fn proxy_list(
+    State(s): State<Arc<Cluster>>,
+    Path((ns, pod)): Path<(String, String)>,
+) -> Response {
+    s.record(format!(
+        "GET /api/v1/namespaces/{ns}/pods/{pod}/proxy/traces"
+    ));
+    match proxied_pod(&s, &pod) {
+        Some(files) => Json(
+            files
+                .iter()
+                .map(|(name, data)| json!({"name": name, "size": data.len(), "modified": "2026-11-25T21:19:35.000000000Z"}))
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        None => unreachable_tracer(),
+    }
+}
+
+async fn proxy_file(
+    State(s): State<Arc<Cluster>>,
+    Path((ns, pod, file)): Path<(String, String, String)>,
+) -> Response {
+    s.record(format!(
+        "GET /api/v1/namespaces/{ns}/pods/{pod}/proxy/traces/{file}"
+    ));
+    let files = proxied_pod(&s, &pod).unwrap_or_default();
+    match files.into_iter().find(|(name, _)| *name == file) {
+        Some((_, data)) => data.into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// Anything the plugin asks that this server does not implement: recorded, answered 404.
+async fn unmatched(
+    State(s): State<Arc<Cluster>>,
+    uri: axum::http::Uri,
+    method: axum::http::Method,
+) -> Response {
+    s.record(format!("UNMATCHED {method} {uri}"));
+    status(
+        404,
+        "NotFound",
+        &format!("the fake API server has no route for {uri}"),
+    )
+}
