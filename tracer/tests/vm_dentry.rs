@@ -42,7 +42,7 @@ fn run(series: &str, mode: &str) -> VmOutput {
     };
     let vm = VmRun::new(&kernel, workload.script())
         .binary(xtask::scenario::TRACER, env!("CARGO_BIN_EXE_tracer"))
-        .timeout(Duration::from_secs(400));
+        .timeout(Duration::from_secs(1200));
     let out = workload
         .prepare(vm, &image)
         .expect("workload files")

@@ -25,7 +25,7 @@ fn run(series: &str) -> VmOutput {
     };
     let out = VmRun::new(&kernel, workload.script())
         .binary(xtask::scenario::TRACER, env!("CARGO_BIN_EXE_tracer"))
-        .timeout(Duration::from_secs(400))
+        .timeout(Duration::from_secs(1200))
         .run()
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.status, 0, "the script failed; log:\n{}", out.log);

@@ -40,12 +40,13 @@ exists() {
 }
 
 # wait_line PID FILE PATTERN: waits until FILE has a line matching PATTERN (grep); if the
-# process PID exits first or two minutes pass, prints FILE (tagged tracer-failed) and exits.
+# process PID exits first or five minutes pass, prints FILE (tagged tracer-failed) and exits.
+# (Loading and verifying the programs takes about a minute on 6.1 under TCG.)
 wait_line() {
   n=0
   until grep -q "$3" "$2"; do
     n=$((n + 1))
-    if [ $n -gt 1200 ] || ! kill -0 "$1" 2>/dev/null; then
+    if [ $n -gt 3000 ] || ! kill -0 "$1" 2>/dev/null; then
       sed 's/^/@@tracer-failed /' "$2"
       exit 1
     fi
