@@ -41,7 +41,8 @@ fn preemptible_kernel_keeps_paths_intact_every_lost_count_counted_and_stops_prom
         .binary(xtask::scenario::TRACER, env!("CARGO_BIN_EXE_tracer"))
         .module("loop")
         .file("/ext4.img", std::fs::read(&image).expect("image"))
-        .timeout(Duration::from_secs(600))
+        // About ten minutes under single-threaded TCG: four tracer starts and two floods.
+        .timeout(Duration::from_secs(1200))
         .run()
         .unwrap_or_else(|e| panic!("{e}"));
     let log = &out.log;
