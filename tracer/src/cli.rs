@@ -53,7 +53,8 @@ pub struct Args {
     /// Trace only tasks in this cgroup v2 directory or below it (repeatable).
     #[arg(long = "target-cgroup", value_name = "DIR")]
     pub target_cgroups: Vec<PathBuf>,
-    /// Stop after this long (e.g. 30s, 5m); default: until SIGINT or SIGTERM.
+    /// Trace this long once the probes are attached (e.g. 30s, 5m); default: until SIGINT or
+    /// SIGTERM.
     #[arg(long, value_parser = duration)]
     pub duration: Option<Duration>,
     /// After the run ends by --duration or a cap, keep serving /metrics and /traces this long

@@ -2,7 +2,11 @@
 //! tracer attached, lookups of missing names made in two sibling cgroups.
 use std::time::Duration;
 
-use xtask::{kernel::Kernel, scenario::TwoCgroups, vm::VmRun};
+use xtask::{
+    kernel::Kernel,
+    scenario::{TRACE_SECS, TwoCgroups},
+    vm::VmRun,
+};
 
 const TRACED: u32 = 2000;
 const OTHER: u32 = 500;
@@ -23,6 +27,15 @@ fn counts_each_lookup_in_its_own_cgroup(series: &str) {
     assert_eq!(out.status, 0, "the script failed; log:\n{}", out.log);
     assert_eq!(out.value("vm-kernel"), Some(kernel.release.as_str()));
     assert_eq!(out.value("tracer-exit"), Some("0"), "log:\n{}", out.log);
+    // --duration is tracing time: it starts once the probes are attached, however long their
+    // load took (a minute on 6.1 under TCG, which a deadline from start-up ate into).
+    let cs = |tag| out.value(tag).and_then(|v| v.trim().parse::<u64>().ok());
+    let (attached, exited) = (cs("attached-cs"), cs("exited-cs"));
+    assert!(
+        matches!((attached, exited), (Some(a), Some(e)) if e - a >= 100 * TRACE_SECS),
+        "{series}: traced from {attached:?} to {exited:?} (hundredths of a second since boot), \
+         less than --duration {TRACE_SECS}s"
+    );
 
     let counts = TwoCgroups::counts(&out);
     let alloc = |name: &str| {

@@ -166,6 +166,14 @@ impl PodRuns {
         {
             anyhow::bail!("the tracer pods' runs failed in the VM; log:\n{}", out.log);
         }
+        // A trace pod that traced nothing would make a demo and fixtures that show nothing.
+        let trace = crate::dentry_workload::Summary::parse(&out.tagged("trace-log"));
+        if trace.events == 0 {
+            anyhow::bail!(
+                "the trace pod traced no events in the VM; log:\n{}",
+                out.log
+            );
+        }
         Ok(Recorded { output: out })
     }
 }

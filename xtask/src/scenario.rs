@@ -4,13 +4,17 @@ use crate::{dentry_workload::Summary, vm::VmOutput};
 /// Where the tracer binary sits inside the VM.
 pub const TRACER: &str = "/bin/tracer";
 
-/// Two sibling cgroups, `traced` and `other`; the tracer is scoped to `traced` and traces paths;
-/// each cgroup then looks up names that do not exist (each lookup allocates one dentry).
+/// Two sibling cgroups, `traced` and `other`; the tracer is scoped to `traced` and traces paths
+/// for `TRACE_SECS` (`--duration`); each cgroup then looks up names that do not exist (each
+/// lookup allocates one dentry), and the script waits for the tracer to end by itself.
 #[derive(Debug, Clone, Copy)]
 pub struct TwoCgroups {
     pub traced_lookups: u32,
     pub other_lookups: u32,
 }
+
+/// How long the tracer of `TwoCgroups` traces: well past its workload, which takes seconds.
+pub const TRACE_SECS: u64 = 40;
 
 /// What the tracer reported for one cgroup.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,18 +37,18 @@ mkdir -p $CG/traced $CG/other /tmp/work
 echo "@@cgroup traced $(stat -c %i $CG/traced)"
 echo "@@cgroup other $(stat -c %i $CG/other)"
 $TRACER --target-cgroup $CG/traced --trace-enabled --stdout --trace-dir /tmp/traces \
-  --listen 127.0.0.1:9090 > /tmp/trace.tsv 2>/tmp/tracer.err &
+  --listen 127.0.0.1:9090 --duration {TRACE_SECS}s > /tmp/trace.tsv 2>/tmp/tracer.err &
 T=$!
 wait_attached $T /tmp/tracer.err
-echo "@@tracer-ready"
+echo "@@attached-cs $(uptime_cs)"
 lookups() {{
   sh -c "echo \$\$ > $CG/$1/cgroup.procs; i=0; while [ \$i -lt $2 ]; do [ -e /tmp/work/$1-missing-\$i ]; i=\$((i+1)); done"
 }}
 lookups traced {traced_lookups}
 lookups other {other_lookups}
-kill -INT $T
 wait $T
 echo "@@tracer-exit $?"
+echo "@@exited-cs $(uptime_cs)"
 sed 's/^/@@tracer /' /tmp/tracer.err
 head -n 6 /tmp/trace.tsv | sed 's/^/@@tsv /'
 echo "@@tsv-lines $(wc -l < /tmp/trace.tsv)"

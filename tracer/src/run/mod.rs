@@ -32,7 +32,7 @@ use stop::Stop;
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Before anything else: once we report "attached", a stop signal must be honoured. (A
     // shell starts background jobs with SIGINT ignored; installing the handler overrides that.)
-    let mut stop = Stop::install(args.duration)?;
+    let mut stop = Stop::install()?;
     if args.check {
         return Ok(check_kernel(&args));
     }
@@ -78,6 +78,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     // The contract with the plugin and the VM scripts, not a log line: its own line, always.
     eprintln!("{}{mode}", dentry_common::ATTACHED_MARKER);
+    stop.run_for(args.duration);
 
     let state = Arc::new(AppState {
         metrics: Mutex::new(Metrics::new(args.cgroup_id_label, mode)?),
@@ -153,7 +154,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             dentry_common::LINGER_MARKER,
             humantime::format_duration(linger)
         );
-        stop.deadline = Some(tokio::time::Instant::now() + linger);
+        stop.run_for(Some(linger));
         stop.wait().await;
     }
     server.abort();

@@ -13,14 +13,21 @@ pub struct Stop {
 }
 
 impl Stop {
-    pub fn install(duration: Option<Duration>) -> anyhow::Result<Stop> {
+    /// Signals only: no deadline until `run_for`.
+    pub fn install() -> anyhow::Result<Stop> {
         use tokio::signal::unix::{SignalKind, signal};
         Ok(Stop {
             term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
             int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
-            deadline: duration.map(|d| tokio::time::Instant::now() + d),
+            deadline: None,
             signalled: false,
         })
+    }
+
+    /// The deadline, from now: `--duration` is how long the probes trace, so it starts once
+    /// they are attached (loading them can take seconds on a busy node, a minute under TCG).
+    pub fn run_for(&mut self, duration: Option<Duration>) {
+        self.deadline = duration.map(|d| tokio::time::Instant::now() + d);
     }
 
     pub async fn wait(&mut self) {
