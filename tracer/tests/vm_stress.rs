@@ -100,8 +100,10 @@ fn preemptible_kernel_keeps_paths_intact_every_lost_count_counted_and_stops_prom
             summary.contended, summary.missed, summary.unread
         );
         // A hit that found its CPU's state taken (contended) is counted all the same; only a
-        // run the kernel skipped (missed: the same fentry program preempted on that CPU) goes
-        // uncounted, and the kernel counts those.
+        // run the kernel skipped goes uncounted, and the kernel counts those (missed): with
+        // fentry, the same program preempted on that CPU; with kprobes, BPF already active on
+        // that CPU, as in a map system call (the tracer's own counter reads among them) that
+        // was preempted. Exactness is checked in both modes by this bound.
         assert!(
             uncounted <= summary.missed,
             "{mode}: {uncounted} counts lost, the kernel skipped {} runs",
@@ -118,10 +120,6 @@ fn preemptible_kernel_keeps_paths_intact_every_lost_count_counted_and_stops_prom
             summary.missed,
             summary.unread
         );
-        if mode == "kprobe" {
-            // kprobe programs run with preemption off: nothing interleaves, nothing is lost.
-            assert_eq!(uncounted, 0, "kprobe: {summary:?}");
-        }
     }
 
     // 2. Stops under a flood, with stdout read fast and not read at all.

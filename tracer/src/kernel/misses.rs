@@ -1,7 +1,8 @@
 //! Program runs the kernel skipped. A program is not run again on a CPU where it is already
 //! running: on a preemptible kernel an fentry program preempted half-way makes the next task's
-//! call of the same function go unprobed, and a kprobe program is skipped while any other
-//! kprobe program runs on that CPU (an interrupt). The kernel counts each skip as the
+//! call of the same function go unprobed, and a kprobe program is skipped while BPF is already
+//! active on that CPU (another kprobe program in an interrupt, or a task preempted inside a BPF
+//! map system call, such as our own counter reads). The kernel counts each skip as the
 //! program's `recursion_misses` (5.12+); aya 0.14 does not expose it, so it is read here with
 //! one `BPF_OBJ_GET_INFO_BY_FD`.
 use std::os::fd::{AsFd as _, AsRawFd as _};

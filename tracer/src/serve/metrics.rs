@@ -164,8 +164,8 @@ impl Metrics {
             IntCounter::new(
                 metric::PROBE_MISSED_TOTAL,
                 "Probe runs the kernel skipped because the same program (fentry, on a \
-                 preemptible kernel) or another kprobe program was already running on that CPU: \
-                 neither counted nor traced.",
+                 preemptible kernel) or, for a kprobe, any BPF program or BPF map system call was \
+                 already active on that CPU: neither counted nor traced.",
             ),
         )?;
         let cgroups_tracked = register(
