@@ -24,26 +24,33 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             );
             Ok(())
         }
-        Command::Top(args) if args.endpoint.is_some() => {
-            top::run_endpoint(args.endpoint.as_deref().unwrap_or_default(), args).await
-        }
-        command => {
+        Command::Top(
+            args @ top::Args {
+                endpoint: Some(url),
+                ..
+            },
+        ) => top::run_endpoint(url, args).await,
+        Command::Trace(args) => {
             let (client, namespace) = cluster::connect(&cli.cluster).await?;
-            match command {
-                Command::Trace(args) => trace::run(&client, &namespace, args).await,
-                Command::Top(args) => {
-                    let ns = top::Namespace {
-                        name: namespace,
-                        explicit: cli.cluster.namespace.is_some(),
-                    };
-                    top::run(&client, &ns, args).await
-                }
-                Command::Cleanup(args) => cleanup::run(&client, &namespace, args).await,
-                Command::Fetch {
-                    what: Fetch::Traces(args),
-                } => fetch::run(&client, cli.cluster.namespace.as_deref(), args).await,
-                Command::Version | Command::Completion { .. } => Ok(()),
-            }
+            trace::run(&client, &namespace, args).await
+        }
+        Command::Top(args) => {
+            let (client, namespace) = cluster::connect(&cli.cluster).await?;
+            let ns = top::Namespace {
+                name: namespace,
+                explicit: cli.cluster.namespace.is_some(),
+            };
+            top::run(&client, &ns, args).await
+        }
+        Command::Cleanup(args) => {
+            let (client, namespace) = cluster::connect(&cli.cluster).await?;
+            cleanup::run(&client, &namespace, args).await
+        }
+        Command::Fetch {
+            what: Fetch::Traces(args),
+        } => {
+            let (client, _) = cluster::connect(&cli.cluster).await?;
+            fetch::run(&client, cli.cluster.namespace.as_deref(), args).await
         }
     }
 }

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 pub struct Stop {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
-    pub deadline: Option<tokio::time::Instant>,
+    deadline: Option<tokio::time::Instant>,
     /// A signal (not the deadline) ended the last wait.
     pub signalled: bool,
 }
