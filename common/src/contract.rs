@@ -43,6 +43,14 @@ pub mod metric {
     pub const EVENTS_CONTENDED_TOTAL: &str = "dentry_tracer_events_contended_total";
     pub const PROBE_MISSED_TOTAL: &str = "dentry_tracer_probe_missed_total";
     pub const CGROUPS_TRACKED: &str = "dentry_tracer_cgroups_tracked";
+    /// Live dentries per owner (docs/counters.md, "Live").
+    pub const LIVE: &str = "dentry_live";
+    pub const LIVE_NEGATIVE: &str = "dentry_live_negative";
+    pub const LIVE_BYTES: &str = "dentry_live_bytes";
+    /// The node's dentry cache memory, and the share of it the node's pods hold.
+    pub const CACHE_BYTES: &str = "dentry_cache_bytes";
+    pub const CACHE_PODS_RATIO: &str = "dentry_cache_pods_ratio";
+    pub const LIVE_UNTRACKED_TOTAL: &str = "dentry_tracer_live_untracked_total";
     pub const ATTACH_INFO: &str = "dentry_tracer_attach_info";
     pub const BUILD_INFO: &str = "dentry_tracer_build_info";
 }

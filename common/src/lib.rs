@@ -11,6 +11,7 @@ mod config;
 mod contract;
 mod counters;
 mod event;
+mod live;
 mod maps;
 mod offsets;
 mod patterns;
@@ -21,6 +22,7 @@ pub use config::*;
 pub use contract::*;
 pub use counters::*;
 pub use event::*;
+pub use live::*;
 pub use maps::*;
 pub use offsets::*;
 pub use patterns::*;
@@ -35,4 +37,6 @@ mod pod {
     unsafe impl aya::Pod for crate::KernelOffsets {}
     unsafe impl aya::Pod for crate::Config {}
     unsafe impl aya::Pod for crate::KernelPatterns {}
+    unsafe impl aya::Pod for crate::Live {}
+    unsafe impl aya::Pod for crate::OwnerLayout {}
 }

@@ -80,6 +80,9 @@ pub mod names {
     pub const PATH_CACHE_HITS: &str = "PATH_CACHE_HITS";
     pub const CONTENDED: &str = "CONTENDED";
     pub const SPILLED: &str = "SPILLED";
+    pub const LIVE: &str = "LIVE";
+    pub const OWNER: &str = "OWNER";
+    pub const UNTRACKED: &str = "UNTRACKED";
 }
 
 /// Upper bound on distinct cgroups counted at once; a busy node has a few thousand.

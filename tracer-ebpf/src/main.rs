@@ -10,6 +10,7 @@
 
 mod dentry;
 mod emit;
+mod live;
 mod maps;
 mod mem;
 mod path_cache;
@@ -52,7 +53,7 @@ entry_probe!(
     "d_splice_alias",
     kp_d_splice_alias,
     fe_d_splice_alias,
-    on_lookup(1, 0)
+    on_splice(1, 0)
 );
 // d_instantiate(dentry, inode) / d_instantiate_new(dentry, inode): creates.
 entry_probe!(
@@ -106,6 +107,45 @@ pub fn kr_d_move(_ctx: RetProbeContext) -> u32 {
 pub fn fx_d_move(_ctx: FExitContext) -> u32 {
     maps::invalidate_paths();
     0
+}
+
+// dentry_free(dentry): every dentry freed, whether or not it waits for an RCU grace period
+// (`__d_free` is inlined where it does not). Live counting only.
+entry_probe!(
+    "dentry_free",
+    kp_dentry_free,
+    fe_dentry_free,
+    on_dentry_free(0)
+);
+// dentry_unlink_inode(dentry): a positive dentry turns negative (unlink, or being killed).
+entry_probe!(
+    "dentry_unlink_inode",
+    kp_dentry_unlink_inode,
+    fe_dentry_unlink_inode,
+    on_unlink(0)
+);
+
+/// `__d_alloc` returns the new dentry: live counting needs its address (its slab object).
+#[kretprobe]
+pub fn kr_d_alloc_live(ctx: RetProbeContext) -> u32 {
+    live::on_alloc(ctx.ret::<Ptr>());
+    0
+}
+
+#[fexit(function = "__d_alloc")]
+pub fn fx_d_alloc_live(ctx: FExitContext) -> u32 {
+    live::on_alloc(ctx.arg::<Ptr>(2));
+    0
+}
+
+#[inline(always)]
+fn on_dentry_free(dentry: Ptr) {
+    live::on_free(dentry);
+}
+
+#[inline(always)]
+fn on_unlink(dentry: Ptr) {
+    live::on_unlink(dentry);
 }
 
 /// A freed directory that a path cache holds: its address may come back as another dentry.
@@ -166,12 +206,21 @@ fn on_alloc() {
 /// which only a fresh allocation is): one event stands for the allocation and the result.
 #[inline(always)]
 fn on_lookup(dentry: Ptr, inode: Ptr) {
+    live::on_positive(dentry, inode, false);
+    attach(dentry, inode, FLAG_ALLOCATED);
+}
+
+/// `d_splice_alias`: as `on_lookup`, but a directory with a dentry already keeps that one.
+#[inline(always)]
+fn on_splice(dentry: Ptr, inode: Ptr) {
+    live::on_positive(dentry, inode, true);
     attach(dentry, inode, FLAG_ALLOCATED);
 }
 
 /// A create (or similar) giving an existing negative dentry its inode.
 #[inline(always)]
 fn on_attach(dentry: Ptr, inode: Ptr) {
+    live::on_positive(dentry, inode, false);
     attach(dentry, inode, 0);
 }
 

@@ -140,7 +140,7 @@ static PATTERNS: KernelPatterns = KernelPatterns {
 /// stack for the whole program; through the pointer each field is loaded where it is used, and
 /// the verifier still knows it as a constant, the map being frozen.)
 #[inline(always)]
-fn global<T>(at: &'static T) -> &'static T {
+pub(crate) fn global<T>(at: &'static T) -> &'static T {
     let at: *const T = at;
     // SAFETY: reading back a pointer to a static; it stays valid for the program's life.
     unsafe { &*core::ptr::read_volatile(&at) }

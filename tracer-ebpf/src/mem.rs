@@ -24,6 +24,48 @@ pub fn atomic_add(at: *mut u64, n: u64) {
     }
 }
 
+/// `*at |= bits` atomically across CPUs (other objects' bits share the word).
+#[inline(always)]
+pub fn atomic_or(at: *mut u64, bits: u64) {
+    #[cfg(target_arch = "bpf")]
+    // SAFETY: `at` points into a map value that outlives the program run.
+    unsafe {
+        core::arch::asm!(
+            "lock *(u64 *)({at} + 0) |= {bits}",
+            at = in(reg) at,
+            bits = in(reg) bits,
+            options(nostack)
+        );
+    }
+    #[cfg(not(target_arch = "bpf"))]
+    // SAFETY: as above.
+    unsafe {
+        core::sync::atomic::AtomicU64::from_ptr(at)
+            .fetch_or(bits, core::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// `*at &= bits` atomically across CPUs.
+#[inline(always)]
+pub fn atomic_and(at: *mut u64, bits: u64) {
+    #[cfg(target_arch = "bpf")]
+    // SAFETY: `at` points into a map value that outlives the program run.
+    unsafe {
+        core::arch::asm!(
+            "lock *(u64 *)({at} + 0) &= {bits}",
+            at = in(reg) at,
+            bits = in(reg) bits,
+            options(nostack)
+        );
+    }
+    #[cfg(not(target_arch = "bpf"))]
+    // SAFETY: as above.
+    unsafe {
+        core::sync::atomic::AtomicU64::from_ptr(at)
+            .fetch_and(bits, core::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// `*(at as *mut u64) = value` as one store at any alignment. LLVM's BPF backend splits an
 /// unaligned store into eight byte stores and seven shifts, and turns a run of aligned zero
 /// stores into a call to its `memset`, a loop storing a byte per iteration. The verifier accepts

@@ -81,6 +81,10 @@ pub struct Args {
     /// Ring buffer size in bytes (a power of two, at least 4096).
     #[arg(long, default_value = "4194304", value_parser = ring_buffer_size)]
     pub ring_buffer_size: u32,
+    /// Do not count live dentries per owner (the dentry_live* gauges): saves three probes and
+    /// an owner lookup per allocation and free.
+    #[arg(long)]
+    pub no_live: bool,
     /// Add a cgroup_id label to the per-container metrics (one series per cgroup).
     #[arg(long)]
     pub cgroup_id_label: bool,

@@ -20,6 +20,10 @@ fn open(trace: bool, patterns: &[&str]) -> aya::Ebpf {
         },
         patterns: KernelPatterns::new(patterns.iter().map(|p| p.as_bytes())),
         ring_buffer_bytes: 1 << 16,
+        // Live counting on, so its code is verified too (the bases are never read here).
+        owner: tracer::kernel::btf::Btf::from_sys()
+            .and_then(|btf| btf.owner_layout(1, 2, 12))
+            .expect("this kernel's BTF has the slab and memcg fields"),
     };
     let btf = probes::kernel_btf().expect("BTF");
     probes::open(tracer::EBPF_OBJECT, &options, &btf)

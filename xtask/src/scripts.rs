@@ -5,10 +5,17 @@
 const PRELUDE: &str = include_str!("../scripts/prelude.sh");
 
 /// Every script under `xtask/scripts/`, by file name, for shellcheck.
-pub const ALL: &[(&str, &str)] = &[("prelude.sh", PRELUDE), ("stress.sh", STRESS)];
+pub const ALL: &[(&str, &str)] = &[
+    ("prelude.sh", PRELUDE),
+    ("stress.sh", STRESS),
+    ("live.sh", LIVE),
+];
 
 /// Preemption under load (see `tracer/tests/vm_stress.rs`).
 pub const STRESS: &str = include_str!("../scripts/stress.sh");
+
+/// Live dentries per owner (see `tracer/tests/vm_live.rs`).
+pub const LIVE: &str = include_str!("../scripts/live.sh");
 
 /// `body` as a VM script: `vars` as shell assignments, the prelude, then `body`.
 pub fn script(body: &str, vars: &[(&str, String)]) -> String {

@@ -2,7 +2,7 @@
 //! section), enough to find struct member offsets. aya parses BTF but does not expose member
 //! offsets, and Rust eBPF has no CO-RE relocations, so the tracer reads offsets here and hands
 //! them to the programs as a global before loading.
-use dentry_common::{KernelOffsets, LevelLayout};
+use dentry_common::{KernelOffsets, LevelLayout, OwnerLayout, PAGE_WORDS};
 
 const MAGIC: u16 = 0xeb9f;
 const KIND_INT: u32 = 1;
@@ -180,6 +180,60 @@ impl Btf {
         id
     }
 
+    /// `sizeof(struct name)`.
+    pub fn struct_size(&self, name: &str) -> Result<u32, Error> {
+        self.types
+            .iter()
+            .find(|t| t.kind == KIND_STRUCT && self.name(t.name_off) == name)
+            .map(|t| self.word(t.extra - 4))
+            .ok_or_else(|| Error::NoStruct(name.to_owned()))
+    }
+
+    /// What the live-dentry programs need to find a slab object's memory cgroup; the bases of
+    /// the direct map and of the `struct page` array are the addresses of the kernel variables
+    /// holding them.
+    pub fn owner_layout(
+        &self,
+        page_offset_base: u64,
+        vmemmap_base: u64,
+        page_shift: u32,
+    ) -> Result<OwnerLayout, Error> {
+        let word = |struct_name: &str, member: &str| -> Result<u32, Error> {
+            let at = self.member_offset(struct_name, member)?;
+            if at % 8 != 0 || at / 8 >= PAGE_WORDS {
+                return Err(Error::NoMember(struct_name.to_owned(), member.to_owned()));
+            }
+            Ok(at / 8)
+        };
+        // The charge vector: an array of `obj_cgroup *` until 6.10, then of `slabobj_ext`.
+        let (slab_exts, exts_stride) = match word("slab", "memcg_data") {
+            Ok(at) => (at, 8),
+            Err(_) => (word("slab", "obj_exts")?, self.struct_size("slabobj_ext")?),
+        };
+        let css = self.member_offset("mem_cgroup", "css")?;
+        Ok(OwnerLayout {
+            enabled: 1,
+            page_shift,
+            page_offset_base,
+            vmemmap_base,
+            page_size: self.struct_size("page")?,
+            compound_head: word("page", "compound_head")?,
+            slab_cache: word("slab", "slab_cache")?,
+            slab_exts,
+            exts_stride,
+            cache_size: self.member_offset("kmem_cache", "size")?,
+            objcg_memcg: self.member_offset("obj_cgroup", "memcg")?,
+            memcg_cgroup: css + self.member_offset("cgroup_subsys_state", "cgroup")?,
+            memcg_parent: css + self.member_offset("cgroup_subsys_state", "parent")?,
+            css_cgroup: self.member_offset("cgroup_subsys_state", "cgroup")?,
+            cgroup_kn: self.member_offset("cgroup", "kn")?,
+            kn_id: self.member_offset("kernfs_node", "id")?,
+            inode_mode: self.member_offset("inode", "i_mode")?,
+            inode_dentry: self.member_offset("inode", "i_dentry")?,
+            _pad: 0,
+        })
+    }
+
     /// The offsets the kernel programs need.
     pub fn kernel_offsets(&self) -> Result<KernelOffsets, Error> {
         let mut offsets = KernelOffsets {
@@ -332,5 +386,20 @@ mod tests {
         assert_eq!(off.qstr_name, 8);
         assert!(off.dentry_d_parent < off.dentry_d_name);
         assert!(off.dentry_d_sb > off.dentry_d_inode);
+    }
+
+    #[test]
+    fn finds_where_this_kernel_keeps_a_slab_objects_owner() {
+        let btf = Btf::from_sys().expect("/sys/kernel/btf/vmlinux");
+        let l = btf
+            .owner_layout(1, 2, 12)
+            .expect("slab and memcg fields present");
+        assert_eq!((l.enabled, l.page_offset_base, l.vmemmap_base), (1, 1, 2));
+        assert_eq!(l.page_size, 64, "struct page is 64 bytes on 64-bit kernels");
+        assert_eq!(l.compound_head, 1, "compound_head is the second word");
+        assert!(l.slab_cache < PAGE_WORDS && l.slab_exts < PAGE_WORDS);
+        assert_ne!(l.slab_cache, l.slab_exts);
+        assert!(l.exts_stride >= 8);
+        assert!(l.memcg_parent > l.memcg_cgroup);
     }
 }

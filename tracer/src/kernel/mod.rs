@@ -3,5 +3,6 @@
 pub mod btf;
 pub mod check;
 pub mod counters;
+pub mod live;
 pub mod misses;
 pub mod probes;

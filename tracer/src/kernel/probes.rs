@@ -11,7 +11,7 @@ use aya::{
     programs::{FEntry, FExit, KProbe, ProgramError},
 };
 use dentry_common::{
-    Config, KernelOffsets, KernelPatterns, SWITCH_PATH_CACHE, SWITCH_TRACE, names,
+    Config, KernelOffsets, KernelPatterns, OwnerLayout, SWITCH_PATH_CACHE, SWITCH_TRACE, names,
 };
 
 /// Which programs a run needs.
@@ -21,6 +21,8 @@ pub enum Set {
     Counters,
     /// What keeps the path cache right (renames, frees); attached only for tracing.
     PathCache,
+    /// Live dentries per owner (allocation's return, free, unlink).
+    Live,
     /// The benchmark floor: one probe incrementing one per-CPU counter.
     Floor,
     /// The floor's probe on `d_splice_alias` too (the benchmark's two-probe floor).
@@ -118,6 +120,20 @@ pub const PROBES: &[Probe] = &[
         kind: Kind::Return,
         set: Set::PathCache,
     },
+    Probe {
+        function: "__d_alloc",
+        kprobe: "kr_d_alloc_live",
+        fentry: "fx_d_alloc_live",
+        kind: Kind::Return,
+        set: Set::Live,
+    },
+    probe("dentry_free", "kp_dentry_free", "fe_dentry_free", Set::Live),
+    probe(
+        "dentry_unlink_inode",
+        "kp_dentry_unlink_inode",
+        "fe_dentry_unlink_inode",
+        Set::Live,
+    ),
     probe("__d_alloc", "kp_floor", "fe_floor", Set::Floor),
     probe(
         "d_splice_alias",
@@ -218,6 +234,8 @@ pub struct LoadOptions {
     pub patterns: KernelPatterns,
     /// Ring buffer size in bytes (a power of two, at least a page).
     pub ring_buffer_bytes: u32,
+    /// Where slab objects keep their owner (`enabled` 0: live counting off).
+    pub owner: OwnerLayout,
 }
 
 /// The running kernel's struct offsets, from its BTF.
@@ -241,6 +259,7 @@ pub fn open(object: &[u8], options: &LoadOptions, btf: &Btf) -> Result<Ebpf, Err
         .override_global(names::OFFSETS, &options.offsets, true)
         .override_global(names::CONFIG, &options.config, true)
         .override_global(names::PATTERNS, &options.patterns, true)
+        .override_global(names::OWNER, &options.owner, true)
         .map_max_entries(names::EVENTS, options.ring_buffer_bytes)
         .load(object)?)
 }
@@ -304,6 +323,7 @@ pub fn fentry_works() -> Result<(), String> {
         config: Config::default(),
         patterns: KernelPatterns::default(),
         ring_buffer_bytes: 4096,
+        owner: OwnerLayout::default(),
     };
     let btf = kernel_btf().map_err(|e| e.to_string())?;
     let mut ebpf = open(crate::EBPF_OBJECT, &options, &btf).map_err(|e| e.to_string())?;

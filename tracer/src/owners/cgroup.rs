@@ -38,6 +38,44 @@ pub fn target(root: &Path, dir: &Path) -> io::Result<Target> {
     })
 }
 
+/// Asks the kernel whether the cgroup with this id still exists, through a file handle on the
+/// cgroup2 mount (a kernfs handle is the id): no directory walk, so a cgroup that lived for
+/// less than a resolve interval is still known to be gone. `None` where the kernel will not
+/// say (no CAP_DAC_READ_SEARCH, not a cgroup2 mount).
+pub fn exists(mount: &std::fs::File, id: u64) -> Option<bool> {
+    use std::os::fd::AsRawFd as _;
+    #[repr(C)]
+    struct Handle {
+        bytes: u32,
+        kind: i32,
+        id: u64,
+    }
+    const FILEID_KERNFS: i32 = 0xfe;
+    let mut handle = Handle {
+        bytes: 8,
+        kind: FILEID_KERNFS,
+        id,
+    };
+    // SAFETY: `handle` is a `struct file_handle` with its 8 bytes of handle; the fd it returns
+    // is closed at once.
+    let fd = unsafe {
+        libc::open_by_handle_at(
+            mount.as_raw_fd(),
+            (&raw mut handle).cast(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd >= 0 {
+        // SAFETY: an fd we own.
+        unsafe { libc::close(fd) };
+        return Some(true);
+    }
+    match io::Error::last_os_error().raw_os_error() {
+        Some(libc::ESTALE | libc::ENOENT) => Some(false),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,12 +13,12 @@ use std::{
 
 use anyhow::Context as _;
 use aya::{Ebpf, maps::RingBuf};
-use dentry_common::names;
+use dentry_common::{OwnerLayout, names};
 use tokio::sync::watch;
 
 use crate::{
     cli::Args,
-    kernel::{check, counters, probes},
+    kernel::{check, counters, live, probes},
     owners::{Owners, Sources, cgroup},
     serve::{
         http::{self, AppState},
@@ -107,6 +107,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         owners_rx.clone(),
         args.poll_interval,
         args.proc.clone(),
+        args.cgroup.clone(),
     ));
 
     let mut pipeline = None;
@@ -136,7 +137,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         let ebpf = ebpf
             .lock()
             .map_err(|_| anyhow::anyhow!("the poller panicked"))?;
-        report::final_summary(&ebpf, mode, pipeline.as_ref(), unwritten)?;
+        report::final_summary(&ebpf, &args.cgroup, mode, pipeline.as_ref(), unwritten)?;
         if args.bench.floor {
             eprintln!(
                 "bench floor={}",
@@ -208,12 +209,21 @@ fn load(
     args: &Args,
     targets: &[cgroup::Target],
 ) -> anyhow::Result<(Ebpf, &'static str)> {
+    let offsets_btf = crate::kernel::btf::Btf::from_sys()?;
+    // Said once the counters attach: on a kernel without kprobes that is the one line to say.
+    let owner = plan.live.map(|_| live::layout(&offsets_btf));
+    let owner_layout = match &owner {
+        Some(Ok(layout)) => *layout,
+        _ => OwnerLayout::default(),
+    };
     let options = probes::LoadOptions {
-        offsets: probes::kernel_offsets()?,
+        offsets: offsets_btf.kernel_offsets()?,
         config: plan.config,
         patterns: plan.kernel_patterns,
         ring_buffer_bytes: args.ring_buffer_size,
+        owner: owner_layout,
     };
+    drop(offsets_btf);
     let kernel_btf = probes::kernel_btf()?;
     let mut ebpf = probes::open(crate::EBPF_OBJECT, &options, &kernel_btf)?;
     probes::set_targets(&mut ebpf, &targets.iter().map(|t| t.id).collect::<Vec<_>>())?;
@@ -233,6 +243,16 @@ fn load(
             }
             Err(e) => tracing::warn!("path cache off (every event walks its whole path): {e}"),
         }
+    }
+    match (plan.live, owner) {
+        (Some(live_mode), Some(Ok(_))) => {
+            match probes::attach(&mut ebpf, &[probes::Set::Live], live_mode, &kernel_btf) {
+                Ok(more) => attached.extend(more),
+                Err(e) => tracing::warn!("live dentries not counted: {e}"),
+            }
+        }
+        (_, Some(Err(e))) => tracing::warn!("live dentries not counted: {e}"),
+        _ => {}
     }
     drop(kernel_btf);
     release_free_heap();

@@ -31,6 +31,8 @@ pub struct Plan {
     pub attach_mode: AttachMode,
     /// How the path cache's probes attach, when the run has a path cache.
     pub path_cache: Option<AttachMode>,
+    /// How the live-dentry probes attach, when the run counts live dentries.
+    pub live: Option<AttachMode>,
     /// Whether events are read from the ring buffer at all.
     pub trace: bool,
     pub files: Option<Files>,
@@ -83,6 +85,7 @@ impl Plan {
             sets,
             attach_mode: args.attach_mode,
             path_cache,
+            live: (!floor && !args.no_live).then_some(args.attach_mode),
             trace,
             files,
             caps: Caps {

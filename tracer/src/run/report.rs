@@ -4,12 +4,13 @@ use aya::Ebpf;
 use dentry_common::names;
 
 use crate::{
-    kernel::{counters, misses},
+    kernel::{counters, live, misses},
     trace::pipeline::Pipeline,
 };
 
 pub fn final_summary(
     ebpf: &Ebpf,
+    cgroup_root: &std::path::Path,
     mode: &str,
     pipeline: Option<&Pipeline>,
     unwritten: u64,
@@ -32,6 +33,15 @@ pub fn final_summary(
         eprintln!(
             "cgroup cgroup_id={id} alloc={} positive={} negative={} shrink={} prune={} pruned={}",
             c.alloc, c.positive, c.negative, c.shrink_calls, c.prune_calls, c.pruned
+        );
+    }
+    let mut held: Vec<_> = live::held(ebpf, cgroup_root)?.into_iter().collect();
+    held.sort_by(|a, b| b.1.dentries.cmp(&a.1.dentries).then(a.0.cmp(&b.0)));
+    eprintln!("live untracked={}", live::untracked(ebpf));
+    for (id, h) in held.iter().take(50) {
+        eprintln!(
+            "live cgroup_id={id} dentries={} negative={} bytes={}",
+            h.dentries, h.negative, h.bytes
         );
     }
     if let Some(p) = pipeline {

@@ -11,7 +11,7 @@ use dentry_common::names;
 use tokio::sync::watch;
 
 use crate::{
-    kernel::{counters, misses},
+    kernel::{counters, live, misses},
     owners::{Owners, Sources, cri, kubelet},
     serve::{http::AppState, metrics::DentryState},
 };
@@ -74,12 +74,14 @@ pub async fn poll_loop(
     owners: watch::Receiver<Arc<Owners>>,
     every: Duration,
     proc: PathBuf,
+    cgroup_root: PathBuf,
 ) {
     let mut tick = tokio::time::interval(every);
     let mut monotonic = counters::Monotonic::default();
     loop {
         tick.tick().await;
-        if let Err(e) = poll_once(&ebpf, &state, &owners, &proc, &mut monotonic) {
+        let paths = (proc.as_path(), cgroup_root.as_path());
+        if let Err(e) = poll_once(&ebpf, &state, &owners, paths, &mut monotonic) {
             tracing::warn!("reading counters: {e:#}");
         }
     }
@@ -89,10 +91,10 @@ fn poll_once(
     ebpf: &Mutex<Ebpf>,
     state: &AppState,
     owners: &watch::Receiver<Arc<Owners>>,
-    proc: &Path,
+    (proc, cgroup_root): (&Path, &Path),
     monotonic: &mut counters::Monotonic,
 ) -> anyhow::Result<()> {
-    let (totals, drops, filtered, contended, missed) = {
+    let (totals, drops, filtered, contended, missed, held, untracked) = {
         let ebpf = ebpf.lock().map_err(|_| anyhow::anyhow!("lock poisoned"))?;
         (
             monotonic.apply(counters::per_cgroup(&ebpf)?),
@@ -100,8 +102,18 @@ fn poll_once(
             counters::per_cpu_total(&ebpf, names::FILTERED)?,
             counters::per_cpu_total(&ebpf, names::CONTENDED)?,
             misses::total(&ebpf),
+            live::held(&ebpf, cgroup_root)?,
+            live::untracked(&ebpf),
         )
     };
+    let cache = std::fs::read_to_string(proc.join("slabinfo"))
+        .ok()
+        .and_then(|text| live::cache_bytes(&text, page_bytes()))
+        .or_else(|| {
+            // Without slabinfo: dentry-state's count times the object size (192 on 64-bit).
+            let text = std::fs::read_to_string(proc.join("sys/fs/dentry-state")).ok()?;
+            Some(DentryState::parse(&text)?.total.max(0) as u64 * 192)
+        });
     let dentry_state = std::fs::read_to_string(proc.join("sys/fs/dentry-state"))
         .ok()
         .and_then(|t| DentryState::parse(&t));
@@ -115,8 +127,15 @@ fn poll_once(
     m.set_filtered(filtered);
     m.set_contended(contended);
     m.set_missed(missed);
+    m.set_live(&held, &owners, cache);
+    m.set_live_untracked(untracked);
     if let Some(s) = dentry_state {
         m.set_dentry_state(s);
     }
     Ok(())
+}
+
+fn page_bytes() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096)
 }

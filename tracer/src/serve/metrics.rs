@@ -6,12 +6,14 @@
 //! from a lower value, which counts as a reset of that slot, never as a negative delta).
 use std::collections::HashMap;
 
+use std::collections::BTreeMap;
+
 use dentry_common::{Counters, metric};
 use prometheus::{
     Encoder as _, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::owners::Owners;
+use crate::{kernel::live::Held, owners::Owners};
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -30,6 +32,12 @@ pub struct Metrics {
     contended: KernelTotal,
     missed: KernelTotal,
     cgroups_tracked: IntGauge,
+    live: IntGaugeVec,
+    live_negative: IntGaugeVec,
+    live_bytes: IntGaugeVec,
+    cache_bytes: IntGauge,
+    cache_pods_ratio: prometheus::Gauge,
+    live_untracked: KernelTotal,
     last: HashMap<u64, Counters>,
     cgroup_id_label: bool,
 }
@@ -175,6 +183,47 @@ impl Metrics {
                 "cgroups with counters in the kernel map.",
             ),
         )?;
+        let live = gauge_vec(
+            metric::LIVE,
+            "Dentries alive now that were allocated since the tracer started, per owner (the \
+             memory cgroup they are charged to).",
+            &labels,
+        )?;
+        let live_negative = gauge_vec(
+            metric::LIVE_NEGATIVE,
+            "Of dentry_live, the ones without an inode (negative).",
+            &labels,
+        )?;
+        let live_bytes = gauge_vec(
+            metric::LIVE_BYTES,
+            "Memory of dentry_live: the objects as charged to the memory cgroup, plus long \
+             names' external storage.",
+            &labels,
+        )?;
+        let cache_bytes = register(
+            &registry,
+            IntGauge::new(
+                metric::CACHE_BYTES,
+                "The node's dentry cache memory: its slabs' pages (/proc/slabinfo), or \
+                 dentry-state's count times the object size where slabinfo is unreadable.",
+            ),
+        )?;
+        let cache_pods_ratio = register(
+            &registry,
+            prometheus::Gauge::new(
+                metric::CACHE_PODS_RATIO,
+                "Share of dentry_cache_bytes that the node's pods hold (dentry_live_bytes of \
+                 owners in pods over dentry_cache_bytes).",
+            ),
+        )?;
+        let live_untracked = register(
+            &registry,
+            IntCounter::new(
+                metric::LIVE_UNTRACKED_TOTAL,
+                "Dentries allocated since the start that the live gauges do not count (owner \
+                 unreadable, tracking map full).",
+            ),
+        )?;
         gauge_vec(
             metric::ATTACH_INFO,
             "How the probes are attached (value 1).",
@@ -215,13 +264,22 @@ impl Metrics {
                 last: 0,
             },
             cgroups_tracked,
+            live,
+            live_negative,
+            live_bytes,
+            cache_bytes,
+            cache_pods_ratio,
+            live_untracked: KernelTotal {
+                counter: live_untracked,
+                last: 0,
+            },
             last: HashMap::new(),
             cgroup_id_label,
         })
     }
 
     /// Folds one poll of the kernel's per-cgroup totals into the counters.
-    pub fn update(&mut self, totals: &std::collections::BTreeMap<u64, Counters>, owners: &Owners) {
+    pub fn update(&mut self, totals: &BTreeMap<u64, Counters>, owners: &Owners) {
         self.cgroups_tracked.set(totals.len() as i64);
         let empty = crate::owners::Owner::default();
         for (&id, now) in totals {
@@ -251,6 +309,55 @@ impl Metrics {
                 .inc_by(d.prune_calls);
             self.reclaim_freed.inc_by(d.pruned);
         }
+    }
+
+    /// Sets the live gauges: one series per owner's labels (owners sharing labels add up), and
+    /// the node's cache size and the pods' share of it.
+    pub fn set_live(&mut self, held: &BTreeMap<u64, Held>, owners: &Owners, cache: Option<u64>) {
+        let empty = crate::owners::Owner::default();
+        let mut by_labels: BTreeMap<Vec<String>, Held> = BTreeMap::new();
+        let mut pods_bytes = 0;
+        for (&id, h) in held {
+            let owner = owners.get(id).unwrap_or(&empty);
+            if !owner.pod_uid.is_empty() {
+                pods_bytes += h.bytes;
+            }
+            let mut labels = vec![
+                owner.namespace.clone(),
+                owner.pod.clone(),
+                owner.container.clone(),
+            ];
+            if self.cgroup_id_label {
+                labels.push(id.to_string());
+            }
+            let sum = by_labels.entry(labels).or_default();
+            sum.dentries += h.dentries;
+            sum.negative += h.negative;
+            sum.bytes += h.bytes;
+        }
+        // Owners that hold nothing any more, or are gone, leave no series behind.
+        for gauge in [&self.live, &self.live_negative, &self.live_bytes] {
+            gauge.reset();
+        }
+        for (labels, h) in &by_labels {
+            let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+            self.live.with_label_values(&labels).set(h.dentries as i64);
+            self.live_negative
+                .with_label_values(&labels)
+                .set(h.negative as i64);
+            self.live_bytes
+                .with_label_values(&labels)
+                .set(h.bytes as i64);
+        }
+        if let Some(cache) = cache.filter(|c| *c > 0) {
+            self.cache_bytes.set(cache as i64);
+            self.cache_pods_ratio.set(pods_bytes as f64 / cache as f64);
+        }
+    }
+
+    /// The kernel's count of dentries it could not count live (absolute).
+    pub fn set_live_untracked(&mut self, total: u64) {
+        self.live_untracked.set(total);
     }
 
     /// Sets the node gauges from /proc/sys/fs/dentry-state.
@@ -305,8 +412,6 @@ fn delta(before: &Counters, now: &Counters) -> Counters {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
 
     fn text(m: &Metrics) -> String {
