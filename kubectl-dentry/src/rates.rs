@@ -10,19 +10,29 @@ pub struct Key {
     pub container: String,
 }
 
-/// Counter values of one container at one scrape.
+/// Counter values of one container at one scrape, and its live gauges (`None` from a tracer
+/// that does not count live dentries).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Counts {
     pub alloc: f64,
     pub positive: f64,
     pub negative: f64,
+    pub live: Option<f64>,
+    pub live_negative: Option<f64>,
+    pub live_bytes: Option<f64>,
+}
+
+/// Adds `value` to a gauge that may not have been seen yet.
+fn add(gauge: &mut Option<f64>, value: f64) {
+    *gauge = Some(gauge.unwrap_or(0.0) + value);
 }
 
 /// One scrape of one tracer.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Sample {
     pub containers: BTreeMap<Key, Counts>,
-    /// `dentry_count{type=...}`: total, unused, negative.
+    /// `dentry_count{type=...}`: total, unused, negative; and `cache_bytes`, `pods_ratio`
+    /// (`dentry_cache_bytes`, `dentry_cache_pods_ratio`) where the tracer reports them.
     pub node: BTreeMap<String, f64>,
 }
 
@@ -65,8 +75,23 @@ impl Sample {
                 metric::NEGATIVE_TOTAL => {
                     sample.containers.entry(key()).or_default().negative += value
                 }
+                metric::LIVE => add(&mut sample.containers.entry(key()).or_default().live, value),
+                metric::LIVE_NEGATIVE => add(
+                    &mut sample.containers.entry(key()).or_default().live_negative,
+                    value,
+                ),
+                metric::LIVE_BYTES => add(
+                    &mut sample.containers.entry(key()).or_default().live_bytes,
+                    value,
+                ),
                 metric::COUNT => {
                     sample.node.insert(label("type"), value);
+                }
+                metric::CACHE_BYTES => {
+                    sample.node.insert(CACHE_BYTES.into(), value);
+                }
+                metric::CACHE_PODS_RATIO => {
+                    sample.node.insert(PODS_RATIO.into(), value);
                 }
                 _ => {}
             }
@@ -77,6 +102,10 @@ impl Sample {
         Ok(sample)
     }
 }
+
+/// `Sample::node` keys of the node's dentry cache size and the pods' share of it.
+pub const CACHE_BYTES: &str = "cache_bytes";
+pub const PODS_RATIO: &str = "pods_ratio";
 
 /// One line of the table.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,6 +120,10 @@ pub struct Row {
     pub alloc_total: f64,
     pub negative_total: f64,
     pub positive_total: f64,
+    /// Live dentries now (the later scrape's gauges), where the tracer counts them.
+    pub live: Option<f64>,
+    pub live_negative: Option<f64>,
+    pub live_bytes: Option<f64>,
 }
 
 /// The increase of a counter between two scrapes; a lower value means the series restarted
@@ -125,6 +158,9 @@ pub fn rows(before: &Sample, now: &Sample, seconds: f64, node: &str) -> Vec<Row>
                 alloc_total: c.alloc,
                 negative_total: c.negative,
                 positive_total: c.positive,
+                live: c.live,
+                live_negative: c.live_negative,
+                live_bytes: c.live_bytes,
             }
         })
         .collect()
@@ -176,6 +212,35 @@ mod tests {
         let mysql = r.iter().find(|r| r.key.pod == "mysql-0").expect("row");
         assert_eq!(mysql.alloc_per_s, 40.0);
         assert!(r.iter().all(|r| r.alloc_per_s >= 0.0));
+    }
+
+    #[test]
+    fn live_gauges_are_read_where_the_tracer_has_them() {
+        let mut text = metrics(10, 5, 1);
+        text.push_str(
+            "# TYPE dentry_live gauge\n\
+             dentry_live{container=\"mysql\",namespace=\"prod\",pod=\"mysql-0\"} 3000\n\
+             # TYPE dentry_live_negative gauge\n\
+             dentry_live_negative{container=\"mysql\",namespace=\"prod\",pod=\"mysql-0\"} 2900\n\
+             # TYPE dentry_live_bytes gauge\n\
+             dentry_live_bytes{container=\"mysql\",namespace=\"prod\",pod=\"mysql-0\"} 600000\n\
+             # TYPE dentry_cache_bytes gauge\n\
+             dentry_cache_bytes 2097152\n",
+        );
+        let with = Sample::parse(&text).unwrap();
+        let r = rows(&with, &with, 1.0, "n");
+        let mysql = r.iter().find(|r| r.key.pod == "mysql-0").expect("row");
+        assert_eq!(
+            (mysql.live, mysql.live_negative, mysql.live_bytes),
+            (Some(3000.0), Some(2900.0), Some(600000.0))
+        );
+        assert_eq!(with.node[CACHE_BYTES], 2097152.0);
+        let without = Sample::parse(&metrics(10, 5, 1)).unwrap();
+        assert!(
+            rows(&without, &without, 1.0, "n")
+                .iter()
+                .all(|r| r.live.is_none())
+        );
     }
 
     #[test]

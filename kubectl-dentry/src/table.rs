@@ -15,6 +15,12 @@ pub enum Output {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SortBy {
+    /// The memory of live dentries (rows without live gauges last, by allocation rate).
+    Memory,
+    /// Live dentries.
+    Live,
+    /// Live negative dentries.
+    LiveNegative,
     Alloc,
     Negative,
     Positive,
@@ -29,6 +35,9 @@ pub struct NodeLine {
     pub total: f64,
     pub unused: f64,
     pub negative: f64,
+    /// The dentry cache's memory and the share of it the node's pods hold, where reported.
+    pub cache_bytes: Option<f64>,
+    pub pods_ratio: Option<f64>,
 }
 
 impl NodeLine {
@@ -40,6 +49,8 @@ impl NodeLine {
             total: count("total"),
             unused: count("unused"),
             negative: count("negative"),
+            cache_bytes: sample.node.get(crate::rates::CACHE_BYTES).copied(),
+            pods_ratio: sample.node.get(crate::rates::PODS_RATIO).copied(),
         }
     }
 }
@@ -55,7 +66,16 @@ pub fn sort(rows: &mut [Row], by: SortBy) {
     };
     rows.sort_by(|a, b| {
         let numbers = |f: fn(&Row) -> f64| f(b).total_cmp(&f(a));
+        let gauge = |f: fn(&Row) -> Option<f64>| {
+            let value = |r: &Row| f(r).unwrap_or(f64::NEG_INFINITY);
+            value(b)
+                .total_cmp(&value(a))
+                .then_with(|| b.alloc_per_s.total_cmp(&a.alloc_per_s))
+        };
         match by {
+            SortBy::Memory => gauge(|r| r.live_bytes),
+            SortBy::Live => gauge(|r| r.live),
+            SortBy::LiveNegative => gauge(|r| r.live_negative),
             SortBy::Alloc => numbers(|r| r.alloc_per_s),
             SortBy::Negative => numbers(|r| r.negative_per_s),
             SortBy::Positive => numbers(|r| r.positive_per_s),
@@ -80,6 +100,43 @@ fn rate(v: f64) -> String {
     }
 }
 
+/// A count, or `-` where the tracer does not report it.
+fn count(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |v| format!("{v:.0}"))
+}
+
+/// Bytes in binary units, as `kubectl top` shows memory: `512B`, `58.6KiB`, `195MiB`.
+pub fn human_bytes(v: Option<f64>) -> String {
+    let Some(mut v) = v else {
+        return "-".into();
+    };
+    if v < 1024.0 {
+        return format!("{v:.0}B");
+    }
+    for unit in ["KiB", "MiB", "GiB", "TiB"] {
+        v /= 1024.0;
+        if v < 1024.0 || unit == "TiB" {
+            return if v >= 100.0 {
+                format!("{v:.0}{unit}")
+            } else {
+                format!("{v:.1}{unit}")
+            };
+        }
+    }
+    unreachable!("the loop returns at TiB")
+}
+
+/// The share of a node's dentry cache that the listed pods' rows hold.
+fn listed_share(rows: &[Row], node: &NodeLine) -> Option<f64> {
+    let cache = node.cache_bytes.filter(|c| *c > 0.0)?;
+    let held: f64 = rows
+        .iter()
+        .filter(|r| r.node == node.node && !r.key.pod.is_empty())
+        .filter_map(|r| r.live_bytes)
+        .sum();
+    Some(held / cache)
+}
+
 pub fn render(rows: &[Row], nodes: &[NodeLine], output: Output) -> String {
     if output == Output::Json {
         let containers: Vec<_> = rows
@@ -91,12 +148,19 @@ pub fn render(rows: &[Row], nodes: &[NodeLine], output: Output) -> String {
                     "negative_per_second": r.negative_per_s, "positive_per_second": r.positive_per_s,
                     "negative_percent": r.negative_pct, "alloc_total": r.alloc_total,
                     "negative_total": r.negative_total, "positive_total": r.positive_total,
+                    "live": r.live, "live_negative": r.live_negative, "live_bytes": r.live_bytes,
                 })
             })
             .collect();
         let nodes: Vec<_> = nodes
             .iter()
-            .map(|n| json!({"node": n.node, "dentries": n.total, "unused": n.unused, "negative": n.negative}))
+            .map(|n| {
+                json!({
+                    "node": n.node, "dentries": n.total, "unused": n.unused,
+                    "negative": n.negative, "cache_bytes": n.cache_bytes,
+                    "pods_ratio": n.pods_ratio, "listed_pods_ratio": listed_share(rows, n),
+                })
+            })
             .collect();
         return format!(
             "{}\n",
@@ -108,44 +172,73 @@ pub fn render(rows: &[Row], nodes: &[NodeLine], output: Output) -> String {
     table
         .load_preset(NOTHING)
         .set_content_arrangement(ContentArrangement::Disabled);
-    let mut header = vec![
-        "NAMESPACE",
-        "POD",
-        "CONTAINER",
-        "NODE",
-        "ALLOC/S",
-        "NEGATIVE/S",
-        "POSITIVE/S",
-        "NEG%",
-        "ALLOC",
-        "NEGATIVE",
-    ];
-    if output == Output::Wide {
-        header.push("POSITIVE");
-    }
-    table.set_header(header.clone());
+    // What fits 80 columns: who holds the cache (live, live negative, their memory) and who
+    // fills it now (allocation rate, share ending negative). -o wide adds the node, the other
+    // rates and the counters' totals.
+    let wide = output == Output::Wide;
+    let header: Vec<&str> = if wide {
+        vec![
+            "NAMESPACE",
+            "POD",
+            "CONTAINER",
+            "NODE",
+            "LIVE",
+            "LIVE-NEG",
+            "MEMORY",
+            "ALLOC/S",
+            "NEGATIVE/S",
+            "POSITIVE/S",
+            "NEG%",
+            "ALLOC",
+            "NEGATIVE",
+            "POSITIVE",
+        ]
+    } else {
+        vec![
+            "NAMESPACE",
+            "POD",
+            "CONTAINER",
+            "LIVE",
+            "LIVE-NEG",
+            "MEMORY",
+            "ALLOC/S",
+            "NEG%",
+        ]
+    };
+    let names = if wide { 4 } else { 3 };
+    table.set_header(header);
     for r in rows {
         let mut cells = vec![
             or_none(&r.key.namespace).to_owned(),
             or_none(&r.key.pod).to_owned(),
             or_none(&r.key.container).to_owned(),
-            r.node.clone(),
-            rate(r.alloc_per_s),
-            rate(r.negative_per_s),
-            rate(r.positive_per_s),
-            format!("{:.0}%", r.negative_pct),
-            format!("{}", r.alloc_total),
-            format!("{}", r.negative_total),
         ];
-        if output == Output::Wide {
-            cells.push(format!("{}", r.positive_total));
+        if wide {
+            cells.push(r.node.clone());
+        }
+        cells.extend([
+            count(r.live),
+            count(r.live_negative),
+            human_bytes(r.live_bytes),
+            rate(r.alloc_per_s),
+        ]);
+        if wide {
+            cells.extend([rate(r.negative_per_s), rate(r.positive_per_s)]);
+        }
+        cells.push(format!("{:.0}%", r.negative_pct));
+        if wide {
+            cells.extend([
+                format!("{}", r.alloc_total),
+                format!("{}", r.negative_total),
+                format!("{}", r.positive_total),
+            ]);
         }
         table.add_row(cells);
     }
     for (i, col) in table.column_iter_mut().enumerate() {
         // kubectl's look: no borders, columns three spaces apart.
         col.set_padding((0, 3));
-        if i >= 4 {
+        if i >= names {
             col.set_cell_alignment(CellAlignment::Right);
         }
     }
@@ -158,9 +251,16 @@ pub fn render(rows: &[Row], nodes: &[NodeLine], output: Output) -> String {
     let by_node: BTreeMap<&str, &NodeLine> = nodes.iter().map(|n| (n.node.as_str(), n)).collect();
     for n in by_node.values() {
         out.push_str(&format!(
-            "node {}: {} dentries, {} unused, {} negative unused\n",
+            "node {}: {} dentries, {} unused, {} negative unused",
             n.node, n.total, n.unused, n.negative
         ));
+        if let Some(cache) = n.cache_bytes {
+            out.push_str(&format!("; dentry cache {}", human_bytes(Some(cache))));
+            if let Some(share) = listed_share(rows, n) {
+                out.push_str(&format!(", listed pods hold {:.0}%", 100.0 * share));
+            }
+        }
+        out.push('\n');
     }
     out
 }
@@ -197,13 +297,47 @@ mod tests {
     }
 
     #[test]
+    fn bytes_in_binary_units() {
+        let cases = [
+            (None, "-"),
+            (Some(512.0), "512B"),
+            (Some(60_000.0), "58.6KiB"),
+            (Some(20_000_000.0), "19.1MiB"),
+            (Some(204_472_320.0), "195MiB"),
+            (Some(3.0 * (1u64 << 30) as f64), "3.0GiB"),
+        ];
+        for (bytes, text) in cases {
+            assert_eq!(human_bytes(bytes), text);
+        }
+    }
+
+    #[test]
+    fn memory_sorts_first_and_rows_without_gauges_last() {
+        let (mut r, _) = fixture_rows();
+        sort(&mut r, SortBy::Memory);
+        let pods: Vec<&str> = r.iter().map(|row| row.key.pod.as_str()).collect();
+        assert_eq!(pods, ["mysql-0", "nginx-1", ""]);
+        // A tracer without live gauges: its rows go last.
+        r[0].live_bytes = None;
+        sort(&mut r, SortBy::Memory);
+        assert_eq!(r[2].key.pod, "mysql-0");
+    }
+
+    #[test]
     fn table_wide_and_json() {
         let (r, nodes) = fixture_rows();
         let text = render(&r, &nodes, Output::Table);
         let lines: Vec<&str> = text.lines().collect();
         assert!(
-            lines[0].starts_with("NAMESPACE") && lines[0].ends_with("NEGATIVE"),
+            lines[0].starts_with("NAMESPACE") && lines[0].ends_with("NEG%"),
             "{text}"
+        );
+        assert!(
+            lines
+                .iter()
+                .filter(|l| !l.starts_with("node "))
+                .all(|l| l.len() <= 80),
+            "the default table fits 80 columns:\n{text}"
         );
         assert!(
             lines[1].starts_with("prod")
@@ -227,6 +361,11 @@ mod tests {
             serde_json::from_str(&render(&r, &nodes, Output::Json)).unwrap();
         assert_eq!(json["containers"][0]["pod"], "mysql-0");
         assert_eq!(json["nodes"][0]["node"], "vm");
+        // 300 and 100 live dentries of 200 bytes in mysql-0 and nginx-1, of the cache's pages.
+        let cache = json["nodes"][0]["cache_bytes"].as_f64().unwrap();
+        let share = json["nodes"][0]["listed_pods_ratio"].as_f64().unwrap();
+        assert!((share * cache - 80_000.0).abs() < 1.0, "{share} of {cache}");
+        assert_eq!(json["containers"][0]["live_bytes"], 60_000.0);
         let mut by_name = r.clone();
         sort(&mut by_name, SortBy::Name);
         assert!(by_name[0].key.namespace.is_empty());

@@ -140,6 +140,8 @@ async fn trace_top_keep_fetch_cleanup() {
         "{stdout}"
     );
     assert!(stderr.contains("summary attach="), "{stderr}");
+    // What the pod still holds of what it allocated during the trace.
+    assert!(stderr.contains("live scope dentries="), "{stderr}");
 
     // top: the workload's row has a positive allocation rate.
     let out = plugin(&["top", &target, "-n", n, "--interval=5s", "-o", "json"]);
@@ -157,6 +159,9 @@ async fn trace_top_keep_fetch_cleanup() {
         row["alloc_per_second"].as_f64().unwrap_or(0.0) > 0.0,
         "{row}"
     );
+    // Its failed lookups leave negative dentries, charged to its memory cgroup.
+    assert!(row["live_negative"].as_f64().unwrap_or(0.0) > 0.0, "{row}");
+    assert!(row["live_bytes"].as_f64().unwrap_or(0.0) > 0.0, "{row}");
 
     // trace --keep, then fetch its files, then cleanup.
     let out = plugin(&["trace", &target, "-n", n, "--keep", "--duration=10s"]);

@@ -203,11 +203,22 @@ fn the_table_reads_like_kubectl_top() {
         lines[1].starts_with("prod") && lines[1].contains("mysql-0") && lines[1].contains("100%"),
         "{stdout}"
     );
+    // The recorded workload's 300 failed lookups on ext4: 300 live negative dentries, 200
+    // bytes each as charged to the container's memory cgroup.
+    let cells: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(&cells[3..6], ["300", "300", "58.6KiB"], "{stdout}");
     assert!(
         lines
             .last()
             .unwrap()
             .starts_with(&format!("node node-a: {} dentries", recorded_dentries())),
+        "{stdout}"
+    );
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .contains("; dentry cache 308KiB, listed pods hold 25%"),
         "{stdout}"
     );
 }

@@ -197,6 +197,32 @@ pub fn fe_floor_lookup(_ctx: FEntryContext) -> u32 {
     0
 }
 
+/// The live gauges' floor: the cheapest probes on the two functions they add, the allocation's
+/// return and the free.
+#[kretprobe]
+pub fn kr_floor_alloc(_ctx: RetProbeContext) -> u32 {
+    count_one(&FLOOR);
+    0
+}
+
+#[fexit(function = "__d_alloc")]
+pub fn fx_floor_alloc(_ctx: FExitContext) -> u32 {
+    count_one(&FLOOR);
+    0
+}
+
+#[kprobe]
+pub fn kp_floor_free(_ctx: ProbeContext) -> u32 {
+    count_one(&FLOOR);
+    0
+}
+
+#[fentry(function = "dentry_free")]
+pub fn fe_floor_free(_ctx: FEntryContext) -> u32 {
+    count_one(&FLOOR);
+    0
+}
+
 #[inline(always)]
 fn on_alloc() {
     count(|c| c.alloc += 1, |_| {});

@@ -113,6 +113,9 @@ pub struct Bench {
     /// With --bench-floor: the same probe on `d_splice_alias` too.
     #[arg(long = "bench-floor-lookup", hide = true, requires = "floor")]
     pub floor_lookup: bool,
+    /// With --bench-floor: the same probe on `__d_alloc`'s return and on `dentry_free` too.
+    #[arg(long = "bench-floor-live", hide = true, requires = "floor")]
+    pub floor_live: bool,
     /// Trace without the kernel's directory path cache (every event walks its whole path).
     #[arg(long = "bench-no-path-cache", hide = true)]
     pub no_path_cache: bool,

@@ -233,6 +233,18 @@ fn check(series: &str, mode: &str) {
         "{ctx}: the pod gained {moved}, the container held {}",
         before.live(gone)
     );
+    // The summary's line for the traced pod: what its cgroups hold at the end.
+    let scope: i64 = out
+        .tagged("tracer")
+        .into_iter()
+        .find_map(|l| l.strip_prefix("live scope dentries="))
+        .and_then(|rest| rest.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{ctx}: no live scope line; log:\n{}", out.log));
+    let held = removed.live(pod) + removed.live(busy) + removed.live(idle);
+    assert!(
+        within(scope, held, 5),
+        "{ctx}: the summary says the pod holds {scope}, the last scrape {held}"
+    );
     assert!(
         within(removed.total(), before.total(), 5),
         "{ctx}: total {} after rmdir, {} before",

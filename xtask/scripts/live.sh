@@ -38,7 +38,7 @@ mkdir -p /mnt/ext4/pre /mnt/ext4/a /mnt/ext4/b /mnt/ext4/gone
 run_in pod/busy many /mnt/ext4/pre m 0 "$PRE" stat
 
 $TRACER --attach-mode "$MODE" --listen 127.0.0.1:9464 --poll-interval 1s --cgroup-id-label \
-  > /dev/null 2> /tmp/tracer.err &
+  --target-cgroup "$CG/pod" > /dev/null 2> /tmp/tracer.err &
 T=$!
 wait_attached $T /tmp/tracer.err
 snapshot s0

@@ -22,7 +22,11 @@ pub const VARIANTS: &[(&str, &str)] = &[
     ("floor", "--bench-floor"),
     // The floor's probe on both functions a failed lookup passes that the counters probe.
     ("floor-2probes", "--bench-floor --bench-floor-lookup"),
-    ("counters", ""),
+    // The live gauges' two probes as bare floor probes (on __d_alloc's return and on
+    // dentry_free), beside the floor's: what any per-allocation and per-free work costs at least.
+    ("floor-live", "--bench-floor --bench-floor-live"),
+    ("counters", "--no-live"),
+    ("live", ""),
     // The stages of trace-all, priced apart: scope check only; path walk too.
     (
         "stage-scope",
@@ -79,7 +83,8 @@ stop_or_fail() {
     let mut seq = 0u32;
     let baseline = |s: &mut String, round: u32, seq: &mut u32| {
         s.push_str(&format!(
-            "echo \"@@bench none {round} {seq} $(run_storm /mnt/ext4/base-{seq} {lookups})\"\n"
+            "echo \"@@bench none {round} {seq} $(run_storm /mnt/ext4/base-{seq} {lookups})\"\n\
+             echo \"@@reclaim none {round} {seq} $(/bin/lookup-storm --reclaim)\"\n"
         ));
         *seq += 1;
     };
@@ -102,6 +107,7 @@ $TRACER {flags} > /tmp/trace.out 2> /tmp/tracer.err &
 T=$!
 wait_attached $T /tmp/tracer.err
 echo "@@bench {name} {round} {seq} $(run_storm {dir} {lookups})"
+echo "@@reclaim {name} {round} {seq} $(/bin/lookup-storm --reclaim)"
 stop_or_fail $T {name}
 sed -n -e 's/^summary /@@bench-summary {name} /p' -e 's/^program /@@bench-program {name} /p' /tmp/tracer.err
 rm -f /tmp/trace.out
@@ -117,11 +123,12 @@ rm -f /tmp/trace.out
 }
 
 /// Per variant, over every run of every boot: the median ns/lookup, and the median of its
-/// added ns against the mean of the no-tracer runs just before and after it.
-pub fn medians(boots: &[VmOutput]) -> BTreeMap<String, (f64, f64)> {
+/// added ns against the mean of the no-tracer runs just before and after it. `tag` picks the
+/// storms (`bench`) or the reclaims after them (`reclaim`, per dentry freed).
+pub fn medians(boots: &[VmOutput], tag: &str) -> BTreeMap<String, (f64, f64)> {
     let mut pooled = Samples::new();
     for out in boots {
-        for (name, (abs, added)) in samples(out) {
+        for (name, (abs, added)) in samples(out, tag) {
             let entry = pooled.entry(name).or_default();
             entry.0.extend(abs);
             entry.1.extend(added);
@@ -136,9 +143,9 @@ pub fn medians(boots: &[VmOutput]) -> BTreeMap<String, (f64, f64)> {
 /// Per variant: its runs' ns/lookup and added ns.
 type Samples = BTreeMap<String, (Vec<f64>, Vec<f64>)>;
 
-fn samples(out: &VmOutput) -> Samples {
+fn samples(out: &VmOutput, tag: &str) -> Samples {
     let mut runs: BTreeMap<u32, (String, f64)> = BTreeMap::new();
-    for line in out.tagged("bench") {
+    for line in out.tagged(tag) {
         let mut words = line.split_whitespace();
         let (Some(name), Some(_round), Some(seq)) = (words.next(), words.next(), words.next())
         else {
@@ -236,6 +243,12 @@ pub fn run(kernel: &Kernel, tracer: &Path, storm: &Path, plan: &Plan) -> anyhow:
          | --- | ---: | ---: | ---: | ---: | ---: |\n",
         kernel.release
     );
+    let mut reclaim = String::from(
+        "\nThe same runs' reclaim: after each storm, `drop_caches` frees the storm's dentries; \
+         ns per dentry freed.\n\n\
+         | variant | ns/free | no tracer | added ns | added % | × floor |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: |\n",
+    );
     let mut programs = ProgramTimes::new();
     for mode in &plan.modes {
         let mut variants = variants(mode, &plan.only);
@@ -262,7 +275,11 @@ pub fn run(kernel: &Kernel, tracer: &Path, storm: &Path, plan: &Plan) -> anyhow:
                 anyhow::bail!("the benchmark script failed ({mode}); log:\n{}", out.log);
             }
             let mut one = String::new();
-            rows(&mut one, mode, &medians(std::slice::from_ref(&out)));
+            rows(
+                &mut one,
+                mode,
+                &medians(std::slice::from_ref(&out), "bench"),
+            );
             eprint!("bench: {mode} boot {}:\n{one}", boot + 1);
             for line in out.tagged("bench-summary") {
                 eprintln!("bench: tracer {line}");
@@ -273,8 +290,10 @@ pub fn run(kernel: &Kernel, tracer: &Path, storm: &Path, plan: &Plan) -> anyhow:
             }
             outs.push(out);
         }
-        rows(&mut t, mode, &medians(&outs));
+        rows(&mut t, mode, &medians(&outs, "bench"));
+        rows(&mut reclaim, mode, &medians(&outs, "reclaim"));
     }
+    t.push_str(&reclaim);
     if !programs.is_empty() {
         t.push_str(
             "\nTime inside each program (the kernel's run_time_ns / run_cnt, medians over the \

@@ -132,15 +132,18 @@ echo "@@trace-exit $?"
 sed 's/^/@@trace-log /' /tmp/trace-pod.log
 
 {kept_run}
-# A top pod: counters only, two scrapes around a workload in both pods.
+# A top pod: counters and live dentries, two scrapes around a workload in both pods, on ext4
+# (where a failed lookup's negative dentry stays in the cache; tmpfs frees it at once).
+mkdir -p /mnt/ext4 && mount -o loop -t ext4 /ext4.img /mnt/ext4 || exit 1
+mkdir -p /mnt/ext4/work-a /mnt/ext4/work-b
 $TRACER {top_args} > /tmp/top-pod.log 2>&1 &
 T=$!
 wait_attached $T /tmp/top-pod.log
 sleep 1.5
 echo "@@t1 $(cut -d' ' -f1 /proc/uptime)"
 wget -q -O /tmp/m1 http://127.0.0.1:9090/metrics
-run_in "$CTR_A" lookups /mnt/tmpfs/work-a {lookups_a}
-run_in "$CTR_B" lookups /mnt/tmpfs/work-b {lookups_b}
+run_in "$CTR_A" lookups /mnt/ext4/work-a {lookups_a}
+run_in "$CTR_B" lookups /mnt/ext4/work-b {lookups_b}
 sleep 2.5
 echo "@@t2 $(cut -d' ' -f1 /proc/uptime)"
 wget -q -O /tmp/m2 http://127.0.0.1:9090/metrics
@@ -155,8 +158,13 @@ sed 's/^/@@metrics-2 /' /tmp/m2
 impl PodRuns {
     /// Boots `kernel` and runs the tracer as the plugin's pods would.
     pub fn run(self, kernel: &Kernel, tracer: &Path) -> anyhow::Result<Recorded> {
+        let dir = tempfile::tempdir()?;
+        let image = dir.path().join("ext4.img");
+        crate::dentry_workload::make_ext4_image(&image, 8)?;
         let run = VmRun::new(kernel, script(self))
             .binary(TRACER, tracer)
+            .module("loop")
+            .file("/ext4.img", std::fs::read(&image)?)
             .file("/mysql.sh", MYSQL)
             .timeout(std::time::Duration::from_secs(600));
         let out = run.run()?;

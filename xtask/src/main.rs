@@ -284,7 +284,7 @@ fn demo(kernel: &str, lookups: u32) -> anyhow::Result<()> {
     let after = Sample::parse(&recorded.text("metrics-2"))?;
     let seconds = recorded.scrape_interval().unwrap_or(f64::NAN);
     let mut top_rows = rows(&before, &after, seconds, "vm");
-    table::sort(&mut top_rows, table::SortBy::Alloc);
+    table::sort(&mut top_rows, table::SortBy::Memory);
     let node = table::NodeLine::new("vm", &after);
     println!();
     println!(

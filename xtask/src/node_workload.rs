@@ -19,7 +19,8 @@ pub struct NodeWorkload {
 }
 
 /// Shell that builds the node's kubepods cgroup tree (pod A under the systemd driver, pod B under
-/// cgroupfs), the kubelet's log directories that name them, and a tmpfs to look up names in;
+/// cgroupfs) with the memory controller enabled down to the containers, the kubelet's log
+/// directories that name them, and a tmpfs to look up names in;
 /// it sets `$CTR_A` and `$CTR_B` and prints their cgroup ids as `@@cgroup` lines.
 pub fn tree() -> String {
     let uid_a_ = POD_A_UID.replace('-', "_");
@@ -30,6 +31,12 @@ CTR_A=$POD_A/cri-containerd-{POD_A_CID}.scope
 POD_B=$CG/kubepods/besteffort/pod{POD_B_UID}
 CTR_B=$POD_B/{POD_B_CID}
 mkdir -p $CTR_A $CTR_B /mnt/tmpfs /var/log/containers
+# The memory controller down to the containers, as the kubelet enables it: dentries are then
+# charged to the container that made them.
+for d in $CG $CG/kubepods.slice $CG/kubepods.slice/kubepods-burstable.slice $POD_A \
+  $CG/kubepods $CG/kubepods/besteffort $POD_B; do
+  echo +memory > "$d/cgroup.subtree_control"
+done
 mkdir -p /var/log/pods/prod_mysql-0_{POD_A_UID}/mysql /var/log/pods/web_nginx-1_{POD_B_UID}/nginx
 : > /var/log/containers/mysql-0_prod_mysql-{POD_A_CID}.log
 : > /var/log/containers/nginx-1_web_nginx-{POD_B_CID}.log

@@ -53,7 +53,7 @@ pub struct Args {
     /// Refresh until Ctrl-C.
     #[arg(short = 'w', long)]
     pub watch: bool,
-    #[arg(long, value_enum, default_value = "alloc")]
+    #[arg(long, value_enum, default_value = "memory")]
     pub sort_by: table::SortBy,
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     pub output: table::Output,

@@ -27,6 +27,8 @@ pub enum Set {
     Floor,
     /// The floor's probe on `d_splice_alias` too (the benchmark's two-probe floor).
     FloorLookup,
+    /// The floor's probe on `__d_alloc`'s return and on `dentry_free` (the live gauges' floor).
+    FloorLive,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +142,19 @@ pub const PROBES: &[Probe] = &[
         "kp_floor_lookup",
         "fe_floor_lookup",
         Set::FloorLookup,
+    ),
+    Probe {
+        function: "__d_alloc",
+        kprobe: "kr_floor_alloc",
+        fentry: "fx_floor_alloc",
+        kind: Kind::Return,
+        set: Set::FloorLive,
+    },
+    probe(
+        "dentry_free",
+        "kp_floor_free",
+        "fe_floor_free",
+        Set::FloorLive,
     ),
 ];
 

@@ -9,6 +9,29 @@ pub struct Target {
     /// Depth below the cgroup2 root (the root is level 0), the level at which
     /// `bpf_get_current_ancestor_cgroup_id` finds it for tasks in its descendants.
     pub level: u32,
+    /// Its directory.
+    pub dir: std::path::PathBuf,
+}
+
+/// The ids of `dir` and every cgroup below it now.
+pub fn ids_below(dir: &Path) -> Vec<u64> {
+    let mut ids = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let Ok(meta) = std::fs::metadata(&dir) else {
+            continue;
+        };
+        ids.push(meta.ino());
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            stack.extend(
+                entries
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.path()),
+            );
+        }
+    }
+    ids
 }
 
 /// The target for `dir`, a directory under the cgroup2 mount `root`.
@@ -35,6 +58,7 @@ pub fn target(root: &Path, dir: &Path) -> io::Result<Target> {
     Ok(Target {
         id: meta.ino(),
         level: below.components().count() as u32,
+        dir,
     })
 }
 
@@ -88,6 +112,10 @@ mod tests {
         let t = target(root.path(), &pod).unwrap();
         assert_eq!(t.level, 3);
         assert_eq!(t.id, std::fs::metadata(&pod).unwrap().ino());
+        std::fs::create_dir_all(pod.join("c1")).unwrap();
+        let ids = ids_below(&pod);
+        assert_eq!(ids.len(), 2);
+        assert!(ids.contains(&t.id));
         assert_eq!(target(root.path(), root.path()).unwrap().level, 0);
     }
 

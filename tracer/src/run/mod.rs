@@ -137,7 +137,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         let ebpf = ebpf
             .lock()
             .map_err(|_| anyhow::anyhow!("the poller panicked"))?;
-        report::final_summary(&ebpf, &args.cgroup, mode, pipeline.as_ref(), unwritten)?;
+        report::final_summary(
+            &ebpf,
+            &args.cgroup,
+            &targets,
+            mode,
+            pipeline.as_ref(),
+            unwritten,
+        )?;
         if args.bench.floor {
             eprintln!(
                 "bench floor={}",

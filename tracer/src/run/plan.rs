@@ -58,10 +58,12 @@ impl Plan {
             },
         };
         // Tracing needs no probes of its own: it emits from the counters' probes.
-        let sets: &[Set] = match (floor, args.bench.floor_lookup) {
-            (true, true) => &[Set::Floor, Set::FloorLookup],
-            (true, false) => &[Set::Floor],
-            (false, _) => &[Set::Counters],
+        let sets: &[Set] = match (floor, args.bench.floor_lookup, args.bench.floor_live) {
+            (true, true, true) => &[Set::Floor, Set::FloorLookup, Set::FloorLive],
+            (true, true, false) => &[Set::Floor, Set::FloorLookup],
+            (true, false, true) => &[Set::Floor, Set::FloorLive],
+            (true, false, false) => &[Set::Floor],
+            (false, _, _) => &[Set::Counters],
         };
         // The path cache's probes must not miss a call: the kernel skips a kprobe that fires
         // while another kprobe's handler runs on the same CPU (a dentry freed in a softirq that
@@ -112,6 +114,12 @@ mod tests {
     fn counters_only_by_default() {
         let p = plan(&[], &[]);
         assert_eq!(p.sets, [Set::Counters]);
+        assert_eq!(
+            p.live,
+            Some(AttachMode::Auto),
+            "live dentries are counted by default"
+        );
+        assert_eq!(plan(&["--no-live"], &[]).live, None);
         assert!(!p.trace && p.files.is_none() && p.path_cache.is_none());
         assert_eq!((p.config.trace, p.config.scoped, p.config.bench), (0, 0, 0));
         assert_eq!(p.config.wakeup_bytes, 4 << 20 >> 2);
@@ -157,7 +165,11 @@ mod tests {
 
     #[test]
     fn targets_scope_the_kernel_at_their_levels() {
-        let t = |level| Target { id: 7, level };
+        let t = |level| Target {
+            id: 7,
+            level,
+            dir: PathBuf::new(),
+        };
         let p = plan(&[], &[t(2), t(5), t(MAX_CGROUP_LEVEL + 3)]);
         assert_eq!(p.config.scoped, 1);
         // A target deeper than the kernel looks is matched by its own id only.
@@ -168,7 +180,9 @@ mod tests {
     fn the_floor_benchmark_attaches_only_the_floor_and_writes_no_files() {
         let p = plan(&["--trace-enabled", "--bench-floor"], &[]);
         assert_eq!(p.sets, [Set::Floor]);
-        assert!(p.files.is_none() && p.path_cache.is_none());
+        assert!(p.files.is_none() && p.path_cache.is_none() && p.live.is_none());
+        let p = plan(&["--bench-floor", "--bench-floor-live"], &[]);
+        assert_eq!(p.sets, [Set::Floor, Set::FloorLive]);
         let p = plan(&["--bench-floor", "--bench-floor-lookup"], &[]);
         assert_eq!(p.sets, [Set::Floor, Set::FloorLookup]);
         assert!(

@@ -5,12 +5,14 @@ use dentry_common::names;
 
 use crate::{
     kernel::{counters, live, misses},
+    owners::cgroup::{Target, ids_below},
     trace::pipeline::Pipeline,
 };
 
 pub fn final_summary(
     ebpf: &Ebpf,
     cgroup_root: &std::path::Path,
+    targets: &[Target],
     mode: &str,
     pipeline: Option<&Pipeline>,
     unwritten: u64,
@@ -35,7 +37,27 @@ pub fn final_summary(
             c.alloc, c.positive, c.negative, c.shrink_calls, c.prune_calls, c.pruned
         );
     }
-    let mut held: Vec<_> = live::held(ebpf, cgroup_root)?.into_iter().collect();
+    let held = live::held(ebpf, cgroup_root)?;
+    if !targets.is_empty() {
+        // What the traced cgroups hold at the end, of what they allocated during the run (at
+        // its start the gauges are 0 by definition: docs/counters.md).
+        let mut ids: Vec<u64> = targets.iter().flat_map(|t| ids_below(&t.dir)).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let scope =
+            ids.iter()
+                .filter_map(|id| held.get(id))
+                .fold(live::Held::default(), |acc, h| live::Held {
+                    dentries: acc.dentries + h.dentries,
+                    negative: acc.negative + h.negative,
+                    bytes: acc.bytes + h.bytes,
+                });
+        eprintln!(
+            "live scope dentries={} negative={} bytes={} (held at the end, allocated since the start)",
+            scope.dentries, scope.negative, scope.bytes
+        );
+    }
+    let mut held: Vec<_> = held.into_iter().collect();
     held.sort_by(|a, b| b.1.dentries.cmp(&a.1.dentries).then(a.0.cmp(&b.0)));
     eprintln!("live untracked={}", live::untracked(ebpf));
     for (id, h) in held.iter().take(50) {
