@@ -83,6 +83,7 @@ pub mod names {
     pub const LIVE: &str = "LIVE";
     pub const OWNER: &str = "OWNER";
     pub const UNTRACKED: &str = "UNTRACKED";
+    pub const BASES: &str = "BASES";
 }
 
 /// Upper bound on distinct cgroups counted at once; a busy node has a few thousand.

@@ -24,9 +24,11 @@ pub static LIVE: PerCpuHashMap<u64, Live> = PerCpuHashMap::with_max_entries(MAX_
 #[map(name = "BORN")]
 static BORN: HashMap<u64, Born> = HashMap::with_max_entries(MAX_BORN_SLABS, BPF_F_NO_PREALLOC);
 
-/// The direct map's and the `struct page` array's bases, read once from the kernel.
+/// The direct map's and the `struct page` array's bases, read once from the kernel, and the
+/// dentry cache's object size as last seen (for userspace, where `/proc/slabinfo` is not
+/// readable).
 #[map(name = "BASES")]
-static BASES: Array<u64> = Array::with_max_entries(2, 0);
+static BASES: Array<u64> = Array::with_max_entries(3, 0);
 
 /// Dentries allocated since the start that are not counted (a full map, a slab with more
 /// objects than `BORN_OBJECTS`, an object whose owner could not be read).
@@ -57,6 +59,8 @@ static OWNER: OwnerLayout = OwnerLayout {
 };
 
 const BPF_F_NO_PREALLOC: u32 = 1;
+/// `BASES` slot of the object size.
+const OBJECT_SIZE: u32 = 2;
 const BPF_NOEXIST: u64 = 1;
 /// The memory cgroup pointer every charged object carries beside its size (`obj_full_size`).
 const OBJCG_BYTES: u64 = 8;
@@ -136,6 +140,10 @@ fn object(dentry: Ptr) -> Option<Object> {
     let size = read::<u32>(cache + l.cache_size as u64)? as u64;
     if size == 0 || slab < vmemmap {
         return None;
+    }
+    if let Some(seen) = BASES.get_ptr_mut(OBJECT_SIZE) {
+        // SAFETY: an array slot; every writer stores the same value.
+        unsafe { *seen = size };
     }
     let start = direct + (((slab - vmemmap) / page_size) << l.page_shift);
     let index = at.checked_sub(start)? / size;

@@ -75,6 +75,14 @@ pub fn per_owner(ebpf: &Ebpf) -> Result<BTreeMap<u64, Live>, Error> {
     Ok(out)
 }
 
+/// The dentry cache's object size as the kernel programs last read it (0 before any).
+pub fn object_size(ebpf: &Ebpf) -> u64 {
+    ebpf.map(names::BASES)
+        .and_then(|map| aya::maps::Array::<_, u64>::try_from(map).ok())
+        .and_then(|array| array.get(&2, 0).ok())
+        .unwrap_or(0)
+}
+
 /// Dentries allocated since the start that the kernel could not count.
 pub fn untracked(ebpf: &Ebpf) -> u64 {
     ebpf.map(names::UNTRACKED)

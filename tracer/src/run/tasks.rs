@@ -94,7 +94,7 @@ fn poll_once(
     (proc, cgroup_root): (&Path, &Path),
     monotonic: &mut counters::Monotonic,
 ) -> anyhow::Result<()> {
-    let (totals, drops, filtered, contended, missed, held, untracked) = {
+    let (totals, drops, filtered, contended, missed, held, untracked, object_size) = {
         let ebpf = ebpf.lock().map_err(|_| anyhow::anyhow!("lock poisoned"))?;
         (
             monotonic.apply(counters::per_cgroup(&ebpf)?),
@@ -104,15 +104,17 @@ fn poll_once(
             misses::total(&ebpf),
             live::held(&ebpf, cgroup_root)?,
             live::untracked(&ebpf),
+            live::object_size(&ebpf),
         )
     };
     let cache = std::fs::read_to_string(proc.join("slabinfo"))
         .ok()
         .and_then(|text| live::cache_bytes(&text, page_bytes()))
         .or_else(|| {
-            // Without slabinfo: dentry-state's count times the object size (192 on 64-bit).
+            // Without slabinfo: dentry-state's count times the object size the programs read.
             let text = std::fs::read_to_string(proc.join("sys/fs/dentry-state")).ok()?;
-            Some(DentryState::parse(&text)?.total.max(0) as u64 * 192)
+            let count = DentryState::parse(&text)?.total.max(0) as u64;
+            (object_size > 0).then_some(count * object_size)
         });
     let dentry_state = std::fs::read_to_string(proc.join("sys/fs/dentry-state"))
         .ok()
