@@ -320,7 +320,7 @@ fn counted(dentry: Ptr) -> Option<(Object, *mut Born, usize, u64)> {
     }
     let o = object(dentry)?;
     let (entry, word, bit) = born_bit(&o, false)?;
-    // SAFETY: a plain read of a live map value; only this dentry's owner of events changes
+    // SAFETY: a plain read of a live map value; only this dentry's own events change
     // its bit (the kernel serialises a dentry's allocation, state changes and free).
     let born = unsafe { (*entry).born[word] };
     (born & bit != 0).then_some((o, entry, word, bit))
