@@ -18,8 +18,9 @@ const CAP_BPF: u32 = 39;
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 
 /// Inspects the running kernel and process. `fentry` is the outcome of trying to load an fentry
-/// program (the caller has the object); `cgroup` is the cgroup2 mount to use.
-pub fn run(cgroup: &Path, fentry: Result<(), String>) -> Vec<Item> {
+/// program (the caller has the object); `live` whether slab objects' owners can be found (BTF
+/// fields, `/proc/kallsyms` addresses); `cgroup` is the cgroup2 mount to use.
+pub fn run(cgroup: &Path, fentry: Result<(), String>, live: Result<(), String>) -> Vec<Item> {
     let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
     let kprobes = Path::new("/sys/bus/event_source/devices/kprobe/type").exists();
     let lockdown = std::fs::read_to_string("/sys/kernel/security/lockdown")
@@ -93,6 +94,15 @@ pub fn run(cgroup: &Path, fentry: Result<(), String>) -> Vec<Item> {
                 None => "cannot read /proc/self/status".into(),
             },
             required: true,
+        },
+        Item {
+            name: "live",
+            ok: live.is_ok(),
+            detail: match live {
+                Ok(()) => "slab objects' owners readable: dentry_live* gauges on".into(),
+                Err(e) => format!("dentry_live* gauges off: {e}"),
+            },
+            required: false,
         },
         Item {
             name: "memlock",

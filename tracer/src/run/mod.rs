@@ -289,7 +289,10 @@ fn release_free_heap() {
 }
 
 fn check_kernel(args: &Args) -> ExitCode {
-    let items = check::run(&args.cgroup, probes::fentry_works());
+    let live = crate::kernel::btf::Btf::from_sys()
+        .map_err(|e| e.to_string())
+        .and_then(|btf| live::layout(&btf).map(drop));
+    let items = check::run(&args.cgroup, probes::fentry_works(), live);
     let (text, ok) = check::report(&items);
     print!("{text}");
     if ok {
