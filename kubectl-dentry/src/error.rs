@@ -71,6 +71,10 @@ pub enum Error {
     #[error("tracer pod {pod} failed: {detail}")]
     TracerFailed { pod: String, detail: String },
     #[error(
+        "the tracer on node {node} did not answer /metrics within {secs}s (raise --node-timeout, or check the node and its tracer pod)"
+    )]
+    NodeSilent { node: String, secs: u64 },
+    #[error(
         "timed out after {secs}s waiting for tracer pod {pod} ({state}); it was deleted (raise --timeout if the image pull is slow)"
     )]
     Timeout {
@@ -126,7 +130,7 @@ impl Error {
             | Error::NoContainer { .. }
             | Error::ContainerNotRunning { .. } => 7,
             Error::Admission { .. } | Error::ImagePull { .. } | Error::TracerFailed { .. } => 8,
-            Error::Timeout { .. } => 9,
+            Error::Timeout { .. } | Error::NodeSilent { .. } => 9,
             Error::Partial { .. } => 10,
         }
     }

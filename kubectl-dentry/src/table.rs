@@ -38,6 +38,8 @@ pub struct NodeLine {
     /// The dentry cache's memory and the share of it the node's pods hold, where reported.
     pub cache_bytes: Option<f64>,
     pub pods_ratio: Option<f64>,
+    /// Why the node's tracer could not be read this round (its line says so, no rows).
+    pub unreachable: Option<String>,
 }
 
 impl NodeLine {
@@ -51,6 +53,20 @@ impl NodeLine {
             negative: count("negative"),
             cache_bytes: sample.node.get(crate::rates::CACHE_BYTES).copied(),
             pods_ratio: sample.node.get(crate::rates::PODS_RATIO).copied(),
+            unreachable: None,
+        }
+    }
+
+    /// A node whose tracer could not be read this round.
+    pub fn unreachable(node: impl Into<String>, why: &impl std::fmt::Display) -> NodeLine {
+        NodeLine {
+            node: node.into(),
+            total: 0.0,
+            unused: 0.0,
+            negative: 0.0,
+            cache_bytes: None,
+            pods_ratio: None,
+            unreachable: Some(why.to_string()),
         }
     }
 }
@@ -155,6 +171,9 @@ pub fn render(rows: &[Row], nodes: &[NodeLine], output: Output) -> String {
         let nodes: Vec<_> = nodes
             .iter()
             .map(|n| {
+                if let Some(why) = &n.unreachable {
+                    return json!({"node": n.node, "unreachable": why});
+                }
                 json!({
                     "node": n.node, "dentries": n.total, "unused": n.unused,
                     "negative": n.negative, "cache_bytes": n.cache_bytes,
@@ -250,6 +269,10 @@ pub fn render(rows: &[Row], nodes: &[NodeLine], output: Output) -> String {
     }
     let by_node: BTreeMap<&str, &NodeLine> = nodes.iter().map(|n| (n.node.as_str(), n)).collect();
     for n in by_node.values() {
+        if let Some(why) = &n.unreachable {
+            out.push_str(&format!("node {}: unreachable: {why}\n", n.node));
+            continue;
+        }
         out.push_str(&format!(
             "node {}: {} dentries, {} unused, {} negative unused",
             n.node, n.total, n.unused, n.negative

@@ -150,6 +150,60 @@ fn each_nodes_rate_uses_its_own_scrape_times() {
     assert!(rate("node-c") < 100.0, "node-c: {} alloc/s", rate("node-c"));
 }
 
+/// A node whose tracer stops answering is one line marked unreachable, not a hang: the other
+/// nodes' rows are shown, one tracer at a time as well as all at once.
+#[test]
+fn a_silent_node_is_marked_unreachable_and_the_others_are_shown() {
+    for concurrency in ["1", "32"] {
+        let api = cluster();
+        api.state()
+            .metrics_delay
+            .insert("node-c".into(), std::time::Duration::from_secs(600));
+        let out = api.plugin(&[
+            "top",
+            "--interval",
+            "1s",
+            "--node-timeout",
+            "2s",
+            "--concurrency",
+            concurrency,
+        ]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("mysql-0"), "{stdout}");
+        assert!(
+            stdout.lines().any(|l| l.starts_with("node node-c: unreachable: ")
+                && l.contains("did not answer /metrics within 2s")),
+            "{stdout}"
+        );
+        assert!(stdout.contains("node node-a: "), "{stdout}");
+    }
+    // In JSON: the node says why, and no rows come from it.
+    let api = cluster();
+    api.state()
+        .metrics_delay
+        .insert("node-c".into(), std::time::Duration::from_secs(600));
+    let v = json_rows(&api.plugin(&[
+        "top",
+        "--interval",
+        "1s",
+        "--node-timeout",
+        "2s",
+        "-o",
+        "json",
+    ]));
+    let silent = v["nodes"]
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["node"] == "node-c"))
+        .expect("node-c's entry");
+    assert!(silent["unreachable"].as_str().is_some(), "{silent}");
+    assert!(row(&v, "node-c", "nginx-1").is_none());
+}
+
 #[test]
 fn one_pod_or_a_selector_narrows_nodes_and_rows() {
     let api = cluster();

@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures::future::join_all;
+use futures::{StreamExt as _, stream};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::{Api, Client, api::ListParams};
 
@@ -57,6 +57,13 @@ pub struct Args {
     pub sort_by: table::SortBy,
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     pub output: table::Output,
+    /// Tracers handled at once through the API server (started, awaited, scraped, deleted).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
+    /// How long one node's tracer may take to answer a scrape; a node that does not answer in
+    /// time is shown as unreachable and the others are shown.
+    #[arg(long, default_value = "10s", value_parser = cli::duration)]
+    pub node_timeout: Duration,
     /// Read one tracer's /metrics at this URL instead of the cluster.
     #[arg(long, value_name = "URL")]
     pub endpoint: Option<String>,
@@ -133,9 +140,33 @@ async fn scrape(client: Option<&Client>, source: &Source) -> Result<Sample, Erro
 
 /// A scrape stamped when its answer arrives: a slow node must not skew the other nodes'
 /// rates, and its own rate is over its own two scrapes.
-async fn stamped(client: Option<&Client>, source: &Source) -> (Instant, Result<Sample, Error>) {
-    let sample = scrape(client, source).await;
+/// One scrape and when it was answered; a tracer silent for `timeout` is an error.
+async fn stamped(
+    client: Option<&Client>,
+    source: &Source,
+    timeout: Duration,
+) -> (Instant, Result<Sample, Error>) {
+    let sample = tokio::time::timeout(timeout, scrape(client, source))
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::NodeSilent {
+                node: source.node(),
+                secs: timeout.as_secs(),
+            })
+        });
     (Instant::now(), sample)
+}
+
+/// Runs `futures` at most `limit` at a time (an API server serves a bounded number of
+/// requests at once, whatever the node count); results in order.
+async fn bounded<T>(
+    limit: u16,
+    futures: impl IntoIterator<Item = impl Future<Output = T>>,
+) -> Vec<T> {
+    stream::iter(futures)
+        .buffered(usize::from(limit.max(1)))
+        .collect()
+        .await
 }
 
 /// Reads a tracer's /metrics straight from a URL (a port-forward, the demo VM).
@@ -214,22 +245,25 @@ pub async fn run(client: &Client, ns: &Namespace, req: &Args) -> Result<(), Erro
         sources.len(),
         to_launch.len()
     ));
-    let launched: Vec<Result<Launched, Error>> = join_all(to_launch.iter().map(|node| {
-        let spec = TracerPod {
-            name_prefix: name_prefix("top", node),
-            namespace: req
-                .tracer
-                .tracer_namespace
-                .clone()
-                .unwrap_or_else(|| ns.name.clone()),
-            node: node.clone(),
-            image: req.tracer.image.clone(),
-            duration_secs: TOP_POD_SECS,
-            target: None,
-            purpose: Purpose::Top,
-        };
-        async move { launch::create(client, &spec).await }
-    }))
+    let launched: Vec<Result<Launched, Error>> = bounded(
+        req.concurrency,
+        to_launch.iter().map(|node| {
+            let spec = TracerPod {
+                name_prefix: name_prefix("top", node),
+                namespace: req
+                    .tracer
+                    .tracer_namespace
+                    .clone()
+                    .unwrap_or_else(|| ns.name.clone()),
+                node: node.clone(),
+                image: req.tracer.image.clone(),
+                duration_secs: TOP_POD_SECS,
+                target: None,
+                purpose: Purpose::Top,
+            };
+            async move { launch::create(client, &spec).await }
+        }),
+    )
     .await;
     let mut started = Vec::new();
     let mut first_error = None;
@@ -249,14 +283,18 @@ pub async fn run(client: &Client, ns: &Namespace, req: &Args) -> Result<(), Erro
             if let Some(e) = first_error {
                 return Err(e);
             }
-            let ready = wait_ready(client, &started, req.tracer.timeout, &mut progress).await?;
+            let ready = wait_ready(client, &started, req, &mut progress).await?;
             sources.extend(ready);
             drop(progress);
             show(Some(client), sources, &filter, req).await
         } => r,
         _ = stop.recv() => Ok(()),
     };
-    let deleted = join_all(started.iter().map(|l| launch::delete(client, l))).await;
+    let deleted = bounded(
+        req.concurrency,
+        started.iter().map(|l| launch::delete(client, l)),
+    )
+    .await;
     outcome?;
     deleted.into_iter().collect::<Result<Vec<()>, Error>>()?;
     Ok(())
@@ -370,17 +408,19 @@ async fn daemonset_pods(client: &Client) -> BTreeMap<String, Source> {
 async fn wait_ready(
     client: &Client,
     started: &[Launched],
-    timeout: Duration,
+    req: &Args,
     progress: &mut Progress,
 ) -> Result<Vec<(Source, Baseline)>, Error> {
+    let timeout = req.tracer.timeout;
     progress.set(format!(
         "waiting for {} tracer pod(s) to start and answer",
         started.len()
     ));
-    // All at once: on a real cluster each wait is a few round trips, and 50 nodes in turn
-    // would add up.
+    // Together, up to --concurrency: on a real cluster each wait is a few round trips, and 50
+    // nodes in turn would add up.
     let deadline = Instant::now() + timeout;
-    join_all(
+    bounded(
+        req.concurrency,
         started
             .iter()
             .map(|l| ready_one(client, l, deadline, timeout)),
@@ -442,18 +482,25 @@ async fn show(
     req: &Args,
 ) -> Result<(), Error> {
     let (sources, baselines): (Vec<Source>, Vec<Baseline>) = sources.into_iter().unzip();
-    let mut before: Vec<(Instant, Option<Sample>)> =
-        join_all(sources.iter().zip(baselines).map(|(s, b)| async move {
+    let mut before: Vec<(Instant, Option<Sample>)> = bounded(
+        req.concurrency,
+        sources.iter().zip(baselines).map(|(s, b)| async move {
             match b {
                 Some((at, sample)) => (at, Some(sample)),
                 None => {
-                    let (at, sample) = stamped(client, s).await;
+                    let (at, sample) = stamped(client, s, req.node_timeout).await;
                     (at, sample.ok())
                 }
             }
-        }))
-        .await;
-    let scrape_all = || join_all(sources.iter().map(|s| stamped(client, s)));
+        }),
+    )
+    .await;
+    let scrape_all = || {
+        bounded(
+            req.concurrency,
+            sources.iter().map(|s| stamped(client, s, req.node_timeout)),
+        )
+    };
     let terminal = std::io::stdout().is_terminal();
     loop {
         tokio::time::sleep(req.interval).await;
@@ -472,14 +519,14 @@ async fn show(
                     nodes.push(table::NodeLine::new(node, &sample));
                     *prev = (at, Some(sample));
                 }
-                Err(e) => failures.push(e),
+                Err(e) => {
+                    nodes.push(table::NodeLine::unreachable(source.node(), &e));
+                    failures.push(e);
+                }
             }
         }
-        if nodes.is_empty() && !failures.is_empty() {
+        if failures.len() == sources.len() && !failures.is_empty() {
             return Err(failures.swap_remove(0));
-        }
-        for e in &failures {
-            eprintln!("skipped a node this round: {e}");
         }
         all_rows.retain(|r| filter.keep(r));
         table::sort(&mut all_rows, req.sort_by);
