@@ -176,8 +176,10 @@ fn a_silent_node_is_marked_unreachable_and_the_others_are_shown() {
         );
         assert!(stdout.contains("mysql-0"), "{stdout}");
         assert!(
-            stdout.lines().any(|l| l.starts_with("node node-c: unreachable: ")
-                && l.contains("did not answer /metrics within 2s")),
+            stdout
+                .lines()
+                .any(|l| l.starts_with("node node-c: unreachable: ")
+                    && l.contains("did not answer /metrics within 2s")),
             "{stdout}"
         );
         assert!(stdout.contains("node node-a: "), "{stdout}");
