@@ -1,70 +1,54 @@
 //! Memory accesses written as the BPF instructions we want, where LLVM's BPF backend would
 //! emit something else.
 
-/// `*at += n` atomically across CPUs (Rust offers no atomic add on BPF, which has no
-/// compare-and-swap before v3; the plain atomic add is v1). On x86 the JIT makes it a `lock
-/// add`, which also orders the writes before it.
-#[inline(always)]
-pub fn atomic_add(at: *mut u64, n: u64) {
-    #[cfg(target_arch = "bpf")]
-    // SAFETY: `at` points into a map value that outlives the program run.
-    unsafe {
-        core::arch::asm!(
-            "lock *(u64 *)({at} + 0) += {n}",
-            at = in(reg) at,
-            n = in(reg) n,
-            options(nostack)
-        );
-    }
-    #[cfg(not(target_arch = "bpf"))]
-    // SAFETY: as above.
-    unsafe {
-        core::sync::atomic::AtomicU64::from_ptr(at)
-            .fetch_add(n, core::sync::atomic::Ordering::SeqCst);
-    }
+/// One atomic read-modify-write of a `u64` in a map value, as the single BPF instruction
+/// (`lock *(u64 *)(at + 0) OP= value`, no fetch: BPF v1 for add, v3 for the bitwise ones; the
+/// kernels we load into have both). Rust offers no atomics on BPF, and on the host (unit tests)
+/// the same operation is the standard atomic.
+macro_rules! atomic {
+    ($(#[$doc:meta])* $name:ident, $op:literal, $host:ident) => {
+        $(#[$doc])*
+        #[inline(always)]
+        pub fn $name(at: *mut u64, value: u64) {
+            #[cfg(target_arch = "bpf")]
+            // SAFETY: `at` points into a map value that outlives the program run.
+            unsafe {
+                core::arch::asm!(
+                    concat!("lock *(u64 *)({at} + 0) ", $op, " {value}"),
+                    at = in(reg) at,
+                    value = in(reg) value,
+                    options(nostack)
+                );
+            }
+            #[cfg(not(target_arch = "bpf"))]
+            // SAFETY: as above.
+            unsafe {
+                core::sync::atomic::AtomicU64::from_ptr(at)
+                    .$host(value, core::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    };
 }
 
-/// `*at |= bits` atomically across CPUs (other objects' bits share the word).
-#[inline(always)]
-pub fn atomic_or(at: *mut u64, bits: u64) {
-    #[cfg(target_arch = "bpf")]
-    // SAFETY: `at` points into a map value that outlives the program run.
-    unsafe {
-        core::arch::asm!(
-            "lock *(u64 *)({at} + 0) |= {bits}",
-            at = in(reg) at,
-            bits = in(reg) bits,
-            options(nostack)
-        );
-    }
-    #[cfg(not(target_arch = "bpf"))]
-    // SAFETY: as above.
-    unsafe {
-        core::sync::atomic::AtomicU64::from_ptr(at)
-            .fetch_or(bits, core::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-/// `*at &= bits` atomically across CPUs.
-#[inline(always)]
-pub fn atomic_and(at: *mut u64, bits: u64) {
-    #[cfg(target_arch = "bpf")]
-    // SAFETY: `at` points into a map value that outlives the program run.
-    unsafe {
-        core::arch::asm!(
-            "lock *(u64 *)({at} + 0) &= {bits}",
-            at = in(reg) at,
-            bits = in(reg) bits,
-            options(nostack)
-        );
-    }
-    #[cfg(not(target_arch = "bpf"))]
-    // SAFETY: as above.
-    unsafe {
-        core::sync::atomic::AtomicU64::from_ptr(at)
-            .fetch_and(bits, core::sync::atomic::Ordering::SeqCst);
-    }
-}
+atomic!(
+    /// `*at += n` across CPUs. On x86 the JIT makes it a `lock add`, which also orders the
+    /// writes before it.
+    atomic_add,
+    "+=",
+    fetch_add
+);
+atomic!(
+    /// `*at |= bits` across CPUs (other objects' bits share the word).
+    atomic_or,
+    "|=",
+    fetch_or
+);
+atomic!(
+    /// `*at &= bits` across CPUs.
+    atomic_and,
+    "&=",
+    fetch_and
+);
 
 /// `*(at as *mut u64) = value` as one store at any alignment. LLVM's BPF backend splits an
 /// unaligned store into eight byte stores and seven shifts, and turns a run of aligned zero

@@ -262,22 +262,4 @@ fn check(series: &str, mode: &str) {
     );
 }
 
-#[test]
-fn debian_6_1_kprobe() {
-    check("6.1", "kprobe");
-}
-
-#[test]
-fn debian_6_1_fentry() {
-    check("6.1", "fentry");
-}
-
-#[test]
-fn debian_6_12_kprobe() {
-    check("6.12", "kprobe");
-}
-
-#[test]
-fn debian_6_12_fentry() {
-    check("6.12", "fentry");
-}
+xtask::each_kernel_and_mode!(check);

@@ -13,6 +13,34 @@ use crate::{cache, command};
 /// The kernels the project is tested on: bookworm's 6.1 and bookworm-backports' 6.12.
 pub const DEFAULT_KERNELS: &[&str] = &["6.1", "6.12"];
 
+/// One test per tested kernel and attach mode, each calling `$check(series, mode)`: the
+/// kernel suites' matrix (`DEFAULT_KERNELS` × kprobe, fentry), so each combination passes or
+/// fails on its own and runs beside the others.
+#[macro_export]
+macro_rules! each_kernel_and_mode {
+    ($check:path) => {
+        #[test]
+        fn debian_6_1_kprobe() {
+            $check("6.1", "kprobe");
+        }
+
+        #[test]
+        fn debian_6_1_fentry() {
+            $check("6.1", "fentry");
+        }
+
+        #[test]
+        fn debian_6_12_kprobe() {
+            $check("6.12", "kprobe");
+        }
+
+        #[test]
+        fn debian_6_12_fentry() {
+            $check("6.12", "fentry");
+        }
+    };
+}
+
 const SOURCES: &str = "\
 deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main
 deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm-backports main
