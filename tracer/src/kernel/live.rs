@@ -2,10 +2,7 @@
 //! owner, reading the per-CPU deltas, and folding removed cgroups into their parents.
 use std::{collections::BTreeMap, path::Path};
 
-use aya::{
-    Ebpf,
-    maps::{PerCpuArray, PerCpuHashMap},
-};
+use aya::{Ebpf, maps::PerCpuHashMap};
 use dentry_common::{Live, OwnerLayout, ROOT_OWNER, names};
 
 use crate::kernel::{btf::Btf, counters::Error};
@@ -16,6 +13,20 @@ pub struct Held {
     pub dentries: u64,
     pub negative: u64,
     pub bytes: u64,
+}
+
+impl std::ops::AddAssign for Held {
+    fn add_assign(&mut self, other: Held) {
+        self.dentries += other.dentries;
+        self.negative += other.negative;
+        self.bytes += other.bytes;
+    }
+}
+
+/// The page size (`sysconf`; 4096 if it will not say).
+pub fn page_bytes() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096)
 }
 
 /// Why live counting is off on this kernel, or what the programs need for it.
@@ -38,17 +49,14 @@ pub fn layout(btf: &Btf) -> Result<OwnerLayout, String> {
                 )
             })
     };
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    let page_shift = u64::try_from(page)
-        .ok()
-        .filter(|p| p.is_power_of_two())
-        .map(u64::trailing_zeros)
-        .ok_or("no page size")?;
+    let page = page_bytes();
+    if !page.is_power_of_two() {
+        return Err(format!("page size {page} is not a power of two"));
+    }
     btf.owner_layout(
         symbol("page_offset_base")?,
         symbol("vmemmap_base")?,
-        page_shift,
+        page.trailing_zeros(),
     )
     .map_err(|e| e.to_string())
 }
@@ -81,14 +89,6 @@ pub fn object_size(ebpf: &Ebpf) -> u64 {
         .and_then(|map| aya::maps::Array::<_, u64>::try_from(map).ok())
         .and_then(|array| array.get(&2, 0).ok())
         .unwrap_or(0)
-}
-
-/// Dentries allocated since the start that the kernel could not count.
-pub fn untracked(ebpf: &Ebpf) -> u64 {
-    ebpf.map(names::UNTRACKED)
-        .and_then(|map| PerCpuArray::<_, u64>::try_from(map).ok())
-        .and_then(|array| array.get(&0, 0).ok())
-        .map_or(0, |per_cpu| per_cpu.iter().sum())
 }
 
 /// Moves the counts of owners whose cgroup is gone to the nearest ancestor that is not, as

@@ -44,14 +44,10 @@ pub fn final_summary(
         let mut ids: Vec<u64> = targets.iter().flat_map(|t| ids_below(&t.dir)).collect();
         ids.sort_unstable();
         ids.dedup();
-        let scope =
-            ids.iter()
-                .filter_map(|id| held.get(id))
-                .fold(live::Held::default(), |acc, h| live::Held {
-                    dentries: acc.dentries + h.dentries,
-                    negative: acc.negative + h.negative,
-                    bytes: acc.bytes + h.bytes,
-                });
+        let mut scope = live::Held::default();
+        for h in ids.iter().filter_map(|id| held.get(id)) {
+            scope += *h;
+        }
         eprintln!(
             "live scope dentries={} negative={} bytes={} (held at the end, allocated since the start)",
             scope.dentries, scope.negative, scope.bytes
@@ -59,7 +55,10 @@ pub fn final_summary(
     }
     let mut held: Vec<_> = held.into_iter().collect();
     held.sort_by(|a, b| b.1.dentries.cmp(&a.1.dentries).then(a.0.cmp(&b.0)));
-    eprintln!("live untracked={}", live::untracked(ebpf));
+    eprintln!(
+        "live untracked={}",
+        counters::per_cpu_total(ebpf, names::UNTRACKED)?
+    );
     for (id, h) in held.iter().take(50) {
         eprintln!(
             "live cgroup_id={id} dentries={} negative={} bytes={}",

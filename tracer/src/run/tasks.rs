@@ -103,22 +103,21 @@ fn poll_once(
             counters::per_cpu_total(&ebpf, names::CONTENDED)?,
             misses::total(&ebpf),
             live::held(&ebpf, cgroup_root)?,
-            live::untracked(&ebpf),
+            counters::per_cpu_total(&ebpf, names::UNTRACKED)?,
             live::object_size(&ebpf),
         )
     };
-    let cache = std::fs::read_to_string(proc.join("slabinfo"))
-        .ok()
-        .and_then(|text| live::cache_bytes(&text, page_bytes()))
-        .or_else(|| {
-            // Without slabinfo: dentry-state's count times the object size the programs read.
-            let text = std::fs::read_to_string(proc.join("sys/fs/dentry-state")).ok()?;
-            let count = DentryState::parse(&text)?.total.max(0) as u64;
-            (object_size > 0).then_some(count * object_size)
-        });
     let dentry_state = std::fs::read_to_string(proc.join("sys/fs/dentry-state"))
         .ok()
         .and_then(|t| DentryState::parse(&t));
+    let cache = std::fs::read_to_string(proc.join("slabinfo"))
+        .ok()
+        .and_then(|text| live::cache_bytes(&text, live::page_bytes()))
+        .or_else(|| {
+            // Without slabinfo: dentry-state's count times the object size the programs read.
+            let count = dentry_state?.total.max(0) as u64;
+            (object_size > 0).then_some(count * object_size)
+        });
     let owners = owners.borrow().clone();
     let mut m = state
         .metrics
@@ -135,9 +134,4 @@ fn poll_once(
         m.set_dentry_state(s);
     }
     Ok(())
-}
-
-fn page_bytes() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096)
 }

@@ -330,10 +330,7 @@ impl Metrics {
             if self.cgroup_id_label {
                 labels.push(id.to_string());
             }
-            let sum = by_labels.entry(labels).or_default();
-            sum.dentries += h.dentries;
-            sum.negative += h.negative;
-            sum.bytes += h.bytes;
+            *by_labels.entry(labels).or_default() += *h;
         }
         // Owners that hold nothing any more, or are gone, leave no series behind.
         for gauge in [&self.live, &self.live_negative, &self.live_bytes] {
