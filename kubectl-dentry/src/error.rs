@@ -30,6 +30,16 @@ pub enum Error {
     )]
     Endpoint { url: String, message: String },
     #[error(
+        "cannot query Prometheus at {at}: {message} (check --prometheus URL, or reach an in-cluster one with --prometheus-service NAMESPACE/NAME:PORT)"
+    )]
+    Prometheus { at: String, message: String },
+    #[error("Prometheus at {at} has no dentry series{filter}: {why}")]
+    NoSeries {
+        at: String,
+        filter: String,
+        why: String,
+    },
+    #[error(
         "no tracer pods found{0} (start one with `kubectl dentry trace --keep`, or deploy the DaemonSet from deploy/)"
     )]
     NoTracers(Scope),
@@ -119,11 +129,11 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Kubeconfig(_) => 3,
-            Error::Unreachable(_) | Error::Endpoint { .. } => 4,
+            Error::Unreachable(_) | Error::Endpoint { .. } | Error::Prometheus { .. } => 4,
             Error::Forbidden { .. } => 5,
             Error::Api { .. } | Error::Local(_) | Error::LogStream { .. } => 1,
             Error::Usage(_) => 2,
-            Error::NoTracers(_) => 6,
+            Error::NoTracers(_) | Error::NoSeries { .. } => 6,
             Error::PodNotFound { .. }
             | Error::NotScheduled(_)
             | Error::NodeNotReady { .. }

@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod cmd;
 pub mod error;
 pub mod progress;
+pub mod prometheus;
 pub mod rates;
 pub mod signals;
 pub mod table;

@@ -15,6 +15,7 @@ use crate::{
     cli::{self, TracerArgs},
     error::{Error, Scope},
     progress::Progress,
+    prometheus::{self, Selector, Server},
     rates::{Row, Sample, rows},
     signals::Stop,
     table, target,
@@ -32,7 +33,7 @@ const TOP_POD_SECS: u64 = 3600;
 /// `kubectl dentry top`.
 #[derive(Debug, Clone, clap::Args)]
 #[command(
-    after_help = "Examples:\n  kubectl dentry top\n  kubectl dentry top --watch --sort-by negative\n  kubectl dentry top pod/mysql-0 -n prod\n  kubectl dentry top -l app=mysql -A -o json\n  kubectl dentry top --endpoint http://127.0.0.1:9090   # a port-forwarded tracer\n\nUses the DaemonSet's tracers (deploy/) where they run, else starts a counters-only tracer\npod per node and deletes it on exit. Rates are per second between two scrapes --interval apart."
+    after_help = "Examples:\n  kubectl dentry top\n  kubectl dentry top --watch --sort-by negative\n  kubectl dentry top pod/mysql-0 -n prod\n  kubectl dentry top -l app=mysql -A -o json\n  kubectl dentry top --endpoint http://127.0.0.1:9090   # a port-forwarded tracer\n  kubectl dentry top --prometheus http://prometheus.example:9090 --node node-7\n  kubectl dentry top --prometheus-service monitoring/prometheus-operated:9090 -A\n\nUses the DaemonSet's tracers (deploy/) where they run, else starts a counters-only tracer\npod per node and deletes it on exit. Rates are per second between two scrapes --interval apart.\nWith --prometheus or --prometheus-service, the same table comes from the Prometheus that\nscrapes the DaemonSet (three queries, any number of nodes; rates over --rate-window)."
 )]
 pub struct Args {
     /// Only this pod (pod/NAME or NAME) and its node.
@@ -65,8 +66,20 @@ pub struct Args {
     #[arg(long, default_value = "10s", value_parser = cli::duration)]
     pub node_timeout: Duration,
     /// Read one tracer's /metrics at this URL instead of the cluster.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", conflicts_with_all = ["prometheus", "prometheus_service"])]
     pub endpoint: Option<String>,
+    /// Compute the table with PromQL from this Prometheus (its base URL, http://), which
+    /// scrapes the DaemonSet's tracers; no tracer pod is started.
+    #[arg(long, value_name = "URL", conflicts_with = "prometheus_service")]
+    pub prometheus: Option<String>,
+    /// Like --prometheus, for an in-cluster Prometheus reached through the API server's
+    /// service proxy (PORT: number or name), e.g. monitoring/prometheus-operated:9090.
+    #[arg(long, value_name = "NAMESPACE/NAME:PORT", value_parser = prometheus::parse_service)]
+    pub prometheus_service: Option<(String, String, String)>,
+    /// With --prometheus: the window rates are computed over (PromQL rate()); at least two
+    /// of the tracers' scrape intervals.
+    #[arg(long, default_value = "2m", value_parser = cli::duration)]
+    pub rate_window: Duration,
     #[command(flatten)]
     pub tracer: TracerArgs,
 }
@@ -131,7 +144,7 @@ async fn scrape(client: Option<&Client>, source: &Source) -> Result<Sample, Erro
             },
             Some(client),
         ) => proxy::get(client, namespace, name, "metrics").await?,
-        (Source::Url(url), _) => get_url(url).await?,
+        (Source::Url(url), _) => get_url("--endpoint", url).await?,
         (Source::Pod { .. }, None) => return Err(Error::Local("no cluster client".into())),
     };
     let text = String::from_utf8_lossy(&bytes);
@@ -169,8 +182,9 @@ async fn bounded<T>(
         .await
 }
 
-/// Reads a tracer's /metrics straight from a URL (a port-forward, the demo VM).
-pub async fn get_url(url: &str) -> Result<Vec<u8>, Error> {
+/// GETs a URL given with `flag` (`--endpoint`: a tracer's /metrics through a port-forward or
+/// in the demo VM; `--prometheus`: its HTTP API).
+pub async fn get_url(flag: &str, url: &str) -> Result<Vec<u8>, Error> {
     use http_body_util::BodyExt as _;
     let bad = |message: String| Error::Endpoint {
         url: url.to_owned(),
@@ -178,12 +192,12 @@ pub async fn get_url(url: &str) -> Result<Vec<u8>, Error> {
     };
     let uri: http::Uri = url.parse().map_err(|e| {
         Error::Usage(format!(
-            "--endpoint {url}: not a URL ({e}); pass e.g. http://127.0.0.1:9090/metrics"
+            "{flag} {url}: not a URL ({e}); pass e.g. http://127.0.0.1:9090"
         ))
     })?;
     if uri.scheme_str() != Some("http") {
         return Err(Error::Usage(format!(
-            "--endpoint {url}: only http:// URLs are read (use a port-forward for a pod)"
+            "{flag} {url}: only http:// URLs are read (use a port-forward, or for Prometheus --prometheus-service)"
         )));
     }
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
@@ -312,40 +326,19 @@ async fn plan(client: &Client, ns: &Namespace, req: &Args) -> Result<(Vec<String
     }
     if let Some(selector) = &req.selector {
         let searched = (!req.all_namespaces).then_some(ns.name.as_str());
-        let api: Api<Pod> = match searched {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        };
-        let pods = api
-            .list(&ListParams::default().labels(selector))
-            .await
-            .map_err(|e| Error::from_kube(e, "list", "pods", Scope(searched.map(str::to_owned))))?;
-        let mut nodes = BTreeSet::new();
-        let mut keys = BTreeSet::new();
-        for p in pods.items {
-            if let Some(node) = p.spec.and_then(|s| s.node_name) {
-                nodes.insert(node);
-            }
-            keys.insert((
-                p.metadata.namespace.unwrap_or_default(),
-                p.metadata.name.unwrap_or_default(),
-            ));
-        }
-        if keys.is_empty() {
-            return Err(Error::Local(format!(
-                "no pods match -l {selector}{} (check the selector, or use -A)",
-                Scope(searched.map(str::to_owned))
-            )));
-        }
-        let nodes = nodes
-            .into_iter()
+        let pods = selected_pods(client, searched, selector).await?;
+        let nodes = pods
+            .iter()
+            .filter_map(|(_, node)| node.clone())
             .filter(|n| req.node.as_ref().is_none_or(|only| only == n))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
             .collect();
         return Ok((
             nodes,
             Filter {
                 namespace: None,
-                pods: Some(keys),
+                pods: Some(pods.into_iter().map(|(k, _)| k).collect()),
             },
         ));
     }
@@ -375,6 +368,42 @@ async fn plan(client: &Client, ns: &Namespace, req: &Args) -> Result<(Vec<String
         pods: None,
     };
     Ok((ready, filter))
+}
+
+/// The pods `-l` selects in `searched` (every namespace if `None`), as (namespace, name) and
+/// node; none is an error naming where it looked.
+async fn selected_pods(
+    client: &Client,
+    searched: Option<&str>,
+    selector: &str,
+) -> Result<Vec<((String, String), Option<String>)>, Error> {
+    let api: Api<Pod> = match searched {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let pods = api
+        .list(&ListParams::default().labels(selector))
+        .await
+        .map_err(|e| Error::from_kube(e, "list", "pods", Scope(searched.map(str::to_owned))))?;
+    if pods.items.is_empty() {
+        return Err(Error::Local(format!(
+            "no pods match -l {selector}{} (check the selector, or use -A)",
+            Scope(searched.map(str::to_owned))
+        )));
+    }
+    Ok(pods
+        .items
+        .into_iter()
+        .map(|p| {
+            (
+                (
+                    p.metadata.namespace.unwrap_or_default(),
+                    p.metadata.name.unwrap_or_default(),
+                ),
+                p.spec.and_then(|s| s.node_name),
+            )
+        })
+        .collect())
 }
 
 /// Running DaemonSet tracer pods by node (none if listing them is not allowed).
@@ -528,19 +557,67 @@ async fn show(
         if failures.len() == sources.len() && !failures.is_empty() {
             return Err(failures.swap_remove(0));
         }
-        all_rows.retain(|r| filter.keep(r));
-        table::sort(&mut all_rows, req.sort_by);
-        let text = table::render(&all_rows, &nodes, req.output);
-        let mut out = std::io::stdout().lock();
-        let written = if req.watch && terminal {
-            write!(out, "\x1b[H\x1b[2J{text}")
-        } else if req.watch {
-            writeln!(out, "{text}")
-        } else {
-            write!(out, "{text}")
-        };
-        if written.and_then(|()| out.flush()).is_err() || !req.watch {
+        if !print(all_rows, &nodes, filter, req, terminal) {
             return Ok(());
         }
+    }
+}
+
+/// Filters, sorts and prints one round; whether to go on (--watch, and stdout still open).
+fn print(
+    mut rows: Vec<Row>,
+    nodes: &[table::NodeLine],
+    filter: &Filter,
+    req: &Args,
+    terminal: bool,
+) -> bool {
+    rows.retain(|r| filter.keep(r));
+    table::sort(&mut rows, req.sort_by);
+    let text = table::render(&rows, nodes, req.output);
+    let mut out = std::io::stdout().lock();
+    let written = if req.watch && terminal {
+        write!(out, "\x1b[H\x1b[2J{text}")
+    } else if req.watch {
+        writeln!(out, "{text}")
+    } else {
+        write!(out, "{text}")
+    };
+    written.and_then(|()| out.flush()).is_ok() && req.watch
+}
+
+/// `--prometheus` / `--prometheus-service`: the table from PromQL, every --interval with
+/// --watch. Nothing is started in the cluster; `client` is there for -l, pod/NAME without
+/// -n, and the service proxy.
+pub async fn run_prometheus(
+    client: Option<&Client>,
+    ns: &Namespace,
+    server: &Server,
+    req: &Args,
+) -> Result<(), Error> {
+    let mut selector = Selector {
+        node: req.node.clone(),
+        namespace: (ns.explicit && !req.all_namespaces).then(|| ns.name.clone()),
+    };
+    let mut filter = Filter {
+        namespace: selector.namespace.clone(),
+        pods: None,
+    };
+    if let Some(pod) = &req.pod {
+        selector.namespace = Some(ns.name.clone());
+        filter.pods = Some(BTreeSet::from([(ns.name.clone(), pod.clone())]));
+    } else if let (Some(labels), Some(client)) = (&req.selector, client) {
+        let searched = (!req.all_namespaces).then(|| ns.name.clone());
+        let keys = selected_pods(client, searched.as_deref(), labels).await?;
+        selector.namespace = searched;
+        filter.pods = Some(keys.into_iter().map(|(k, _)| k).collect());
+    }
+    let window = format!("{}ms", req.rate_window.as_millis());
+    let terminal = std::io::stdout().is_terminal();
+    loop {
+        let fleet = prometheus::read(server, &selector, &window, req.output).await?;
+        if !print(fleet.rows, &fleet.nodes, &filter, req, terminal) {
+            return Ok(());
+        }
+        tokio::time::sleep(req.interval).await;
     }
 }
