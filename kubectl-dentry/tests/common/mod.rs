@@ -9,6 +9,7 @@
 )]
 mod builders;
 mod kubelet;
+pub mod prometheus;
 mod routes;
 
 use std::{
@@ -25,6 +26,7 @@ use serde_json::Value;
 
 pub use builders::{TRACER_LABELS, node, on_node, pod, running};
 pub use kubelet::Tracer;
+pub use prometheus::Prometheus;
 
 /// A tracer pod's trace files: (name, contents).
 pub type Files = Vec<(String, Vec<u8>)>;
@@ -41,6 +43,10 @@ pub struct ClusterState {
     /// /metrics answers per node, served in turn (the last one repeats).
     pub metrics: HashMap<String, Vec<String>>,
     scrapes: HashMap<String, usize>,
+    /// Services reachable through the service proxy: `namespace/name:port` → base URL.
+    pub services: HashMap<String, String>,
+    /// /metrics per node as a function of time (takes precedence over `metrics`).
+    pub growing: HashMap<String, Growing>,
     /// How long a node's tracer takes to answer every /metrics after its first.
     pub metrics_delay: HashMap<String, Duration>,
     /// Pod bodies the plugin created, as sent.
@@ -51,6 +57,66 @@ pub struct ClusterState {
     pub calls: Vec<String>,
     /// Answer every list with 403.
     pub forbid_list: bool,
+}
+
+/// A tracer whose counters grow steadily: each `_total` series rises from its value in
+/// `before` by `scale` times its recorded increase (`after` − `before`) per second since
+/// `since`; every other series keeps its value in `after`. So two readings of it, by the proxy
+/// path or by Prometheus, give one known rate whenever they are taken.
+#[derive(Clone)]
+pub struct Growing {
+    pub before: String,
+    pub after: String,
+    pub scale: f64,
+    pub since: std::time::Instant,
+}
+
+impl Growing {
+    /// The recorded pair (tests/fixtures/metrics-{1,2}.txt) growing from now.
+    pub fn recorded(scale: f64) -> Growing {
+        Growing {
+            before: fixture("metrics-1.txt"),
+            after: fixture("metrics-2.txt"),
+            scale,
+            since: std::time::Instant::now(),
+        }
+    }
+
+    /// The per-second rate of a counter series (its text up to the value, e.g.
+    /// `dentry_alloc_total{container="mysql",namespace="prod",pod="mysql-0"}`).
+    pub fn rate(&self, series: &str) -> f64 {
+        let value = |text: &str| {
+            text.lines()
+                .find_map(|l| l.rsplit_once(' ').filter(|(k, _)| *k == series))
+                .and_then(|(_, v)| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        self.scale * (value(&self.after) - value(&self.before))
+    }
+
+    /// /metrics now.
+    pub fn now(&self) -> String {
+        let secs = self.since.elapsed().as_secs_f64();
+        let mut out = String::new();
+        for line in self.after.lines() {
+            match line.rsplit_once(' ') {
+                Some((series, _)) if !line.starts_with('#') && series.contains("_total") => {
+                    let start = self
+                        .before
+                        .lines()
+                        .find_map(|l| l.rsplit_once(' ').filter(|(k, _)| *k == series))
+                        .and_then(|(_, v)| v.parse::<f64>().ok())
+                        .unwrap_or(0.0);
+                    out.push_str(&format!("{series} {}\n", start + self.rate(series) * secs));
+                }
+                _ => {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+        }
+        out
+    }
 }
 
 pub struct Cluster {

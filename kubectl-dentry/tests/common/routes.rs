@@ -4,7 +4,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use axum::{
     Json, Router,
-    extract::{Path, Query, State},
+    extract::{Path, Query, RawQuery, State},
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::get,
@@ -32,6 +32,10 @@ pub fn router(state: Arc<Cluster>) -> Router {
         .route(
             "/api/v1/namespaces/{ns}/pods/{name}/proxy/metrics",
             get(proxy_metrics),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/services/{svc}/proxy/{*rest}",
+            get(proxy_service),
         )
         .route("/api/v1/nodes", get(list_nodes))
         .route("/api/v1/nodes/{name}", get(get_node))
@@ -259,6 +263,9 @@ async fn proxy_metrics(
     };
     let (text, n, delay) = {
         let mut state = s.state();
+        if let Some(g) = state.growing.get(&node) {
+            return g.now().into_response();
+        }
         let answers = state.metrics.get(&node).cloned().unwrap_or_default();
         if answers.is_empty() {
             return unreachable_tracer();
@@ -273,6 +280,34 @@ async fn proxy_metrics(
         tokio::time::sleep(delay).await;
     }
     text.into_response()
+}
+
+/// A Service's HTTP through the service proxy: forwarded to the address the test gave it
+/// (`ClusterState::services`), else 503 as the API server answers for a Service without
+/// endpoints.
+async fn proxy_service(
+    State(s): State<Arc<Cluster>>,
+    Path((ns, svc, rest)): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    s.record(format!(
+        "GET /api/v1/namespaces/{ns}/services/{svc}/proxy/{rest}"
+    ));
+    let Some(base) = s.state().services.get(&format!("{ns}/{svc}")).cloned() else {
+        return status(
+            503,
+            "ServiceUnavailable",
+            &format!("no endpoints available for service \"{svc}\""),
+        );
+    };
+    let url = match query {
+        Some(q) => format!("{base}/{rest}?{q}"),
+        None => format!("{base}/{rest}"),
+    };
+    match kubectl_dentry::cmd::top::get_url("service", &url).await {
+        Ok(body) => body.into_response(),
+        Err(e) => status(502, "BadGateway", &e.to_string()),
+    }
 }
 
 async fn list_nodes(State(s): State<Arc<Cluster>>) -> Response {
