@@ -132,6 +132,20 @@ impl Prometheus {
         block_on(Server::Url(self.url.clone()).query(promql)).map_err(|e| e.to_string())
     }
 
+    /// How long the server takes to answer `promql` (the raw answer, unparsed).
+    pub fn answer_time(&self, promql: &str) -> Duration {
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("query", promql)
+            .finish();
+        let start = Instant::now();
+        block_on(kubectl_dentry::cmd::top::get_url(
+            "api",
+            &format!("{}/api/v1/query?{query}", self.url),
+        ))
+        .expect("prometheus answers");
+        start.elapsed()
+    }
+
     /// GETs an API path (e.g. `/api/v1/rules`) as JSON.
     pub fn get(&self, path: &str) -> serde_json::Value {
         let bytes = block_on(kubectl_dentry::cmd::top::get_url(
@@ -144,16 +158,25 @@ impl Prometheus {
 
     /// Waits (up to 60 s) until `promql` returns at least `n` series.
     pub fn wait_for(&self, promql: &str, n: usize) -> Vec<Series> {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        self.wait_for_within(promql, n, Duration::from_secs(60))
+    }
+
+    /// Waits (up to `limit`) until `promql` returns at least `n` series.
+    pub fn wait_for_within(&self, promql: &str, n: usize, limit: Duration) -> Vec<Series> {
+        let deadline = Instant::now() + limit;
         loop {
             match self.query(promql) {
                 Ok(v) if v.len() >= n => return v,
                 other => assert!(
                     Instant::now() < deadline,
-                    "{promql}: fewer than {n} series after 60s: {other:?}"
+                    "{promql}: fewer than {n} series after {limit:?}: {}",
+                    match other {
+                        Ok(v) => format!("{} series", v.len()),
+                        Err(e) => e,
+                    }
                 ),
             }
-            std::thread::sleep(Duration::from_millis(200));
+            std::thread::sleep(Duration::from_millis(500));
         }
     }
 }
