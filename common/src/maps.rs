@@ -84,7 +84,19 @@ pub mod names {
     pub const OWNER: &str = "OWNER";
     pub const UNTRACKED: &str = "UNTRACKED";
     pub const BASES: &str = "BASES";
+    pub const ARMED_PODS: &str = "ARMED_PODS";
+    /// The program that arms pods not created yet (`cgroup_mkdir`, a raw tracepoint).
+    pub const ARM_PROGRAM: &str = "rtp_cgroup_mkdir";
+    pub const ARM_TRACEPOINT: &str = "cgroup_mkdir";
 }
+
+/// A pod UID as the API server writes it (`8-4-4-4-12` hex digits and dashes): the key of
+/// `ARMED_PODS`.
+pub const POD_UID_LEN: usize = 36;
+/// Bytes of a new cgroup's path the arming program reads: a pod's cgroup path is about 90
+/// (`/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<UID>.slice`); under a
+/// nested root (kind, a node in a container) somewhat more.
+pub const ARM_PATH_BYTES: usize = 256;
 
 /// Upper bound on distinct cgroups counted at once; a busy node has a few thousand.
 pub const MAX_CGROUPS: u32 = 16384;

@@ -21,6 +21,10 @@ pub struct KernelOffsets {
     pub super_block_s_root: u32,
     /// `dentry.d_u`, whose `d_rcu` is what `__d_free` is given.
     pub dentry_d_u: u32,
+    /// `cgroup.kn` and `kernfs_node.id`: a new cgroup's id (its directory's inode), which is
+    /// what `bpf_get_current_cgroup_id()` later returns for its tasks.
+    pub cgroup_kn: u32,
+    pub kernfs_node_id: u32,
     /// Where a path walk level finds each field in what it read (`LevelLayout::new` of the
     /// offsets above, set with them).
     pub level: LevelLayout,

@@ -8,6 +8,7 @@
 // Inline assembly for the stores LLVM would not emit (mem).
 #![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 
+mod arm;
 mod dentry;
 mod emit;
 mod live;

@@ -100,6 +100,8 @@ static OFFSETS: KernelOffsets = KernelOffsets {
     qstr_len: 0,
     super_block_s_root: 0,
     dentry_d_u: 0,
+    cgroup_kn: 0,
+    kernfs_node_id: 0,
     level: LevelLayout {
         name: 0,
         len: 0,

@@ -43,9 +43,14 @@ pub struct Args {
     #[arg(long, default_value = "", value_parser = patterns)]
     pub trace_patterns: Patterns,
     /// Trace only this pod (its cgroup is found under --cgroup; all its containers, restarted
-    /// ones included).
-    #[arg(long, value_name = "UID")]
-    pub target_pod_uid: Option<String>,
+    /// ones included); repeatable.
+    #[arg(long = "target-pod-uid", value_name = "UID", value_parser = pod_uid)]
+    pub target_pod_uids: Vec<String>,
+    /// A --target-pod-uid whose cgroup does not exist yet is armed rather than refused: the
+    /// kernel makes its cgroup a target as the kubelet creates it, before its first container
+    /// starts.
+    #[arg(long)]
+    pub target_pending: bool,
     /// Scope to one container, by the runtime ID in its pod's status (the `containerd://`,
     /// `cri-o://` or `docker://` scheme may stay); repeatable.
     #[arg(long = "target-container-id", value_name = "ID")]
@@ -155,6 +160,18 @@ impl Args {
                 .map(PathBuf::from)
                 .collect(),
         }
+    }
+}
+
+/// A pod UID as the API server writes it; a mistyped one would otherwise never match.
+fn pod_uid(s: &str) -> Result<String, String> {
+    if crate::owners::kubepath::is_uid(s) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "{s:?} is not a pod UID (36 lowercase hex digits and dashes, as in \
+             `kubectl get pod NAME -o jsonpath='{{.metadata.uid}}'`)"
+        ))
     }
 }
 

@@ -158,6 +158,7 @@ fn bad_flags_get_one_line_and_exit_2() {
         &["--trace-max-size=-3"],
         &["--ring-buffer-size", "5000"],
         &["--max-bytes", "12Q"],
+        &["--target-pod-uid", "mysql-0"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_tracer"))
             .args(args)
@@ -193,6 +194,16 @@ fn bad_environment_gets_one_line_and_exit_1() {
                 "0f3c8d2e-1b4a-4c5d-9e6f-7a8b9c0d1e2f",
             ],
             "no pod cgroup with that UID",
+        ),
+        (
+            vec![
+                "--cgroup",
+                root,
+                "--target-pending",
+                "--target-pod-uid",
+                "0f3c8d2e-1b4a-4c5d-9e6f-7a8b9c0d1e2f",
+            ],
+            "no kubepods cgroup under",
         ),
         (
             vec!["--cgroup", root, "--target-cgroup", &missing],

@@ -10,6 +10,7 @@ pub mod fixtures;
 pub mod initramfs;
 pub mod kernel;
 pub mod node_workload;
+pub mod pending_workload;
 pub mod release;
 pub mod scenario;
 pub mod scripts;

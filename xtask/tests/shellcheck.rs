@@ -7,6 +7,7 @@ use xtask::{
     dentry_workload::DentryWorkload,
     fixtures::{self, PodRuns},
     node_workload::NodeWorkload,
+    pending_workload::PendingWorkload,
     scenario::TwoCgroups,
     scripts,
 };
@@ -47,6 +48,10 @@ fn scripts() -> Vec<(String, String)> {
     all.extend([
         ("dentry_workload".into(), dentry.script()),
         ("node_workload".into(), node.script()),
+        (
+            "pending_workload".into(),
+            PendingWorkload { lookups: 1 }.script(),
+        ),
         ("scenario".into(), two.script()),
         ("fixtures".into(), fixtures::script(runs)),
         (

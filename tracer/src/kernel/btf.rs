@@ -250,6 +250,8 @@ impl Btf {
             qstr_len: self.member_offset("qstr", "len")?,
             super_block_s_root: self.member_offset("super_block", "s_root")?,
             dentry_d_u: self.member_offset("dentry", "d_u")?,
+            cgroup_kn: self.member_offset("cgroup", "kn")?,
+            kernfs_node_id: self.member_offset("kernfs_node", "id")?,
             level: LevelLayout::default(),
         };
         offsets.level = LevelLayout::new(&offsets);

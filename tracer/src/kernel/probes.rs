@@ -8,10 +8,11 @@ use std::path::Path;
 use aya::{
     Btf, Ebpf, EbpfLoader,
     maps::{HashMap, MapData},
-    programs::{FEntry, FExit, KProbe, ProgramError},
+    programs::{FEntry, FExit, KProbe, ProgramError, RawTracePoint},
 };
 use dentry_common::{
-    Config, KernelOffsets, KernelPatterns, OwnerLayout, SWITCH_PATH_CACHE, SWITCH_TRACE, names,
+    Config, KernelOffsets, KernelPatterns, OwnerLayout, POD_UID_LEN, SWITCH_PATH_CACHE,
+    SWITCH_TRACE, names,
 };
 
 /// Which programs a run needs.
@@ -231,6 +232,8 @@ pub enum Error {
     },
     #[error("writing the target cgroups into the kernel: {0}")]
     Targets(#[source] aya::maps::MapError),
+    #[error("{0:?} is not a pod UID")]
+    PodUid(String),
     #[error("turning {what} {state} in the kernel: {source}")]
     Switch {
         what: &'static str,
@@ -292,6 +295,43 @@ pub fn set_targets(ebpf: &mut Ebpf, ids: &[u64]) -> Result<(), Error> {
     Ok(())
 }
 
+/// Arms the kernel for pods whose cgroups do not exist yet: as the kubelet creates one, its
+/// cgroup becomes a target (`Config::ancestor_levels` must name the level it appears at).
+pub fn arm_pods(ebpf: &mut Ebpf, uids: &[String]) -> Result<(), Error> {
+    let map = ebpf
+        .map_mut(names::ARMED_PODS)
+        .ok_or(Error::MissingMap(names::ARMED_PODS))?;
+    let mut armed: HashMap<&mut MapData, [u8; POD_UID_LEN], u8> =
+        HashMap::try_from(map).map_err(Error::Targets)?;
+    for uid in uids {
+        let key: [u8; POD_UID_LEN] = uid
+            .as_bytes()
+            .try_into()
+            .map_err(|_| Error::PodUid(uid.clone()))?;
+        armed.insert(key, 1, 0).map_err(Error::Targets)?;
+    }
+    let program = load_arm(ebpf)?;
+    program
+        .attach(names::ARM_TRACEPOINT)
+        .map_err(|source| Error::Attach {
+            program: names::ARM_PROGRAM,
+            function: names::ARM_TRACEPOINT,
+            source,
+        })?;
+    Ok(())
+}
+
+fn load_arm(ebpf: &mut Ebpf) -> Result<&mut RawTracePoint, Error> {
+    let program: &mut RawTracePoint = program(ebpf, names::ARM_PROGRAM)?;
+    match program.load() {
+        Ok(()) | Err(ProgramError::AlreadyLoaded) => Ok(program),
+        Err(source) => Err(Error::Load {
+            program: names::ARM_PROGRAM,
+            source,
+        }),
+    }
+}
+
 /// Turns trace events on or off in the kernel (counters are unaffected).
 pub fn set_tracing(ebpf: &mut Ebpf, on: bool) -> Result<(), Error> {
     set_switch(ebpf, SWITCH_TRACE, on)
@@ -328,6 +368,7 @@ pub fn verify_all(ebpf: &mut Ebpf, btf: &Btf) -> Vec<(&'static str, Result<(), E
         results.push((p.kprobe, load_kprobe(ebpf, p).map(|_| ())));
         results.push((p.fentry, load_fentry(ebpf, p, btf)));
     }
+    results.push((names::ARM_PROGRAM, load_arm(ebpf).map(|_| ())));
     results
 }
 

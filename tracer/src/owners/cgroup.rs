@@ -62,6 +62,38 @@ pub fn target(root: &Path, dir: &Path) -> io::Result<Target> {
     })
 }
 
+/// How deep below the cgroup root a node's `kubepods` directory may sit (a node running in a
+/// container, as kind's, nests it under its own root).
+const KUBEPODS_MAX_DEPTH: u32 = 4;
+
+/// The levels (a bit each) at which the kubelet creates pod cgroups: one below each `kubepods`
+/// (cgroupfs) or `kubepods.slice` (systemd) directory (Guaranteed pods) and two below it (the
+/// burstable and besteffort tiers). Empty when there is no kubepods directory.
+pub fn pod_levels(root: &Path) -> u32 {
+    let mut levels = 0;
+    let mut stack = vec![(root.to_owned(), 0)];
+    while let Some((dir, depth)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let level = depth + 1;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            // `kubelet-kubepods.slice` where the kubelet runs with --cgroup-root=/kubelet.
+            if name == "kubepods" || name.ends_with("kubepods.slice") {
+                levels |= 1 << (level + 1) | 1 << (level + 2);
+            } else if level < KUBEPODS_MAX_DEPTH {
+                stack.push((entry.path(), level));
+            }
+        }
+    }
+    levels
+}
+
 /// Asks the kernel whether the cgroup with this id still exists, through a file handle on the
 /// cgroup2 mount (a kernfs handle is the id): no directory walk, so a cgroup that lived for
 /// less than a resolve interval is still known to be gone. `None` where the kernel will not
@@ -117,6 +149,23 @@ mod tests {
         assert_eq!(ids.len(), 2);
         assert!(ids.contains(&t.id));
         assert_eq!(target(root.path(), root.path()).unwrap().level, 0);
+    }
+
+    #[test]
+    fn pods_sit_one_and_two_below_kubepods_wherever_it_is() {
+        let root = tempfile::tempdir().unwrap();
+        assert_eq!(pod_levels(root.path()), 0);
+        std::fs::create_dir_all(root.path().join("kubepods.slice/kubepods-burstable.slice"))
+            .unwrap();
+        assert_eq!(pod_levels(root.path()), 1 << 2 | 1 << 3);
+        // Nested nodes' trees: under a container's own cgroup, and under --cgroup-root.
+        let nested = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(nested.path().join("docker/abc/kubepods/besteffort")).unwrap();
+        assert_eq!(pod_levels(nested.path()), 1 << 4 | 1 << 5);
+        let rooted = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(rooted.path().join("kubelet.slice/kubelet-kubepods.slice"))
+            .unwrap();
+        assert_eq!(pod_levels(rooted.path()), 1 << 3 | 1 << 4);
     }
 
     #[test]

@@ -61,13 +61,13 @@ fn container_id(part: &str) -> Option<String> {
     (id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())).then(|| id.to_owned())
 }
 
-fn is_uid(s: &str) -> bool {
+pub fn is_uid(s: &str) -> bool {
     s.len() == 36
         && s.bytes().enumerate().all(|(i, b)| {
             if matches!(i, 8 | 13 | 18 | 23) {
                 b == b'-'
             } else {
-                b.is_ascii_hexdigit()
+                b.is_ascii_digit() || (b'a'..=b'f').contains(&b)
             }
         })
 }

@@ -44,8 +44,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     // Names are not needed to find targets; the runtime is asked once the input is validated.
     let owners = Owners::resolve(&sources);
-    let targets = targets(&args, &owners)?;
-    let plan = Plan::new(&args, &targets);
+    let (targets, armed) = targets(&args, &owners)?;
+    let plan = Plan::new(&args, &targets, armed.levels);
     let listen = http::parse_listen(&args.listen).map_err(|e| anyhow::anyhow!("--listen {e}"))?;
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
         anyhow::anyhow!(
@@ -67,6 +67,24 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .transpose()
         .context("--bench-program-stats: the kernel refused BPF_ENABLE_STATS")?;
     let (mut ebpf, mode) = load(&plan, &args, &targets)?;
+    if !armed.uids.is_empty() {
+        probes::arm_pods(&mut ebpf, &armed.uids)?;
+        // A pod whose cgroup appeared between the scan above and the arming.
+        let now = Owners::resolve(&sources);
+        let late: Vec<u64> = armed
+            .uids
+            .iter()
+            .filter_map(|uid| now.pod_dir(uid))
+            .filter_map(|dir| cgroup::target(&args.cgroup, dir).ok())
+            .map(|t| t.id)
+            .collect();
+        probes::set_targets(&mut ebpf, &late)?;
+        tracing::info!(
+            pods = armed.uids.len(),
+            started = late.len(),
+            "armed for pods whose cgroups do not exist yet"
+        );
+    }
     let ring = if plan.trace {
         probes::set_tracing(&mut ebpf, true)?;
         Some(RingBuf::try_from(
@@ -81,7 +99,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     stop.run_for(args.duration);
 
     let state = Arc::new(AppState {
-        metrics: Mutex::new(Metrics::new(args.cgroup_id_label, mode)?),
+        metrics: Mutex::new({
+            let mut m = Metrics::new(args.cgroup_id_label, mode)?;
+            // Long enough for the resolver to name a container that has just started.
+            let poll = args.poll_interval.as_millis().max(1);
+            m.hold_unnamed((args.resolve_interval.as_millis().div_ceil(poll) + 1) as u32);
+            m
+        }),
         trace_dir: files.is_some().then(|| args.trace_dir.clone()),
     });
     let server = tokio::spawn({
@@ -169,19 +193,40 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The cgroups to scope to: `--target-cgroup` as given, and the pod's and containers' cgroups
-/// found by their IDs.
-fn targets(args: &Args, owners: &Owners) -> anyhow::Result<Vec<cgroup::Target>> {
+/// Pods to trace whose cgroups do not exist yet (`--target-pending`).
+#[derive(Debug, Default)]
+struct Armed {
+    uids: Vec<String>,
+    /// The levels (a bit each) at which their cgroups will appear.
+    levels: u32,
+}
+
+/// The cgroups to scope to: `--target-cgroup` as given, and the pods' and containers' cgroups
+/// found by their IDs; and the pods armed for, with `--target-pending`.
+fn targets(args: &Args, owners: &Owners) -> anyhow::Result<(Vec<cgroup::Target>, Armed)> {
     let mut dirs = args.target_cgroups.clone();
-    if let Some(uid) = &args.target_pod_uid {
-        let dir = owners.pod_dir(uid).with_context(|| {
-            format!(
+    let mut armed = Armed::default();
+    for uid in &args.target_pod_uids {
+        match owners.pod_dir(uid) {
+            Some(dir) => dirs.push(dir.to_owned()),
+            None if args.target_pending => armed.uids.push(uid.clone()),
+            None => anyhow::bail!(
                 "--target-pod-uid {uid}: no pod cgroup with that UID under {} (is the pod on \
-                 this node and running? is --cgroup the host's cgroup2 mount?)",
+                 this node and running? is --cgroup the host's cgroup2 mount? for a pod not \
+                 started yet add --target-pending)",
                 args.cgroup.display()
-            )
-        })?;
-        dirs.push(dir.to_owned());
+            ),
+        }
+    }
+    if !armed.uids.is_empty() {
+        armed.levels = cgroup::pod_levels(&args.cgroup);
+        if armed.levels == 0 {
+            anyhow::bail!(
+                "--target-pending: no kubepods cgroup under {}, so pods cannot be waited for \
+                 (is this a Kubernetes node? is --cgroup the host's cgroup2 mount?)",
+                args.cgroup.display()
+            );
+        }
     }
     for id in &args.target_container_ids {
         let bare = id.rsplit_once("://").map_or(id.as_str(), |(_, bare)| bare);
@@ -194,19 +239,22 @@ fn targets(args: &Args, owners: &Owners) -> anyhow::Result<Vec<cgroup::Target>> 
         })?;
         dirs.push(dir.to_owned());
     }
-    if !dirs.is_empty() && !check::cgroup2(&args.cgroup) {
+    let scoped = !dirs.is_empty() || !armed.uids.is_empty();
+    if scoped && !check::cgroup2(&args.cgroup) {
         anyhow::bail!(
             "{} is not a cgroup2 mount: targeting needs cgroup v2 (on a hybrid host pass \
              --cgroup /sys/fs/cgroup/unified)",
             args.cgroup.display()
         );
     }
-    dirs.iter()
+    let targets = dirs
+        .iter()
         .map(|dir| {
             cgroup::target(&args.cgroup, dir)
                 .with_context(|| format!("--target-cgroup {}", dir.display()))
         })
-        .collect()
+        .collect::<anyhow::Result<_>>()?;
+    Ok((targets, armed))
 }
 
 /// Loads the programs as the plan says, fills the targets, attaches; returns the object and the

@@ -40,16 +40,19 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn new(args: &Args, targets: &[Target]) -> Plan {
+    /// `armed_levels`: where the cgroups of pods armed for (`--target-pending`) will appear.
+    pub fn new(args: &Args, targets: &[Target], armed_levels: u32) -> Plan {
         let floor = args.bench.floor;
         let trace = args.trace_enabled;
         let config = Config {
             trace: u32::from(trace),
-            scoped: u32::from(!targets.is_empty()),
+            scoped: u32::from(!targets.is_empty() || armed_levels != 0),
             ancestor_levels: targets
                 .iter()
                 .filter(|t| t.level < MAX_CGROUP_LEVEL)
-                .fold(0, |acc, t| acc | 1 << t.level),
+                .fold(armed_levels & ((1 << MAX_CGROUP_LEVEL) - 1), |acc, t| {
+                    acc | 1 << t.level
+                }),
             wakeup_bytes: args.ring_buffer_size / 4,
             bench: match args.bench.trace_stage {
                 Some(TraceStage::Scope) => dentry_common::BENCH_STOP_AFTER_SCOPE,
@@ -107,7 +110,7 @@ mod tests {
     fn plan(flags: &[&str], targets: &[Target]) -> Plan {
         let args = Args::try_parse_from(std::iter::once("tracer").chain(flags.iter().copied()))
             .expect("flags parse");
-        Plan::new(&args, targets)
+        Plan::new(&args, targets, 0)
     }
 
     #[test]
@@ -174,6 +177,16 @@ mod tests {
         assert_eq!(p.config.scoped, 1);
         // A target deeper than the kernel looks is matched by its own id only.
         assert_eq!(p.config.ancestor_levels, 1 << 2 | 1 << 5);
+    }
+
+    #[test]
+    fn pods_armed_for_scope_the_kernel_before_any_target_exists() {
+        let args = Args::try_parse_from(["tracer"]).unwrap();
+        let p = Plan::new(&args, &[], 1 << 2 | 1 << 3);
+        assert_eq!(
+            (p.config.scoped, p.config.ancestor_levels),
+            (1, 1 << 2 | 1 << 3)
+        );
     }
 
     #[test]

@@ -40,6 +40,10 @@ pub struct Metrics {
     live_untracked: KernelTotal,
     last: HashMap<u64, Counters>,
     cgroup_id_label: bool,
+    /// Polls a cgroup the owner map does not name yet is held back (see `hold_unnamed`), and
+    /// for how many polls each such cgroup has been.
+    hold_polls: u32,
+    unnamed: HashMap<u64, u32>,
 }
 
 /// A counter fed with a total the kernel keeps (summed over CPUs): it only ever moves up.
@@ -275,7 +279,17 @@ impl Metrics {
             },
             last: HashMap::new(),
             cgroup_id_label,
+            hold_polls: 0,
+            unnamed: HashMap::new(),
         })
+    }
+
+    /// Holds back a cgroup's counts for up to `polls` polls while the owner map does not name
+    /// it: a container that has just started is named at the next resolve, and its first
+    /// lookups then count under its pod rather than under empty labels. A cgroup still unnamed
+    /// after that (a system service) counts under empty labels, all of it.
+    pub fn hold_unnamed(&mut self, polls: u32) {
+        self.hold_polls = polls;
     }
 
     /// Folds one poll of the kernel's per-cgroup totals into the counters.
@@ -283,12 +297,26 @@ impl Metrics {
         self.cgroups_tracked.set(totals.len() as i64);
         let empty = crate::owners::Owner::default();
         for (&id, now) in totals {
-            let before = self.last.insert(id, *now).unwrap_or_default();
+            let before = self.last.get(&id).copied().unwrap_or_default();
             let d = delta(&before, now);
             if d == Counters::default() {
                 continue;
             }
-            let owner = owners.get(id).unwrap_or(&empty);
+            let owner = match owners.get(id) {
+                Some(owner) => {
+                    self.unnamed.remove(&id);
+                    owner
+                }
+                None => {
+                    let held = self.unnamed.entry(id).or_insert(0);
+                    if *held < self.hold_polls {
+                        *held += 1;
+                        continue;
+                    }
+                    &empty
+                }
+            };
+            self.last.insert(id, *now);
             let id_text = id.to_string();
             let mut labels = vec![
                 owner.namespace.as_str(),
@@ -441,6 +469,46 @@ mod tests {
         let t = text(&m);
         let series = r#"dentry_alloc_total{container="",namespace="",pod=""}"#;
         assert_eq!(value(&t, series), Some(170), "{t}");
+    }
+
+    #[test]
+    fn a_new_cgroup_counts_under_its_name_once_resolved_and_unnamed_ones_count_late() {
+        let mut m = Metrics::new(false, "kprobe").unwrap();
+        m.hold_unnamed(2);
+        let at = |id, alloc| {
+            BTreeMap::from([(
+                id,
+                Counters {
+                    alloc,
+                    ..Default::default()
+                },
+            )])
+        };
+        let unknown = Owners::default();
+        let mut named = Owners::default();
+        named.insert(
+            7,
+            crate::owners::Owner {
+                pod_uid: "u".into(),
+                namespace: "batch".into(),
+                pod: "first-0".into(),
+                container: "app".into(),
+            },
+        );
+        let pod = r#"dentry_alloc_total{container="app",namespace="batch",pod="first-0"}"#;
+        let nobody = r#"dentry_alloc_total{container="",namespace="",pod=""}"#;
+        // Polls before the resolver has seen the container: nothing yet, nothing lost.
+        m.update(&at(7, 400), &unknown);
+        m.update(&at(7, 1000), &unknown);
+        assert_eq!(value(&text(&m), pod), None);
+        m.update(&at(7, 1000), &named);
+        assert_eq!(value(&text(&m), pod), Some(1000));
+        assert_eq!(value(&text(&m), nobody), None);
+        // Never named: counted, in full, once the hold is over.
+        for alloc in [5, 8, 9] {
+            m.update(&at(9, alloc), &unknown);
+        }
+        assert_eq!(value(&text(&m), nobody), Some(9));
     }
 
     #[test]
