@@ -48,9 +48,11 @@ pub enum Error {
     )]
     PodNotFound { pod: String, namespace: String },
     #[error(
-        "pod {0} is not scheduled to a node yet (wait until `kubectl get pod` shows a NODE, then retry)"
+        "pod {0} is not scheduled to a node yet (add --wait to wait for it, or retry once `kubectl get pod` shows a NODE)"
     )]
     NotScheduled(String),
+    #[error("pod {pod} was not scheduled within {secs}s (--wait-timeout): {why}")]
+    WaitTimeout { pod: String, secs: u64, why: String },
     #[error(
         "node {node} is NotReady{reason} (a tracer cannot start there; check `kubectl describe node {node}`)"
     )]
@@ -136,6 +138,7 @@ impl Error {
             Error::NoTracers(_) | Error::NoSeries { .. } => 6,
             Error::PodNotFound { .. }
             | Error::NotScheduled(_)
+            | Error::WaitTimeout { .. }
             | Error::NodeNotReady { .. }
             | Error::NoContainer { .. }
             | Error::ContainerNotRunning { .. } => 7,

@@ -9,11 +9,21 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(),
         Err(e) => {
+            // One line: clap's message runs on to the next lines where it lists arguments
+            // ("... not provided:\n  --wait"); the usage and tips after it are left out.
             let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
+            let message: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
+                .map(str::trim)
+                .collect();
+            let message = match message.join(" ") {
+                m if m.is_empty() => "invalid arguments".to_owned(),
+                m => m,
+            };
             eprintln!(
                 "kubectl dentry: {} (see --help)",
-                first.trim_start_matches("error: ")
+                message.trim_start_matches("error: ")
             );
             return ExitCode::from(2);
         }

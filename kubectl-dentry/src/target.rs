@@ -1,8 +1,15 @@
 //! The pod a command is about: found, scheduled, on a Ready node, with the container asked for.
-use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::{Api, Client};
+use std::time::Duration;
 
-use crate::error::{Error, Scope};
+use futures::{StreamExt as _, TryStreamExt as _};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::{Api, Client, runtime::watcher};
+
+use crate::{
+    error::{Error, Scope},
+    progress::Progress,
+    tracer::launch,
+};
 
 /// What the tracer pod needs to know about the traced pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +88,94 @@ pub async fn resolve(
         node,
         container_id,
     })
+}
+
+/// `trace --wait`: waits until pod NAME exists and is scheduled (it may not be created yet),
+/// then returns it as the target, the whole pod (its containers have no IDs before they run).
+/// Ends after `limit` with the scheduler's reason when the pod is still unscheduled.
+pub async fn wait_scheduled(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    limit: Duration,
+    progress: &mut Progress,
+) -> Result<Target, Error> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut events = watcher::watcher(pods, config).boxed();
+    let deadline = tokio::time::sleep(limit);
+    tokio::pin!(deadline);
+    let mut seen: Option<Pod> = None;
+    loop {
+        let event = tokio::select! {
+            e = events.try_next() => e.map_err(|e| launch::watch_error(e, namespace))?,
+            () = &mut deadline => {
+                return Err(Error::WaitTimeout {
+                    pod: format!("{namespace}/{name}"),
+                    secs: limit.as_secs(),
+                    why: match &seen {
+                        None => "it was never created".to_owned(),
+                        Some(pod) => unscheduled_reason(pod),
+                    },
+                });
+            }
+        };
+        let pod = match event {
+            Some(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => p,
+            Some(watcher::Event::Delete(_)) => {
+                seen = None;
+                progress.set(format!(
+                    "pod {namespace}/{name} was deleted; waiting for it again"
+                ));
+                continue;
+            }
+            Some(watcher::Event::Init | watcher::Event::InitDone) => continue,
+            None => {
+                return Err(Error::Api {
+                    verb: "watch",
+                    resource: "pods",
+                    scope: Scope(Some(namespace.to_owned())),
+                    message: format!("the watch of pod {name} ended"),
+                });
+            }
+        };
+        let node = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .filter(|n| !n.is_empty());
+        let Some(node) = node else {
+            progress.set(format!(
+                "waiting for pod {namespace}/{name} to be scheduled{}",
+                unscheduled_reason(&pod)
+                    .split_once(':')
+                    .map_or(String::new(), |(_, why)| format!(" ({})", why.trim()))
+            ));
+            seen = Some(pod);
+            continue;
+        };
+        node_ready(client, &node).await?;
+        return Ok(Target {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            uid: pod.metadata.uid.unwrap_or_default(),
+            node,
+            container_id: None,
+        });
+    }
+}
+
+/// Why an unscheduled pod waits, from its PodScheduled condition (the scheduler's message).
+fn unscheduled_reason(pod: &Pod) -> String {
+    let condition = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "PodScheduled"));
+    match condition.and_then(|c| c.message.as_deref()) {
+        Some(message) => format!("the scheduler says: {message}"),
+        None => "it was not scheduled (no message from the scheduler)".to_owned(),
+    }
 }
 
 /// Fails with `NodeNotReady` unless the node's Ready condition is True.

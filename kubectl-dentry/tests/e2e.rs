@@ -8,8 +8,9 @@
 //! The cluster's nodes need kprobes (any mainstream distribution kernel; kind, k3d and
 //! minikube nodes use the host's). The tests make a namespace `dentry-e2e-<pid>` labelled to
 //! admit privileged pods, run a busybox pod there that looks up missing files, and delete the
-//! namespace at the end. The workload pod tolerates every taint, as the tracer pods do, and
-//! its image is `DENTRY_E2E_WORKLOAD_IMAGE` (default `busybox:1.36`).
+//! namespace at the end. The workload pods tolerate every taint, as the tracer pods do
+//! (`DENTRY_E2E_TOLERATIONS`, a JSON list, replaces that), and their image is
+//! `DENTRY_E2E_WORKLOAD_IMAGE` (default `busybox:1.36`).
 use std::{process::Command, time::Duration};
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
@@ -32,6 +33,14 @@ fn enabled() {
 /// for clusters with images preloaded under other names or no registry access).
 fn workload_image() -> String {
     std::env::var("DENTRY_E2E_WORKLOAD_IMAGE").unwrap_or_else(|_| "busybox:1.36".into())
+}
+
+/// The workload pods' tolerations (`DENTRY_E2E_TOLERATIONS`, JSON; default: every taint).
+fn tolerations() -> serde_json::Value {
+    std::env::var("DENTRY_E2E_TOLERATIONS")
+        .ok()
+        .map(|t| serde_json::from_str(&t).expect("DENTRY_E2E_TOLERATIONS is a JSON list"))
+        .unwrap_or_else(|| json!([{"operator": "Exists"}]))
 }
 
 fn plugin(args: &[&str]) -> std::process::Output {
@@ -65,7 +74,7 @@ impl TestNamespace {
             "metadata": {"name": WORKLOAD, "labels": {"app": WORKLOAD}},
             "spec": {"containers": [{"name": "lookups", "image": workload_image(),
                 "command": ["sh", "-c", "mkdir -p /work; n=0; while true; do i=0; while [ $i -lt 500 ]; do [ -e /work/#sql-missing-$n-$i.ibd ]; i=$((i+1)); done; n=$((n+1)); sleep 0.2; done"]}],
-                "tolerations": [{"operator": "Exists"}],
+                "tolerations": tolerations(),
                 "terminationGracePeriodSeconds": 1}
         }))
         .unwrap();
@@ -205,4 +214,69 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// `trace --wait` on a pod created after the command started: its container's very first
+/// lookup is in the trace. (The pod's init container holds it a few seconds, as a real pod's
+/// image pulls and init containers do, so the tracer pod has started by then.)
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a real cluster: DENTRY_E2E=1 KUBECONFIG=..."]
+async fn trace_wait_sees_a_pod_from_its_first_lookup() {
+    enabled();
+    let ns = TestNamespace::create().await;
+    let n = ns.name.clone();
+    let late = "dentry-e2e-late";
+    let target = format!("pod/{late}");
+    let trace = {
+        let n = n.clone();
+        tokio::task::spawn_blocking(move || {
+            plugin(&[
+                "trace",
+                &target,
+                "-n",
+                &n,
+                "--wait",
+                "--patterns=#first",
+                "--duration=60s",
+            ])
+        })
+    };
+    // Let the plugin start watching for a pod that is not there.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": late},
+        "spec": {
+            "initContainers": [{"name": "init", "image": workload_image(),
+                "command": ["sh", "-c", "sleep 20"]}],
+            "containers": [{"name": "lookups", "image": workload_image(),
+                "command": ["sh", "-c", "i=0; while [ $i -lt 3000 ]; do [ -e /#first-$i ]; i=$((i+1)); done; sleep 3600"]}],
+            "tolerations": tolerations(),
+            "terminationGracePeriodSeconds": 1}
+    }))
+    .unwrap();
+    Api::<Pod>::namespaced(ns.client.clone(), &n)
+        .create(&PostParams::default(), &pod)
+        .await
+        .expect("create the late pod");
+    let out = trace.await.expect("the plugin ran");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    for first in ["/#first-0\t", "/#first-2999\t"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.contains(first) && l.contains("\tnegative\t")),
+            "{first} not traced; stderr: {stderr}"
+        );
+    }
+    assert!(
+        stdout
+            .lines()
+            .skip(1)
+            .all(|l| l.split('\t').nth(1) == Some(late)),
+        "{stdout}"
+    );
 }

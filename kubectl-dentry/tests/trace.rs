@@ -273,6 +273,110 @@ fn keep_leaves_the_pod_serving_its_files() {
     );
 }
 
+/// Waits (up to 20 s) until the plugin has made `call`.
+fn until_called(api: &FakeApi, call: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !api.calls().iter().any(|c| c == call) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {call}: {:?}",
+            api.calls()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn wait_traces_a_pod_created_and_scheduled_after_the_command_started() {
+    let api = cluster();
+    let child = api.spawn_plugin(&["trace", "pod/late-0", "--wait", "--duration=30s"]);
+    // The plugin watches for a pod that does not exist yet.
+    until_called(&api, "WATCH /api/v1/namespaces/prod/pods/late-0");
+    api.change(|s| s.pods.push(pod("prod", "late-0", &[])));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        api.state().created.is_empty(),
+        "a tracer pod before the pod has a node"
+    );
+    api.change(|s| {
+        if let Some(p) = s
+            .pods
+            .iter_mut()
+            .find(|p| p.metadata.name.as_deref() == Some("late-0"))
+        {
+            *p = on_node(p.clone(), "node-a");
+        }
+    });
+    let out = child.wait_with_output().expect("the plugin ends");
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}\n{:?}", api.calls());
+    let created = api.state().created[0].clone();
+    assert_eq!(created["spec"]["nodeName"], "node-a");
+    let args: Vec<String> =
+        serde_json::from_value(created["spec"]["containers"][0]["args"].clone()).unwrap();
+    for want in ["--target-pod-uid=uid-late-0", "--target-pending"] {
+        assert!(args.contains(&want.to_owned()), "{want}: {args:?}");
+    }
+    assert!(
+        stderr.contains("tracing pod prod/late-0 on node node-a"),
+        "{stderr}"
+    );
+    assert_eq!(
+        text(&out.stdout).lines().count(),
+        recorded_log().lines().filter(|l| l.contains('\t')).count()
+    );
+}
+
+#[test]
+fn wait_gives_up_with_the_schedulers_reason() {
+    use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
+    let api = cluster();
+    let mut stuck = pod("prod", "big-0", &[]);
+    stuck.status = Some(PodStatus {
+        phase: Some("Pending".into()),
+        conditions: Some(vec![PodCondition {
+            type_: "PodScheduled".into(),
+            status: "False".into(),
+            reason: Some("Unschedulable".into()),
+            message: Some("0/3 nodes are available: 3 Insufficient cpu.".into()),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    });
+    api.change(|s| s.pods.push(stuck));
+    fails(
+        &api,
+        &["trace", "pod/big-0", "--wait", "--wait-timeout=2s"],
+        7,
+        &[
+            "pod prod/big-0 was not scheduled within 2s (--wait-timeout)",
+            "the scheduler says: 0/3 nodes are available: 3 Insufficient cpu.",
+        ],
+    );
+    fails(
+        &api,
+        &["trace", "pod/never-0", "--wait", "--wait-timeout=1s"],
+        7,
+        &[
+            "pod prod/never-0 was not scheduled within 1s",
+            "it was never created",
+        ],
+    );
+    fails(
+        &api,
+        &["trace", "pod/big-0", "--wait", "-c", "app"],
+        2,
+        &["cannot be used with"],
+    );
+    fails(
+        &api,
+        &["trace", "pod/mysql-0", "--wait-timeout=1s"],
+        2,
+        &["--wait"],
+    );
+    assert!(api.state().created.is_empty());
+}
+
 fn fails(api: &FakeApi, args: &[&str], code: i32, needles: &[&str]) {
     let out = api.plugin(args);
     let stderr = text(&out.stderr);

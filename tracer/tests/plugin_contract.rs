@@ -17,6 +17,7 @@ fn pods() -> Vec<TracerPod> {
             patterns: vec![".ibd".into(), "#sql".into()],
             max_events: Some(1000),
             linger_secs: None,
+            pending: false,
         },
     };
     vec![
@@ -29,6 +30,19 @@ fn pods() -> Vec<TracerPod> {
                 patterns: vec![".ibd".into(), "#sql".into()],
                 max_events: None,
                 linger_secs: Some(3600),
+                pending: false,
+            },
+            ..base.clone()
+        },
+        // --wait: the pod's cgroup may not exist yet.
+        TracerPod {
+            purpose: Purpose::Trace {
+                target_uid: "0f3c8d2e-1b4a-4c5d-9e6f-7a8b9c0d1e2f".into(),
+                container_id: None,
+                patterns: vec![".ibd".into(), "#sql".into()],
+                max_events: None,
+                linger_secs: None,
+                pending: true,
             },
             ..base.clone()
         },
@@ -89,8 +103,18 @@ fn the_tracer_accepts_the_plugins_args_and_finds_its_paths_mounted() {
             } = &pod.purpose
             {
                 assert_eq!(parsed.target_container_ids, std::slice::from_ref(id));
-                assert!(parsed.target_pod_uid.is_none());
+                assert!(parsed.target_pod_uids.is_empty());
                 assert_eq!(parsed.linger, Some(std::time::Duration::from_secs(*linger)));
+            }
+            if let Purpose::Trace {
+                target_uid,
+                container_id: None,
+                pending,
+                ..
+            } = &pod.purpose
+            {
+                assert_eq!(parsed.target_pod_uids, std::slice::from_ref(target_uid));
+                assert_eq!(parsed.target_pending, *pending);
             }
         } else {
             assert!(!parsed.trace_enabled);

@@ -28,6 +28,7 @@ pub fn pods() -> (TracerPod, TracerPod, TracerPod) {
             patterns: vec!["#sql".into(), ".ibd".into()],
             max_events: None,
             linger_secs: None,
+            pending: false,
         },
     };
     let top = TracerPod {
@@ -46,6 +47,7 @@ pub fn pods() -> (TracerPod, TracerPod, TracerPod) {
             patterns: vec!["#sql".into(), ".ibd".into()],
             max_events: None,
             linger_secs: Some(3600),
+            pending: false,
         },
         ..trace.clone()
     };

@@ -35,15 +35,22 @@ pub enum Output {
 /// `kubectl dentry trace`.
 #[derive(Debug, Clone, clap::Args)]
 #[command(
-    after_help = "Examples:\n  kubectl dentry trace pod/mysql-0 --patterns=.ibd,#sql\n  kubectl dentry trace mysql-0 -c mysql --duration 5m > mysql.tsv\n  kubectl dentry trace pod/web-1 -n shop -o json | jq .path\n  kubectl dentry trace pod/mysql-0 --keep --duration 1h   # then: kubectl dentry fetch traces\n\nOnly trace lines go to stdout, so | grep and | awk work. Ctrl-C stops the trace, deletes\nthe tracer pod and prints the tracer's summary (top paths, top directories of negative lookups)."
+    after_help = "Examples:\n  kubectl dentry trace pod/mysql-0 --patterns=.ibd,#sql\n  kubectl dentry trace mysql-0 -c mysql --duration 5m > mysql.tsv\n  kubectl dentry trace pod/web-1 -n shop -o json | jq .path\n  kubectl dentry trace pod/mysql-0 --keep --duration 1h   # then: kubectl dentry fetch traces\n  kubectl dentry trace pod/batch-7x2k --wait             # Pending or not created yet: traced from its start\n\nOnly trace lines go to stdout, so | grep and | awk work. Ctrl-C stops the trace, deletes\nthe tracer pod and prints the tracer's summary (top paths, top directories of negative lookups)."
 )]
 pub struct Args {
     /// The pod: pod/NAME or NAME.
     #[arg(value_parser = cli::pod)]
     pub pod: String,
     /// Only this container of the pod.
-    #[arg(short = 'c', long)]
+    #[arg(short = 'c', long, conflicts_with = "wait")]
     pub container: Option<String>,
+    /// Wait for a pod that is not created or not scheduled yet, and trace it from its start:
+    /// the tracer is armed in the kernel for the pod's cgroup before the kubelet creates it.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits for the pod to be created and scheduled.
+    #[arg(long, default_value = "5m", value_parser = cli::duration, requires = "wait")]
+    pub wait_timeout: Duration,
     /// Only paths containing one of these comma-separated substrings.
     #[arg(long, value_parser = cli::patterns, value_name = "A,B,...")]
     pub patterns: Option<Patterns>,
@@ -82,8 +89,15 @@ pub async fn run(client: &Client, namespace: &str, req: &Args) -> Result<(), Err
     let mut progress = Progress::new();
     let name = req.pod.as_str();
     progress.set(format!("resolving pod {namespace}/{name}"));
+    let find = async {
+        if req.wait {
+            target::wait_scheduled(client, namespace, name, req.wait_timeout, &mut progress).await
+        } else {
+            target::resolve(client, namespace, name, req.container.as_deref()).await
+        }
+    };
     let target = tokio::select! {
-        t = target::resolve(client, namespace, name, req.container.as_deref()) => t?,
+        t = find => t?,
         signal = stop.recv() => {
             progress.finish(format!("stopped by {signal}; nothing was started"));
             return Ok(());
@@ -106,6 +120,7 @@ pub async fn run(client: &Client, namespace: &str, req: &Args) -> Result<(), Err
             patterns: req.patterns.clone().map(|p| p.0).unwrap_or_default(),
             max_events: req.max_events,
             linger_secs: req.keep.then_some(KEEP_SECS),
+            pending: req.wait,
         },
     };
     progress.set(format!(

@@ -157,18 +157,10 @@ fn is_admission(message: &str) -> bool {
 }
 
 /// Follows the pod until its tracer runs (or has already exited). Progress goes to `progress`.
-pub async fn wait_started(
-    client: &Client,
-    launched: &Launched,
-    progress: &mut Progress,
-) -> Result<State, Error> {
-    let api = launched.api(client);
-    let scope = || Scope(Some(launched.namespace.clone()));
-    // The watcher lists, then watches from that version, and watches again when the server
-    // ends a watch; an error ends the wait at once, told as kubectl would.
-    let config = watcher::Config::default().fields(&format!("metadata.name={}", launched.name));
-    let mut events = watcher::watcher(api, config).boxed();
-    while let Some(event) = events.try_next().await.map_err(|e| match e {
+/// A pod watch's failure, told as kubectl would.
+pub fn watch_error(e: watcher::Error, namespace: &str) -> Error {
+    let scope = || Scope(Some(namespace.to_owned()));
+    match e {
         watcher::Error::InitialListFailed(e) => Error::from_kube(e, "list", "pods", scope()),
         watcher::Error::WatchStartFailed(e) | watcher::Error::WatchFailed(e) => {
             Error::from_kube(e, "watch", "pods", scope())
@@ -182,7 +174,25 @@ pub async fn wait_started(
             scope: scope(),
             message: "the API server's pod list has no resourceVersion".into(),
         },
-    })? {
+    }
+}
+
+pub async fn wait_started(
+    client: &Client,
+    launched: &Launched,
+    progress: &mut Progress,
+) -> Result<State, Error> {
+    let api = launched.api(client);
+    let scope = || Scope(Some(launched.namespace.clone()));
+    // The watcher lists, then watches from that version, and watches again when the server
+    // ends a watch; an error ends the wait at once, told as kubectl would.
+    let config = watcher::Config::default().fields(&format!("metadata.name={}", launched.name));
+    let mut events = watcher::watcher(api, config).boxed();
+    while let Some(event) = events
+        .try_next()
+        .await
+        .map_err(|e| watch_error(e, &launched.namespace))?
+    {
         let pod = match event {
             watcher::Event::Apply(p) | watcher::Event::InitApply(p) => p,
             watcher::Event::Delete(_) => {

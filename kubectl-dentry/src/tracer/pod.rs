@@ -37,6 +37,8 @@ pub enum Purpose {
         max_events: Option<u64>,
         /// `--keep`: after the trace, serve /traces this long for `fetch traces`.
         linger_secs: Option<u64>,
+        /// `--wait`: the pod may have no cgroup yet; the tracer arms for it.
+        pending: bool,
     },
     /// Counters only, for `top` (every container on the node).
     Top,
@@ -96,11 +98,15 @@ impl TracerPod {
             patterns,
             max_events,
             linger_secs,
+            pending,
         } = &self.purpose
         {
             match container_id {
                 Some(id) => args.push(format!("--target-container-id={id}")),
                 None => args.push(format!("--target-pod-uid={target_uid}")),
+            }
+            if *pending {
+                args.push("--target-pending".to_owned());
             }
             args.extend([
                 "--trace-enabled".to_owned(),
@@ -260,6 +266,7 @@ mod tests {
                 patterns: vec![".ibd".into(), "#sql".into()],
                 max_events: Some(100_000),
                 linger_secs: None,
+                pending: false,
             },
         }
     }

@@ -246,6 +246,13 @@ impl FakeApi {
         self.cluster.state()
     }
 
+    /// Changes the cluster as a controller would (a pod created, scheduled, deleted) and wakes
+    /// the watches.
+    pub fn change(&self, f: impl FnOnce(&mut ClusterState)) {
+        f(&mut self.cluster.state());
+        self.cluster.changed();
+    }
+
     /// The real plugin binary, pointed at this server.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubectl-dentry"));

@@ -153,37 +153,41 @@ fn versioned(pod: &Pod) -> Value {
     pod
 }
 
-/// A watch on one pod: ADDED now, MODIFIED on each change, DELETED when it goes.
+/// A watch on one pod: ADDED when it is there (now, or when it is created), MODIFIED on each
+/// change, DELETED when it goes (then the watch ends, as the plugin's watches expect).
 fn watch(s: Arc<Cluster>, ns: String, name: String) -> Response {
     let rx = s.subscribe();
     let first = s.find(&ns, &name);
+    let line = |kind: &str, object: Value| {
+        Ok::<_, std::io::Error>(format!("{}\n", json!({"type": kind, "object": object})))
+    };
     let stream = futures::stream::unfold(
-        (s, rx, first.map(|p| ("ADDED", p)), false),
-        move |(s, mut rx, pending, done)| {
+        (s, rx, first.map(|p| ("ADDED", p)), false, false),
+        move |(s, mut rx, pending, existed, done)| {
             let (ns, name) = (ns.clone(), name.clone());
             async move {
                 if done {
                     return None;
                 }
                 if let Some((kind, pod)) = pending {
-                    let line = format!("{}\n", json!({"type": kind, "object": versioned(&pod)}));
-                    return Some((Ok::<_, std::io::Error>(line), (s, rx, None, false)));
+                    return Some((line(kind, versioned(&pod)), (s, rx, None, true, false)));
                 }
-                if rx.recv().await.is_err() {
-                    return None;
-                }
-                match s.find(&ns, &name) {
-                    Some(pod) => {
-                        let line = format!(
-                            "{}\n",
-                            json!({"type": "MODIFIED", "object": versioned(&pod)})
-                        );
-                        Some((Ok(line), (s, rx, None, false)))
+                loop {
+                    if rx.recv().await.is_err() {
+                        return None;
                     }
-                    None => {
-                        let gone = json!({"type": "DELETED", "object": {"apiVersion": "v1", "kind": "Pod",
-                            "metadata": {"name": name, "namespace": ns, "resourceVersion": "1"}}});
-                        Some((Ok(format!("{gone}\n")), (s, rx, None, true)))
+                    match (s.find(&ns, &name), existed) {
+                        (Some(pod), _) => {
+                            let kind = if existed { "MODIFIED" } else { "ADDED" };
+                            return Some((line(kind, versioned(&pod)), (s, rx, None, true, false)));
+                        }
+                        (None, true) => {
+                            let gone = json!({"apiVersion": "v1", "kind": "Pod",
+                                "metadata": {"name": name, "namespace": ns, "resourceVersion": "1"}});
+                            return Some((line("DELETED", gone), (s, rx, None, false, true)));
+                        }
+                        // Not created yet: nothing to say.
+                        (None, false) => {}
                     }
                 }
             }
