@@ -512,6 +512,33 @@ mod tests {
     }
 
     #[test]
+    fn a_restarted_container_keeps_counting_in_the_same_series() {
+        // The restart is a new cgroup (a new id) for the same pod and container: `top`'s
+        // rates, from these counters, go on across it rather than resetting.
+        let mut m = Metrics::new(false, "kprobe").unwrap();
+        let app = |uid: &str| crate::owners::Owner {
+            pod_uid: uid.into(),
+            namespace: "batch".into(),
+            pod: "crashy-0".into(),
+            container: "app".into(),
+        };
+        let mut owners = Owners::default();
+        owners.insert(11, app("u"));
+        let negative = |n| Counters {
+            negative: n,
+            ..Default::default()
+        };
+        m.update(&BTreeMap::from([(11, negative(300))]), &owners);
+        owners.insert(12, app("u"));
+        m.update(
+            &BTreeMap::from([(11, negative(300)), (12, negative(50))]),
+            &owners,
+        );
+        let series = r#"dentry_negative_total{container="app",namespace="batch",pod="crashy-0"}"#;
+        assert_eq!(value(&text(&m), series), Some(350));
+    }
+
+    #[test]
     fn node_gauges_and_health() {
         let mut m = Metrics::new(false, "fentry").unwrap();
         m.set_dentry_state(DentryState::parse("123 45 45 0 6 0\n").unwrap());
