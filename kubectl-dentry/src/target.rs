@@ -165,6 +165,40 @@ pub async fn wait_scheduled(
     }
 }
 
+/// Why the traced pod is gone, when it goes: deleted, or finished (a Job's pod). A watch that
+/// fails retries with backoff; the trace goes on meanwhile (its --duration still ends it).
+pub fn gone(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> impl futures::Stream<Item = String> + Send + 'static {
+    use kube::runtime::WatchStreamExt as _;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let what = format!("pod {namespace}/{name}");
+    watcher::watcher(pods, config)
+        .default_backoff()
+        .filter_map(move |event| {
+            let why = match event {
+                Ok(watcher::Event::Delete(_)) => Some(format!("{what} was deleted")),
+                Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => {
+                    finished(&p).map(|how| format!("{what} {how}"))
+                }
+                _ => None,
+            };
+            futures::future::ready(why)
+        })
+}
+
+/// A pod whose containers will not run again: its phase is final.
+fn finished(pod: &Pod) -> Option<&'static str> {
+    match pod.status.as_ref()?.phase.as_deref()? {
+        "Succeeded" => Some("completed"),
+        "Failed" => Some("failed"),
+        _ => None,
+    }
+}
+
 /// Why an unscheduled pod waits, from its PodScheduled condition (the scheduler's message).
 fn unscheduled_reason(pod: &Pod) -> String {
     let condition = pod

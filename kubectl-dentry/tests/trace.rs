@@ -273,6 +273,70 @@ fn keep_leaves_the_pod_serving_its_files() {
     );
 }
 
+#[test]
+fn the_trace_ends_when_its_pod_is_deleted() {
+    let api = cluster();
+    api.state().tracer = Tracer::Runs {
+        log: recorded_log(),
+        hold: true,
+    };
+    let mut child = api.spawn_plugin(&["trace", "pod/mysql-0"]);
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 64];
+    stdout.read_exact(&mut first).unwrap();
+    api.change(|s| {
+        s.pods
+            .retain(|p| p.metadata.name.as_deref() != Some("mysql-0"))
+    });
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{:?} {stderr}", out.status);
+    assert!(stderr.contains("summary attach=fentry"), "{stderr}");
+    assert_eq!(
+        stderr.lines().last(),
+        Some(
+            "pod prod/mysql-0 was deleted: the trace is over; tracer pod \
+             dentry-trace-mysql-0-00001 deleted"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        api.calls()
+            .iter()
+            .any(|c| c == "DELETE /api/v1/namespaces/prod/pods/dentry-trace-mysql-0-00001")
+    );
+}
+
+#[test]
+fn the_trace_ends_when_its_pod_completes() {
+    let api = cluster();
+    api.state().tracer = Tracer::Runs {
+        log: recorded_log(),
+        hold: true,
+    };
+    let mut child = api.spawn_plugin(&["trace", "pod/mysql-0"]);
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 64];
+    stdout.read_exact(&mut first).unwrap();
+    api.change(|s| {
+        for p in s.pods.iter_mut() {
+            if p.metadata.name.as_deref() == Some("mysql-0") {
+                p.status.get_or_insert_with(Default::default).phase = Some("Succeeded".into());
+            }
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{:?} {stderr}", out.status);
+    assert!(
+        stderr
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with("pod prod/mysql-0 completed: the trace is over")),
+        "{stderr}"
+    );
+}
+
 /// Waits (up to 20 s) until the plugin has made `call`.
 fn until_called(api: &FakeApi, call: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);

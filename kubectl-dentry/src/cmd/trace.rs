@@ -79,6 +79,8 @@ enum End {
     Lingering,
     /// SIGINT, SIGTERM or SIGHUP (named).
     Interrupted(&'static str),
+    /// The traced pod went away (deleted, or its Job's pod finished): why, in words.
+    TargetGone(String),
     /// Whoever reads stdout went away (`| head`).
     ReaderGone,
 }
@@ -146,6 +148,13 @@ pub async fn run(client: &Client, namespace: &str, req: &Args) -> Result<(), Err
         End::Interrupted(signal) if !keep => {
             eprintln!("stopped by {signal}; tracer pod {} deleted", launched.name)
         }
+        End::TargetGone(why) if !keep => {
+            eprintln!(
+                "{why}: the trace is over; tracer pod {} deleted",
+                launched.name
+            )
+        }
+        End::TargetGone(why) => eprintln!("{why}: the trace is over"),
         End::ReaderGone => tracing::debug!("stdout closed"),
         _ => {}
     }
@@ -183,9 +192,10 @@ async fn supervise(
         launched.namespace, launched.name, launched.node
     ));
     let mut lines = Box::pin(launch::follow(client, launched).await?);
+    let mut gone = Box::pin(target::gone(client, namespace, &req.pod));
     let mut stdout = std::io::stdout().lock();
     let mut attached = false;
-    let mut interrupted: Option<(&'static str, tokio::time::Instant)> = None;
+    let mut interrupted: Option<(End, tokio::time::Instant)> = None;
     let attach_deadline = tokio::time::Instant::from_std(started + req.tracer.timeout);
     loop {
         let line = tokio::select! {
@@ -201,16 +211,25 @@ async fn supervise(
                 progress.println(&format!(
                     "{signal}: stopping the tracer (Ctrl-C again to leave now)"
                 ));
-                interrupted = Some((signal, tokio::time::Instant::now()));
+                interrupted = Some((End::Interrupted(signal), tokio::time::Instant::now()));
+                continue;
+            }
+            Some(why) = gone.next(), if interrupted.is_none() => {
+                if req.keep {
+                    return Ok(End::TargetGone(why));
+                }
+                launch::delete(client, launched).await?;
+                progress.println(&format!("{why}: stopping the tracer"));
+                interrupted = Some((End::TargetGone(why), tokio::time::Instant::now()));
                 continue;
             }
             () = tokio::time::sleep_until(attach_deadline), if !attached => {
                 return Err(timeout_error("probes not attached"));
             }
             () = tokio::time::sleep_until(
-                interrupted.map_or_else(tokio::time::Instant::now, |(_, t)| t + SUMMARY_WAIT)
+                interrupted.as_ref().map_or_else(tokio::time::Instant::now, |(_, t)| *t + SUMMARY_WAIT)
             ), if interrupted.is_some() => {
-                return Ok(End::Interrupted(interrupted.map_or("SIGINT", |(s, _)| s)));
+                return Ok(interrupted.map_or(End::Interrupted("SIGINT"), |(end, _)| end));
             }
         };
         let Some(line) = line else { break };
@@ -248,8 +267,8 @@ async fn supervise(
             return Ok(End::ReaderGone);
         }
     }
-    if let Some((signal, _)) = interrupted {
-        return Ok(End::Interrupted(signal));
+    if let Some((end, _)) = interrupted {
+        return Ok(end);
     }
     match launch::exit_code(client, launched).await {
         Some(0) | None => Ok(End::Exited),

@@ -55,6 +55,9 @@ pub struct ClusterState {
     /// Files each tracer pod serves at /traces, by pod name.
     pub traces: HashMap<String, Files>,
     pub calls: Vec<String>,
+    /// Pods deleted (namespace, name): a watch resumed after a deletion is told of it, as a
+    /// real server replays what happened since the version it resumes from.
+    pub deleted: Vec<(String, String)>,
     /// Answer every list with 403.
     pub forbid_list: bool,
 }
@@ -123,6 +126,13 @@ pub struct Cluster {
     state: Mutex<ClusterState>,
     /// Wakes watches and log streams on any change to the pods.
     changes: tokio::sync::broadcast::Sender<()>,
+}
+
+fn pod_key(pod: &Pod) -> (String, String) {
+    (
+        pod.metadata.namespace.clone().unwrap_or_default(),
+        pod.metadata.name.clone().unwrap_or_default(),
+    )
 }
 
 /// Is `pod` the one named `ns`/`name`?
@@ -249,7 +259,15 @@ impl FakeApi {
     /// Changes the cluster as a controller would (a pod created, scheduled, deleted) and wakes
     /// the watches.
     pub fn change(&self, f: impl FnOnce(&mut ClusterState)) {
-        f(&mut self.cluster.state());
+        {
+            let mut state = self.cluster.state();
+            let before: Vec<(String, String)> = state.pods.iter().map(pod_key).collect();
+            f(&mut state);
+            let after: Vec<(String, String)> = state.pods.iter().map(pod_key).collect();
+            state
+                .deleted
+                .extend(before.into_iter().filter(|k| !after.contains(k)));
+        }
         self.cluster.changed();
     }
 

@@ -134,7 +134,8 @@ async fn list_ns(
             .unwrap_or_default()
             .to_owned();
         s.record(format!("WATCH /api/v1/namespaces/{ns}/pods/{name}"));
-        return watch(s, ns, name);
+        let resumed = q.contains_key("resourceVersion");
+        return watch(s, ns, name, resumed);
     }
     s.record(format!(
         "GET /api/v1/namespaces/{ns}/pods?{}",
@@ -154,15 +155,22 @@ fn versioned(pod: &Pod) -> Value {
 }
 
 /// A watch on one pod: ADDED when it is there (now, or when it is created), MODIFIED on each
-/// change, DELETED when it goes (then the watch ends, as the plugin's watches expect).
-fn watch(s: Arc<Cluster>, ns: String, name: String) -> Response {
+/// change, DELETED when it goes (then the watch ends, as the plugin's watches expect). A watch
+/// that resumes from a list (`resumed`) of a pod deleted since is told DELETED at once.
+fn watch(s: Arc<Cluster>, ns: String, name: String, resumed: bool) -> Response {
     let rx = s.subscribe();
     let first = s.find(&ns, &name);
+    let deleted_since = first.is_none()
+        && resumed
+        && s.state()
+            .deleted
+            .iter()
+            .any(|(n, p)| *n == ns && *p == name);
     let line = |kind: &str, object: Value| {
         Ok::<_, std::io::Error>(format!("{}\n", json!({"type": kind, "object": object})))
     };
     let stream = futures::stream::unfold(
-        (s, rx, first.map(|p| ("ADDED", p)), false, false),
+        (s, rx, first.map(|p| ("ADDED", p)), deleted_since, false),
         move |(s, mut rx, pending, existed, done)| {
             let (ns, name) = (ns.clone(), name.clone());
             async move {
@@ -173,21 +181,18 @@ fn watch(s: Arc<Cluster>, ns: String, name: String) -> Response {
                     return Some((line(kind, versioned(&pod)), (s, rx, None, true, false)));
                 }
                 loop {
+                    if existed && s.find(&ns, &name).is_none() {
+                        let gone = json!({"apiVersion": "v1", "kind": "Pod",
+                            "metadata": {"name": name, "namespace": ns, "resourceVersion": "1"}});
+                        return Some((line("DELETED", gone), (s, rx, None, false, true)));
+                    }
                     if rx.recv().await.is_err() {
                         return None;
                     }
-                    match (s.find(&ns, &name), existed) {
-                        (Some(pod), _) => {
-                            let kind = if existed { "MODIFIED" } else { "ADDED" };
-                            return Some((line(kind, versioned(&pod)), (s, rx, None, true, false)));
-                        }
-                        (None, true) => {
-                            let gone = json!({"apiVersion": "v1", "kind": "Pod",
-                                "metadata": {"name": name, "namespace": ns, "resourceVersion": "1"}});
-                            return Some((line("DELETED", gone), (s, rx, None, false, true)));
-                        }
-                        // Not created yet: nothing to say.
-                        (None, false) => {}
+                    // Gone: said at the top of the loop; not created yet: nothing to say.
+                    if let Some(pod) = s.find(&ns, &name) {
+                        let kind = if existed { "MODIFIED" } else { "ADDED" };
+                        return Some((line(kind, versioned(&pod)), (s, rx, None, true, false)));
                     }
                 }
             }
@@ -342,7 +347,11 @@ async fn delete_pod(
     let removed = {
         let mut state = s.state();
         let i = state.pods.iter().position(|p| super::is_pod(p, &ns, &name));
-        i.map(|i| state.pods.remove(i))
+        let removed = i.map(|i| state.pods.remove(i));
+        if removed.is_some() {
+            state.deleted.push((ns.clone(), name.clone()));
+        }
+        removed
     };
     s.changed();
     match removed {
