@@ -266,13 +266,12 @@ impl Server {
         let body = match self {
             Server::Url(base) => {
                 let url = format!("{}/api/v1/query?{query}", base.trim_end_matches('/'));
-                let bytes = crate::cmd::top::get_url("--prometheus", &url)
+                crate::cmd::top::get_url("--prometheus", &url)
                     .await
                     .map_err(|e| match e {
                         Error::Endpoint { message, .. } => bad(message),
                         other => other,
-                    })?;
-                bytes.to_vec()
+                    })?
             }
             Server::Service {
                 client,
@@ -434,82 +433,73 @@ impl Rows {
         }
     }
 
+    /// The rows, and the node lines from the nodes' query.
     pub fn finish<L: Labels>(
         self,
         at: &str,
         sel: &Selector,
         nodes: &[Series<L>],
     ) -> Result<Fleet, Error> {
-        finish(self.0, at, sel, nodes)
-    }
-}
-
-fn finish<L: Labels>(
-    by_key: BTreeMap<(String, Key), Row>,
-    at: &str,
-    sel: &Selector,
-    nodes: &[Series<L>],
-) -> Result<Fleet, Error> {
-    if by_key.is_empty() {
-        return Err(no_series(at, sel, nodes));
-    }
-    if by_key.keys().all(|(node, _)| node.is_empty()) {
-        return Err(Error::NoSeries {
+        let by_key = self.0;
+        if by_key.is_empty() {
+            return Err(no_series(at, sel, nodes));
+        }
+        if by_key.keys().all(|(node, _)| node.is_empty()) {
+            return Err(Error::NoSeries {
             at: at.to_owned(),
             filter: String::new(),
             why: "the dentry series have no node label: relabel __meta_kubernetes_pod_node_name to node, as deploy/examples/podmonitor.yaml and docs/deploy.md do".into(),
         });
-    }
-    let rows = by_key
-        .into_values()
-        .map(|mut r| {
-            if r.alloc_per_s > 0.0 {
-                r.negative_pct = (100.0 * r.negative_per_s / r.alloc_per_s).min(100.0);
-            }
-            r
-        })
-        .collect();
-    let mut lines: BTreeMap<String, NodeLine> = BTreeMap::new();
-    let mut down = Vec::new();
-    for s in nodes {
-        let node = s.label("node").to_owned();
-        if s.label("type") == "up" && s.label("__name__").is_empty() {
-            if s.value == 0.0 {
-                down.push(node);
-            }
-            continue;
         }
-        let line = lines.entry(node.clone()).or_insert_with(|| NodeLine {
-            node,
-            total: 0.0,
-            unused: 0.0,
-            negative: 0.0,
-            cache_bytes: None,
-            pods_ratio: None,
-            unreachable: None,
-        });
-        match (s.label("__name__"), s.label("type")) {
-            (metric::COUNT, "total") => line.total = s.value,
-            (metric::COUNT, "unused") => line.unused = s.value,
-            (metric::COUNT, "negative") => line.negative = s.value,
-            (metric::CACHE_BYTES, _) => line.cache_bytes = Some(s.value),
-            (metric::CACHE_PODS_RATIO, _) => line.pods_ratio = Some(s.value),
-            _ => {}
-        }
-    }
-    for node in down {
-        lines.insert(
-            node.clone(),
-            NodeLine::unreachable(
+        let rows = by_key
+            .into_values()
+            .map(|mut r| {
+                r.negative_pct = crate::rates::negative_share(r.negative_per_s, r.alloc_per_s);
+                r
+            })
+            .collect();
+        let mut lines: BTreeMap<String, NodeLine> = BTreeMap::new();
+        let mut down = Vec::new();
+        for s in nodes {
+            let node = s.label("node").to_owned();
+            if s.label("type") == "up" && s.label("__name__").is_empty() {
+                if s.value == 0.0 {
+                    down.push(node);
+                }
+                continue;
+            }
+            let line = lines.entry(node.clone()).or_insert_with(|| NodeLine {
                 node,
-                &"Prometheus cannot scrape its tracer (up == 0; its last values are not shown)",
-            ),
-        );
+                total: 0.0,
+                unused: 0.0,
+                negative: 0.0,
+                cache_bytes: None,
+                pods_ratio: None,
+                unreachable: None,
+            });
+            match (s.label("__name__"), s.label("type")) {
+                (metric::COUNT, "total") => line.total = s.value,
+                (metric::COUNT, "unused") => line.unused = s.value,
+                (metric::COUNT, "negative") => line.negative = s.value,
+                (metric::CACHE_BYTES, _) => line.cache_bytes = Some(s.value),
+                (metric::CACHE_PODS_RATIO, _) => line.pods_ratio = Some(s.value),
+                _ => {}
+            }
+        }
+        for node in down {
+            lines.insert(
+                node.clone(),
+                NodeLine::unreachable(
+                    node,
+                    &"Prometheus cannot scrape its tracer (up == 0; its last values are not shown)",
+                ),
+            );
+        }
+        Ok(Fleet {
+            rows,
+            nodes: lines.into_values().collect(),
+        })
     }
-    Ok(Fleet {
-        rows,
-        nodes: lines.into_values().collect(),
-    })
 }
 
 /// Runs the queries `output` needs, all at once, and builds the rows.

@@ -126,6 +126,15 @@ pub struct Row {
     pub live_bytes: Option<f64>,
 }
 
+/// The share of allocations that ended negative (failed lookups), 0–100; 0 without any.
+pub fn negative_share(negative: f64, alloc: f64) -> f64 {
+    if alloc > 0.0 {
+        (100.0 * negative / alloc).min(100.0)
+    } else {
+        0.0
+    }
+}
+
 /// The increase of a counter between two scrapes; a lower value means the series restarted
 /// (a new tracer), and then everything counted since is the increase.
 fn increase(before: f64, now: f64) -> f64 {
@@ -150,11 +159,7 @@ pub fn rows(before: &Sample, now: &Sample, seconds: f64, node: &str) -> Vec<Row>
                 alloc_per_s: alloc / seconds,
                 negative_per_s: negative / seconds,
                 positive_per_s: positive / seconds,
-                negative_pct: if alloc > 0.0 {
-                    (100.0 * negative / alloc).min(100.0)
-                } else {
-                    0.0
-                },
+                negative_pct: negative_share(negative, alloc),
                 alloc_total: c.alloc,
                 negative_total: c.negative,
                 positive_total: c.positive,

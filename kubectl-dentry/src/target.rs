@@ -100,9 +100,7 @@ pub async fn wait_scheduled(
     limit: Duration,
     progress: &mut Progress,
 ) -> Result<Target, Error> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let mut events = watcher::watcher(pods, config).boxed();
+    let mut events = launch::watch_pod(client, namespace, name).boxed();
     let deadline = tokio::time::sleep(limit);
     tokio::pin!(deadline);
     let mut seen: Option<Pod> = None;
@@ -173,10 +171,8 @@ pub fn gone(
     name: &str,
 ) -> impl futures::Stream<Item = String> + Send + 'static {
     use kube::runtime::WatchStreamExt as _;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let what = format!("pod {namespace}/{name}");
-    watcher::watcher(pods, config)
+    launch::watch_pod(client, namespace, name)
         .default_backoff()
         .filter_map(move |event| {
             let why = match event {

@@ -157,6 +157,20 @@ fn is_admission(message: &str) -> bool {
 }
 
 /// Follows the pod until its tracer runs (or has already exited). Progress goes to `progress`.
+/// Pod NAME's events: the watcher lists, then watches from that version, and watches again
+/// when the server ends a watch.
+pub fn watch_pod(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> impl futures::Stream<Item = Result<watcher::Event<Pod>, watcher::Error>> + Send + 'static {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    watcher::watcher(
+        api,
+        watcher::Config::default().fields(&format!("metadata.name={name}")),
+    )
+}
+
 /// A pod watch's failure, told as kubectl would.
 pub fn watch_error(e: watcher::Error, namespace: &str) -> Error {
     let scope = || Scope(Some(namespace.to_owned()));
@@ -182,12 +196,9 @@ pub async fn wait_started(
     launched: &Launched,
     progress: &mut Progress,
 ) -> Result<State, Error> {
-    let api = launched.api(client);
     let scope = || Scope(Some(launched.namespace.clone()));
-    // The watcher lists, then watches from that version, and watches again when the server
-    // ends a watch; an error ends the wait at once, told as kubectl would.
-    let config = watcher::Config::default().fields(&format!("metadata.name={}", launched.name));
-    let mut events = watcher::watcher(api, config).boxed();
+    // An error ends the wait at once, told as kubectl would.
+    let mut events = watch_pod(client, &launched.namespace, &launched.name).boxed();
     while let Some(event) = events
         .try_next()
         .await

@@ -323,13 +323,8 @@ pub fn arm_pods(ebpf: &mut Ebpf, uids: &[String]) -> Result<(), Error> {
 
 fn load_arm(ebpf: &mut Ebpf) -> Result<&mut RawTracePoint, Error> {
     let program: &mut RawTracePoint = program(ebpf, names::ARM_PROGRAM)?;
-    match program.load() {
-        Ok(()) | Err(ProgramError::AlreadyLoaded) => Ok(program),
-        Err(source) => Err(Error::Load {
-            program: names::ARM_PROGRAM,
-            source,
-        }),
-    }
+    loaded(names::ARM_PROGRAM, program.load())?;
+    Ok(program)
 }
 
 /// Turns trace events on or off in the kernel (counters are unaffected).
@@ -439,16 +434,18 @@ where
         })
 }
 
-fn load_kprobe<'a>(ebpf: &'a mut Ebpf, p: &Probe) -> Result<&'a mut KProbe, Error> {
-    let name = p.kprobe;
-    let kprobe: &mut KProbe = program(ebpf, name)?;
-    match kprobe.load() {
-        Ok(()) | Err(ProgramError::AlreadyLoaded) => Ok(kprobe),
-        Err(source) => Err(Error::Load {
-            program: name,
-            source,
-        }),
+/// A program's load: already loaded (an earlier attempt, or `verify_all`) counts as loaded.
+fn loaded(program: &'static str, result: Result<(), ProgramError>) -> Result<(), Error> {
+    match result {
+        Ok(()) | Err(ProgramError::AlreadyLoaded) => Ok(()),
+        Err(source) => Err(Error::Load { program, source }),
     }
+}
+
+fn load_kprobe<'a>(ebpf: &'a mut Ebpf, p: &Probe) -> Result<&'a mut KProbe, Error> {
+    let kprobe: &mut KProbe = program(ebpf, p.kprobe)?;
+    loaded(p.kprobe, kprobe.load())?;
+    Ok(kprobe)
 }
 
 fn load_fentry(ebpf: &mut Ebpf, p: &Probe, btf: &Btf) -> Result<(), Error> {
@@ -457,13 +454,7 @@ fn load_fentry(ebpf: &mut Ebpf, p: &Probe, btf: &Btf) -> Result<(), Error> {
         Kind::Entry => program::<FEntry>(ebpf, name)?.load(p.function, btf),
         Kind::Return => program::<FExit>(ebpf, name)?.load(p.function, btf),
     };
-    match result {
-        Ok(()) | Err(ProgramError::AlreadyLoaded) => Ok(()),
-        Err(source) => Err(Error::Load {
-            program: name,
-            source,
-        }),
-    }
+    loaded(name, result)
 }
 
 fn attach_fentry(ebpf: &mut Ebpf, p: &Probe) -> Result<(), Error> {
