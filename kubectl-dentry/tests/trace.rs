@@ -142,20 +142,26 @@ fn json_output_and_container_scoping() {
 
 /// SIGINT (Ctrl-C), SIGTERM (a CI job's timeout, `timeout`) and SIGHUP (the terminal or the
 /// SSH session closed) each delete the tracer pod and still show the summary it prints.
+/// `trace pod/mysql-0` with a tracer that runs until its pod is deleted, once its trace lines
+/// flow (the header has arrived).
+fn tracing_mysql(api: &FakeApi) -> std::process::Child {
+    api.state().tracer = Tracer::Runs {
+        log: recorded_log(),
+        hold: true,
+    };
+    let mut child = api.spawn_plugin(&["trace", "pod/mysql-0"]);
+    let stdout = child.stdout.as_mut().unwrap();
+    let mut first = [0u8; 64];
+    stdout.read_exact(&mut first).unwrap();
+    assert!(first.starts_with(b"timestamp\t"));
+    child
+}
+
 #[test]
 fn a_stop_signal_deletes_the_pod_and_still_prints_the_summary() {
     for signal in ["INT", "TERM", "HUP"] {
         let api = cluster();
-        api.state().tracer = Tracer::Runs {
-            log: recorded_log(),
-            hold: true,
-        };
-        let mut child = api.spawn_plugin(&["trace", "pod/mysql-0"]);
-        let mut stdout = child.stdout.take().unwrap();
-        // Wait for data to flow, then the signal.
-        let mut first = [0u8; 64];
-        stdout.read_exact(&mut first).unwrap();
-        assert!(first.starts_with(b"timestamp\t"));
+        let child = tracing_mysql(&api);
         let status = std::process::Command::new("kill")
             .args([&format!("-{signal}"), &child.id().to_string()])
             .status()
@@ -276,14 +282,7 @@ fn keep_leaves_the_pod_serving_its_files() {
 #[test]
 fn the_trace_ends_when_its_pod_is_deleted() {
     let api = cluster();
-    api.state().tracer = Tracer::Runs {
-        log: recorded_log(),
-        hold: true,
-    };
-    let mut child = api.spawn_plugin(&["trace", "pod/mysql-0"]);
-    let mut stdout = child.stdout.take().unwrap();
-    let mut first = [0u8; 64];
-    stdout.read_exact(&mut first).unwrap();
+    let child = tracing_mysql(&api);
     api.change(|s| {
         s.pods
             .retain(|p| p.metadata.name.as_deref() != Some("mysql-0"))
@@ -310,14 +309,7 @@ fn the_trace_ends_when_its_pod_is_deleted() {
 #[test]
 fn the_trace_ends_when_its_pod_completes() {
     let api = cluster();
-    api.state().tracer = Tracer::Runs {
-        log: recorded_log(),
-        hold: true,
-    };
-    let mut child = api.spawn_plugin(&["trace", "pod/mysql-0"]);
-    let mut stdout = child.stdout.take().unwrap();
-    let mut first = [0u8; 64];
-    stdout.read_exact(&mut first).unwrap();
+    let child = tracing_mysql(&api);
     api.change(|s| {
         for p in s.pods.iter_mut() {
             if p.metadata.name.as_deref() == Some("mysql-0") {
