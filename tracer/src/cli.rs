@@ -51,6 +51,11 @@ pub struct Args {
     /// starts.
     #[arg(long)]
     pub target_pending: bool,
+    /// More pod UIDs to trace, from this file (comma- or whitespace-separated), read again every
+    /// --poll-interval: each new one is traced as a --target-pod-uid with --target-pending. The
+    /// plugin writes it through a downward API volume to add pods to a running trace.
+    #[arg(long, value_name = "FILE")]
+    pub target_pod_uids_file: Option<PathBuf>,
     /// Scope to one container, by the runtime ID in its pod's status (the `containerd://`,
     /// `cri-o://` or `docker://` scheme may stay); repeatable.
     #[arg(long = "target-container-id", value_name = "ID")]

@@ -3,6 +3,21 @@
 use clap::Parser as _;
 use kubectl_dentry::tracer::pod::{Purpose, TracerPod};
 
+const UID: &str = "0f3c8d2e-1b4a-4c5d-9e6f-7a8b9c0d1e2f";
+
+/// A trace of pods that may not have cgroups yet.
+fn pending(target_uids: Vec<String>, adds: bool) -> Purpose {
+    Purpose::Trace {
+        target_uids,
+        adds,
+        container_id: None,
+        patterns: vec![".ibd".into(), "#sql".into()],
+        max_events: None,
+        linger_secs: None,
+        pending: true,
+    }
+}
+
 fn pods() -> Vec<TracerPod> {
     let base = TracerPod {
         name_prefix: "dentry-trace-x-".into(),
@@ -12,7 +27,8 @@ fn pods() -> Vec<TracerPod> {
         duration_secs: 30,
         target: Some("prod/mysql-0".into()),
         purpose: Purpose::Trace {
-            target_uid: "0f3c8d2e-1b4a-4c5d-9e6f-7a8b9c0d1e2f".into(),
+            target_uids: vec!["0f3c8d2e-1b4a-4c5d-9e6f-7a8b9c0d1e2f".into()],
+            adds: false,
             container_id: None,
             patterns: vec![".ibd".into(), "#sql".into()],
             max_events: Some(1000),
@@ -25,7 +41,8 @@ fn pods() -> Vec<TracerPod> {
         // -c and --keep.
         TracerPod {
             purpose: Purpose::Trace {
-                target_uid: "0f3c8d2e-1b4a-4c5d-9e6f-7a8b9c0d1e2f".into(),
+                target_uids: vec!["0f3c8d2e-1b4a-4c5d-9e6f-7a8b9c0d1e2f".into()],
+                adds: false,
                 container_id: Some("containerd://4f2b9c6e8a1d".into()),
                 patterns: vec![".ibd".into(), "#sql".into()],
                 max_events: None,
@@ -36,14 +53,15 @@ fn pods() -> Vec<TracerPod> {
         },
         // --wait: the pod's cgroup may not exist yet.
         TracerPod {
-            purpose: Purpose::Trace {
-                target_uid: "0f3c8d2e-1b4a-4c5d-9e6f-7a8b9c0d1e2f".into(),
-                container_id: None,
-                patterns: vec![".ibd".into(), "#sql".into()],
-                max_events: None,
-                linger_secs: None,
-                pending: true,
-            },
+            purpose: pending(vec![UID.into()], false),
+            ..base.clone()
+        },
+        // A workload: several pods on the node, more added while it runs.
+        TracerPod {
+            purpose: pending(
+                vec![UID.into(), "1a4d9e3f-2c5b-4d6e-8f7a-8b9c0d1e2f3a".into()],
+                true,
+            ),
             ..base.clone()
         },
         TracerPod {
@@ -107,13 +125,35 @@ fn the_tracer_accepts_the_plugins_args_and_finds_its_paths_mounted() {
                 assert_eq!(parsed.linger, Some(std::time::Duration::from_secs(*linger)));
             }
             if let Purpose::Trace {
-                target_uid,
+                target_uids,
                 container_id: None,
                 pending,
+                adds,
                 ..
             } = &pod.purpose
             {
-                assert_eq!(parsed.target_pod_uids, std::slice::from_ref(target_uid));
+                assert_eq!(&parsed.target_pod_uids, target_uids);
+                assert_eq!(parsed.target_pod_uids_file.is_some(), *adds);
+                if let Some(file) = &parsed.target_pod_uids_file {
+                    let dir = file.parent().expect("a dir").display().to_string();
+                    assert!(mounts.contains(&dir), "{} not mounted", file.display());
+                    let volumes = spec.volumes.clone().unwrap_or_default();
+                    let projected = volumes
+                        .iter()
+                        .find_map(|v| v.downward_api.as_ref()?.items.clone())
+                        .expect("a downward API volume");
+                    assert_eq!(
+                        projected[0]
+                            .field_ref
+                            .as_ref()
+                            .map(|f| f.field_path.as_str()),
+                        Some("metadata.annotations['kubectl-dentry/target-uid']")
+                    );
+                    assert_eq!(
+                        built.metadata.annotations.as_ref().expect("annotations")["kubectl-dentry/target-uid"],
+                        target_uids.join(",")
+                    );
+                }
                 assert_eq!(parsed.target_pending, *pending);
             }
         } else {

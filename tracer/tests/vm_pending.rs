@@ -1,5 +1,6 @@
-//! Pods traced from their first lookup, on real kernels: the tracer starts armed for pod UIDs
-//! whose cgroups do not exist yet (`--target-pending`), the cgroups are made as the kubelet
+//! Pods traced from their first lookup, on real kernels: the tracer starts armed for a pod UID
+//! whose cgroup does not exist yet (`--target-pending`), a second is added while it runs
+//! (`--target-pod-uids-file`, as the plugin adds a pod to a running trace), the cgroups are made as the kubelet
 //! makes them, and each pod's process does its failed lookups from its very start. Every one of
 //! them is traced, and none of a sibling pod's.
 use std::time::Duration;
@@ -61,6 +62,10 @@ fn check(series: &str) {
     let tracer = out.tagged("tracer").join("\n");
     assert!(
         tracer.contains("armed for pods whose cgroups do not exist yet"),
+        "{series}: {tracer}"
+    );
+    assert!(
+        tracer.contains("pods added to the trace"),
         "{series}: {tracer}"
     );
     // Each failed lookup is an allocation and a negative lookup: two lines per name.

@@ -23,7 +23,8 @@ pub fn pods() -> (TracerPod, TracerPod, TracerPod) {
         duration_secs: 20,
         target: Some("prod/mysql-0".into()),
         purpose: Purpose::Trace {
-            target_uid: POD_A_UID.into(),
+            target_uids: vec![POD_A_UID.into()],
+            adds: false,
             container_id: None,
             patterns: vec!["#sql".into(), ".ibd".into()],
             max_events: None,
@@ -41,7 +42,8 @@ pub fn pods() -> (TracerPod, TracerPod, TracerPod) {
     let kept = TracerPod {
         duration_secs: 10,
         purpose: Purpose::Trace {
-            target_uid: POD_A_UID.into(),
+            target_uids: vec![POD_A_UID.into()],
+            adds: false,
             // -c mysql: scoped to the container by the ID its pod's status gives.
             container_id: Some(format!("containerd://{POD_A_CID}")),
             patterns: vec!["#sql".into(), ".ibd".into()],

@@ -1,6 +1,6 @@
-//! Pods traced from their first lookup, on a real kernel: the tracer starts armed for two pod
-//! UIDs whose cgroups do not exist yet (one named as the systemd driver names it, one as
-//! cgroupfs does); then, as the kubelet does, each pod's cgroup and its container's are made
+//! Pods traced from their first lookup, on a real kernel: the tracer starts armed for one pod
+//! UID whose cgroup does not exist yet, and a second is added while it runs through its UIDs
+//! file (one named as the systemd driver names it, one as cgroupfs does); then, as the kubelet does, each pod's cgroup and its container's are made
 //! and a process in the container makes failed lookups from its very start, beside a sibling
 //! pod nobody asked for.
 
@@ -38,11 +38,21 @@ mkdir -p /var/log/pods/batch_first-0_{FIRST_UID}/app /var/log/pods/batch_second-
 : > /var/log/containers/first-0_batch_app-{FIRST_CID}.log
 : > /var/log/containers/second-0_batch_app-{SECOND_CID}.log
 
-$TRACER --target-pod-uid {FIRST_UID} --target-pod-uid {SECOND_UID} --target-pending \
+# The second pod is added while the tracer runs, as the plugin adds a pod scheduled to a node
+# whose tracer is running: through the UIDs file, replaced atomically as the kubelet replaces
+# a downward API file.
+: > /tmp/uids
+$TRACER --target-pod-uid {FIRST_UID} --target-pending --target-pod-uids-file /tmp/uids \
   --trace-enabled --stdout --trace-dir /traces --poll-interval 1s --resolve-interval 1s \
   --listen 127.0.0.1:9090 > /tmp/trace.tsv 2> /tmp/tracer.err &
 T=$!
 wait_attached $T /tmp/tracer.err
+echo "{FIRST_UID},{SECOND_UID}" > /tmp/uids.new && mv /tmp/uids.new /tmp/uids
+i=0
+until grep -q "pods added to the trace" /tmp/tracer.err; do
+  [ $i -ge 60 ] && {{ echo "the tracer did not add {SECOND_UID}"; cat /tmp/tracer.err; exit 1; }}
+  sleep 0.5; i=$((i+1))
+done
 
 # The kubelet's order: the pod's cgroup, its container's, the container's first process, with
 # no pause in between.

@@ -117,7 +117,8 @@ pub async fn run(client: &Client, namespace: &str, req: &Args) -> Result<(), Err
         duration_secs: req.duration.as_secs().max(1),
         target: Some(format!("{}/{}", target.namespace, target.name)),
         purpose: Purpose::Trace {
-            target_uid: target.uid.clone(),
+            target_uids: vec![target.uid.clone()],
+            adds: false,
             container_id: target.container_id.clone(),
             patterns: req.patterns.clone().map(|p| p.0).unwrap_or_default(),
             max_events: req.max_events,

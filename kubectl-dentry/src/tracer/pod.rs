@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::{
     api::core::v1::{
-        Container, ContainerPort, EmptyDirVolumeSource, HostPathVolumeSource, Pod, PodSpec,
+        Container, ContainerPort, DownwardAPIVolumeFile, DownwardAPIVolumeSource,
+        EmptyDirVolumeSource, HostPathVolumeSource, ObjectFieldSelector, Pod, PodSpec,
         ResourceRequirements, SecurityContext, Toleration, Volume, VolumeMount,
     },
     apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::ObjectMeta},
@@ -17,7 +18,11 @@ pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "kubectl-d
 pub const NAME_LABEL: (&str, &str) = ("app.kubernetes.io/name", "dentry-tracer");
 pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
 pub const TARGET_POD_ANNOTATION: &str = "kubectl-dentry/target-pod";
+/// The traced pods' UIDs, comma-separated.
 pub const TARGET_UID_ANNOTATION: &str = "kubectl-dentry/target-uid";
+/// Where the tracer reads the annotation when pods can be added (a downward API volume).
+pub const UIDS_DIR: &str = "/etc/dentry";
+pub const UIDS_FILE: &str = "target-uids";
 pub const METRICS_PORT: i32 = 9090;
 /// Where the tracer writes its rotated files inside the pod (an emptyDir).
 pub const TRACE_DIR: &str = "/data/traces";
@@ -30,7 +35,11 @@ pub const DEADLINE_GRACE_SECS: i64 = 300;
 pub enum Purpose {
     /// Trace one pod's paths, streaming TSV lines to the log.
     Trace {
-        target_uid: String,
+        /// The traced pods on this node (one for `trace pod/NAME`).
+        target_uids: Vec<String>,
+        /// Pods can be added while it runs: the plugin rewrites the target-uids annotation,
+        /// which the kubelet projects into the tracer's `--target-pod-uids-file`.
+        adds: bool,
         /// With -c: scope to this container (its runtime ID) instead of the whole pod.
         container_id: Option<String>,
         patterns: Vec<String>,
@@ -93,7 +102,8 @@ impl TracerPod {
             format!("--cri-socket={}", cri_sockets()),
         ];
         if let Purpose::Trace {
-            target_uid,
+            target_uids,
+            adds,
             container_id,
             patterns,
             max_events,
@@ -103,10 +113,13 @@ impl TracerPod {
         {
             match container_id {
                 Some(id) => args.push(format!("--target-container-id={id}")),
-                None => args.push(format!("--target-pod-uid={target_uid}")),
+                None => args.extend(target_uids.iter().map(|u| format!("--target-pod-uid={u}"))),
             }
             if *pending {
                 args.push("--target-pending".to_owned());
+            }
+            if *adds {
+                args.push(format!("--target-pod-uids-file={UIDS_DIR}/{UIDS_FILE}"));
             }
             args.extend([
                 "--trace-enabled".to_owned(),
@@ -149,8 +162,9 @@ impl TracerPod {
         if let Some(target) = &self.target {
             annotations.insert(TARGET_POD_ANNOTATION.to_owned(), target.clone());
         }
-        if let Purpose::Trace { target_uid, .. } = &self.purpose {
-            annotations.insert(TARGET_UID_ANNOTATION.to_owned(), target_uid.clone());
+        let adds = matches!(self.purpose, Purpose::Trace { adds: true, .. });
+        if let Purpose::Trace { target_uids, .. } = &self.purpose {
+            annotations.insert(TARGET_UID_ANNOTATION.to_owned(), target_uids.join(","));
         }
         let host_path = |name: &str, path: &str| Volume {
             name: name.to_owned(),
@@ -196,13 +210,18 @@ impl TracerPod {
                 run_as_user: Some(0),
                 ..Default::default()
             }),
-            volume_mounts: Some(vec![
-                mount("cgroup", "/host/sys/fs/cgroup", true),
-                mount("pod-logs", "/var/log/pods", true),
-                mount("container-logs", "/var/log/containers", true),
-                mount("run", HOST_RUN, true),
-                mount("traces", TRACE_DIR, false),
-            ]),
+            volume_mounts: Some(
+                [
+                    mount("cgroup", "/host/sys/fs/cgroup", true),
+                    mount("pod-logs", "/var/log/pods", true),
+                    mount("container-logs", "/var/log/containers", true),
+                    mount("run", HOST_RUN, true),
+                    mount("traces", TRACE_DIR, false),
+                ]
+                .into_iter()
+                .chain(adds.then(|| mount("target-uids", UIDS_DIR, true)))
+                .collect(),
+            ),
             ..Default::default()
         };
         Pod {
@@ -227,24 +246,49 @@ impl TracerPod {
                     ..Default::default()
                 }]),
                 containers: vec![container],
-                volumes: Some(vec![
-                    host_path("cgroup", "/sys/fs/cgroup"),
-                    host_path("pod-logs", "/var/log/pods"),
-                    host_path("container-logs", "/var/log/containers"),
-                    host_path("run", "/run"),
-                    Volume {
-                        name: "traces".to_owned(),
-                        empty_dir: Some(EmptyDirVolumeSource {
-                            size_limit: Some(quantity("1Gi")),
+                volumes: Some(
+                    [
+                        host_path("cgroup", "/sys/fs/cgroup"),
+                        host_path("pod-logs", "/var/log/pods"),
+                        host_path("container-logs", "/var/log/containers"),
+                        host_path("run", "/run"),
+                        Volume {
+                            name: "traces".to_owned(),
+                            empty_dir: Some(EmptyDirVolumeSource {
+                                size_limit: Some(quantity("1Gi")),
+                                ..Default::default()
+                            }),
                             ..Default::default()
-                        }),
-                        ..Default::default()
-                    },
-                ]),
+                        },
+                    ]
+                    .into_iter()
+                    .chain(adds.then(uids_volume))
+                    .collect(),
+                ),
                 ..Default::default()
             }),
             status: None,
         }
+    }
+}
+
+/// The target-uids annotation as a file: the kubelet rewrites it (atomically) when the plugin
+/// patches the annotation.
+fn uids_volume() -> Volume {
+    Volume {
+        name: "target-uids".to_owned(),
+        downward_api: Some(DownwardAPIVolumeSource {
+            items: Some(vec![DownwardAPIVolumeFile {
+                path: UIDS_FILE.to_owned(),
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: format!("metadata.annotations['{TARGET_UID_ANNOTATION}']"),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
     }
 }
 
@@ -261,7 +305,8 @@ mod tests {
             duration_secs: 60,
             target: Some("prod/mysql-0".into()),
             purpose: Purpose::Trace {
-                target_uid: "0f3c8d2e-1b4a-4c5d-9e6f-7a8b9c0d1e2f".into(),
+                target_uids: vec!["0f3c8d2e-1b4a-4c5d-9e6f-7a8b9c0d1e2f".into()],
+                adds: false,
                 container_id: None,
                 patterns: vec![".ibd".into(), "#sql".into()],
                 max_events: Some(100_000),

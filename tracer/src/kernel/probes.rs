@@ -298,6 +298,20 @@ pub fn set_targets(ebpf: &mut Ebpf, ids: &[u64]) -> Result<(), Error> {
 /// Arms the kernel for pods whose cgroups do not exist yet: as the kubelet creates one, its
 /// cgroup becomes a target (`Config::ancestor_levels` must name the level it appears at).
 pub fn arm_pods(ebpf: &mut Ebpf, uids: &[String]) -> Result<(), Error> {
+    arm_uids(ebpf, uids)?;
+    let program = load_arm(ebpf)?;
+    program
+        .attach(names::ARM_TRACEPOINT)
+        .map_err(|source| Error::Attach {
+            program: names::ARM_PROGRAM,
+            function: names::ARM_TRACEPOINT,
+            source,
+        })?;
+    Ok(())
+}
+
+/// Adds pod UIDs to those the attached arming program watches for.
+pub fn arm_uids(ebpf: &mut Ebpf, uids: &[String]) -> Result<(), Error> {
     let map = ebpf
         .map_mut(names::ARMED_PODS)
         .ok_or(Error::MissingMap(names::ARMED_PODS))?;
@@ -310,14 +324,6 @@ pub fn arm_pods(ebpf: &mut Ebpf, uids: &[String]) -> Result<(), Error> {
             .map_err(|_| Error::PodUid(uid.clone()))?;
         armed.insert(key, 1, 0).map_err(Error::Targets)?;
     }
-    let program = load_arm(ebpf)?;
-    program
-        .attach(names::ARM_TRACEPOINT)
-        .map_err(|source| Error::Attach {
-            program: names::ARM_PROGRAM,
-            function: names::ARM_TRACEPOINT,
-            source,
-        })?;
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! One run of the tracer: the plan from the flags, the kernel loaded and attached, the
 //! background tasks, the drain, the stop and the report.
+pub mod added;
 pub mod drain;
 pub mod plan;
 pub mod report;
@@ -7,6 +8,7 @@ pub mod stop;
 pub mod tasks;
 
 use std::{
+    collections::BTreeSet,
     process::ExitCode,
     sync::{Arc, Mutex},
 };
@@ -67,21 +69,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .transpose()
         .context("--bench-program-stats: the kernel refused BPF_ENABLE_STATS")?;
     let (mut ebpf, mode) = load(&plan, &args, &targets)?;
-    if !armed.uids.is_empty() {
-        probes::arm_pods(&mut ebpf, &armed.uids)?;
-        // A pod whose cgroup appeared between the scan above and the arming.
-        let now = Owners::resolve(&sources);
-        let late: Vec<u64> = armed
-            .uids
-            .iter()
-            .filter_map(|uid| now.pod_dir(uid))
-            .filter_map(|dir| cgroup::target(&args.cgroup, dir).ok())
-            .map(|t| t.id)
-            .collect();
-        probes::set_targets(&mut ebpf, &late)?;
+    if armed.levels != 0 {
+        probes::arm_pods(&mut ebpf, &[])?;
+        // Also catches a pod whose cgroup appeared between the scan above and the arming.
+        let started = added::add(&mut ebpf, &sources, &armed.uids)?;
         tracing::info!(
             pods = armed.uids.len(),
-            started = late.len(),
+            started,
             "armed for pods whose cgroups do not exist yet"
         );
     }
@@ -120,7 +114,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let (owners_tx, owners_rx) = watch::channel(Arc::new(owners));
     let resolver = tokio::spawn(tasks::resolve_loop(
-        sources,
+        sources.clone(),
         cri_socket,
         args.resolve_interval,
         owners_tx,
@@ -133,6 +127,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.proc.clone(),
         args.cgroup.clone(),
     ));
+
+    let adder = args.target_pod_uids_file.clone().map(|file| {
+        tokio::spawn(added::watch_loop(
+            file,
+            ebpf.clone(),
+            sources.clone(),
+            args.poll_interval,
+            armed.known.clone(),
+        ))
+    });
 
     let mut pipeline = None;
     if let Some(ring) = ring {
@@ -151,6 +155,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     poller.abort();
     resolver.abort();
+    if let Some(adder) = adder {
+        adder.abort();
+    }
     // The summary does not wait on a reader of stdout that has stopped reading.
     let unwritten = pipeline
         .as_mut()
@@ -193,23 +200,33 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Pods to trace whose cgroups do not exist yet (`--target-pending`).
+/// Pods to trace whose cgroups do not exist yet (`--target-pending`, `--target-pod-uids-file`).
 #[derive(Debug, Default)]
 struct Armed {
     uids: Vec<String>,
-    /// The levels (a bit each) at which their cgroups will appear.
+    /// The levels (a bit each) at which their cgroups will appear; zero when nothing is armed.
     levels: u32,
+    /// Every pod UID asked for so far, found or armed (the file's are added once).
+    known: BTreeSet<String>,
 }
 
 /// The cgroups to scope to: `--target-cgroup` as given, and the pods' and containers' cgroups
-/// found by their IDs; and the pods armed for, with `--target-pending`.
+/// found by their IDs; and the pods armed for, with `--target-pending` or from the UIDs file.
 fn targets(args: &Args, owners: &Owners) -> anyhow::Result<(Vec<cgroup::Target>, Armed)> {
     let mut dirs = args.target_cgroups.clone();
     let mut armed = Armed::default();
-    for uid in &args.target_pod_uids {
+    let from_file = args
+        .target_pod_uids_file
+        .as_deref()
+        .map(added::read)
+        .unwrap_or_default();
+    for uid in args.target_pod_uids.iter().chain(&from_file) {
+        if !armed.known.insert(uid.clone()) {
+            continue;
+        }
         match owners.pod_dir(uid) {
             Some(dir) => dirs.push(dir.to_owned()),
-            None if args.target_pending => armed.uids.push(uid.clone()),
+            None if args.target_pending || from_file.contains(uid) => armed.uids.push(uid.clone()),
             None => anyhow::bail!(
                 "--target-pod-uid {uid}: no pod cgroup with that UID under {} (is the pod on \
                  this node and running? is --cgroup the host's cgroup2 mount? for a pod not \
@@ -218,12 +235,17 @@ fn targets(args: &Args, owners: &Owners) -> anyhow::Result<(Vec<cgroup::Target>,
             ),
         }
     }
-    if !armed.uids.is_empty() {
+    if !armed.uids.is_empty() || args.target_pod_uids_file.is_some() {
         armed.levels = cgroup::pod_levels(&args.cgroup);
         if armed.levels == 0 {
             anyhow::bail!(
-                "--target-pending: no kubepods cgroup under {}, so pods cannot be waited for \
+                "{}: no kubepods cgroup under {}, so pods cannot be waited for \
                  (is this a Kubernetes node? is --cgroup the host's cgroup2 mount?)",
+                if armed.uids.is_empty() {
+                    "--target-pod-uids-file"
+                } else {
+                    "--target-pending"
+                },
                 args.cgroup.display()
             );
         }
@@ -239,7 +261,7 @@ fn targets(args: &Args, owners: &Owners) -> anyhow::Result<(Vec<cgroup::Target>,
         })?;
         dirs.push(dir.to_owned());
     }
-    let scoped = !dirs.is_empty() || !armed.uids.is_empty();
+    let scoped = !dirs.is_empty() || armed.levels != 0;
     if scoped && !check::cgroup2(&args.cgroup) {
         anyhow::bail!(
             "{} is not a cgroup2 mount: targeting needs cgroup v2 (on a hybrid host pass \
