@@ -90,8 +90,15 @@ fn preemptible_kernel_keeps_paths_intact_every_lost_count_counted_and_stops_prom
                     .get(&(g.to_owned(), field.to_owned()))
                     .copied()
                     .unwrap_or(0);
-                assert!(lines <= n, "{mode} {g} {field}: {lines} lines, counted {n}");
-                untraced += want - lines;
+                // A line's `alloc` flag comes from the lookup's result probe, the count from
+                // the allocation's own probe: a skipped run of the latter leaves a flagged
+                // line uncounted. Negative lines and counts come from one run.
+                let skipped = if field == "alloc" { summary.missed } else { 0 };
+                assert!(
+                    lines <= n + skipped,
+                    "{mode} {g} {field}: {lines} lines, counted {n}, skipped runs {skipped}"
+                );
+                untraced += want.saturating_sub(lines);
             }
         }
         eprintln!(
