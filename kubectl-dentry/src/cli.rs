@@ -138,8 +138,8 @@ mod tests {
             .expect("parses");
         match cli.command {
             Command::Trace(a) => assert_eq!(
-                (a.pod.as_str(), a.container.as_deref()),
-                ("mysql-0", Some("db"))
+                (a.target.map(|t| t.to_string()), a.container.as_deref()),
+                (Some("pod/mysql-0".to_owned()), Some("db"))
             ),
             other => panic!("{other:?}"),
         }

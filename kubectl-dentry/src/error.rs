@@ -48,10 +48,21 @@ pub enum Error {
     )]
     PodNotFound { pod: String, namespace: String },
     #[error(
+        "{what} not found in namespace {namespace} (check the name, or pass -n NAMESPACE; `kubectl get {what}` lists it)"
+    )]
+    WorkloadNotFound { what: String, namespace: String },
+    #[error(
+        "no pods match {what}{scope} (check the selector or the namespace; add --wait to wait for them)"
+    )]
+    NoPodsMatch { what: String, scope: Scope },
+    #[error("the tracer could not run on any of the {nodes} node(s) (each node's cause is above)")]
+    EveryNodeFailed { nodes: usize, code: u8 },
+    #[error(
         "pod {0} is not scheduled to a node yet (add --wait to wait for it, or retry once `kubectl get pod` shows a NODE)"
     )]
     NotScheduled(String),
-    #[error("pod {pod} was not scheduled within {secs}s (--wait-timeout): {why}")]
+    #[error("{pod} scheduled within {secs}s (--wait-timeout): {why}")]
+    /// `pod` is the sentence's subject and verb: "pod prod/db-0 was not", "no pod of job/x was".
     WaitTimeout { pod: String, secs: u64, why: String },
     #[error(
         "node {node} is NotReady{reason} (a tracer cannot start there; check `kubectl describe node {node}`)"
@@ -136,7 +147,10 @@ impl Error {
             Error::Api { .. } | Error::Local(_) | Error::LogStream { .. } => 1,
             Error::Usage(_) => 2,
             Error::NoTracers(_) | Error::NoSeries { .. } => 6,
+            Error::EveryNodeFailed { code, .. } => *code,
             Error::PodNotFound { .. }
+            | Error::WorkloadNotFound { .. }
+            | Error::NoPodsMatch { .. }
             | Error::NotScheduled(_)
             | Error::WaitTimeout { .. }
             | Error::NodeNotReady { .. }

@@ -477,9 +477,15 @@ fn every_failure_is_one_line_with_its_exit_code() {
     );
     fails(
         &api,
-        &["trace", "deploy/mysql"],
+        &["trace", "cronjob/mysql"],
         2,
-        &["takes a pod, not deploy"],
+        &["cannot trace a cronjob"],
+    );
+    fails(
+        &api,
+        &["trace", "deploy/mysql"],
+        7,
+        &["deployment/mysql not found in namespace prod"],
     );
     fails(
         &api,

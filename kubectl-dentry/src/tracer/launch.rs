@@ -4,7 +4,7 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::core::v1::{ContainerState, Pod};
 use kube::{
     Api, Client,
-    api::{DeleteParams, LogParams, PostParams},
+    api::{DeleteParams, LogParams, Patch, PatchParams, PostParams},
     runtime::watcher,
 };
 
@@ -172,8 +172,8 @@ pub fn watch_pod(
 }
 
 /// A pod watch's failure, told as kubectl would.
-pub fn watch_error(e: watcher::Error, namespace: &str) -> Error {
-    let scope = || Scope(Some(namespace.to_owned()));
+pub fn watch_error(e: watcher::Error, scope: Scope) -> Error {
+    let scope = || scope.clone();
     match e {
         watcher::Error::InitialListFailed(e) => Error::from_kube(e, "list", "pods", scope()),
         watcher::Error::WatchStartFailed(e) | watcher::Error::WatchFailed(e) => {
@@ -202,7 +202,7 @@ pub async fn wait_started(
     while let Some(event) = events
         .try_next()
         .await
-        .map_err(|e| watch_error(e, &launched.namespace))?
+        .map_err(|e| watch_error(e, Scope(Some(launched.namespace.clone()))))?
     {
         let pod = match event {
             watcher::Event::Apply(p) | watcher::Event::InitApply(p) => p,
@@ -290,6 +290,30 @@ pub async fn delete(client: &Client, launched: &Launched) -> Result<(), Error> {
             Scope(Some(launched.namespace.clone())),
         )),
     }
+}
+
+/// Rewrites the tracer pod's target-uid annotation; the kubelet projects it into the tracer's
+/// `--target-pod-uids-file`, which the tracer re-reads every poll.
+pub async fn set_targets(
+    client: &Client,
+    launched: &Launched,
+    uids: &[String],
+) -> Result<(), Error> {
+    let body = serde_json::json!({
+        "metadata": {"annotations": {crate::tracer::pod::TARGET_UID_ANNOTATION: uids.join(",")}}
+    });
+    launched
+        .api(client)
+        .patch(
+            &launched.name,
+            &PatchParams::default(),
+            &Patch::Merge(&body),
+        )
+        .await
+        .map_err(|e| {
+            Error::from_kube(e, "patch", "pods", Scope(Some(launched.namespace.clone())))
+        })?;
+    Ok(())
 }
 
 /// Streams the tracer's log (stdout and stderr as the kubelet keeps them) line by line.

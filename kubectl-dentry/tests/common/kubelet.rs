@@ -125,7 +125,9 @@ pub async fn pod_log(
         "GET /api/v1/namespaces/{ns}/pods/{name}/log{}",
         if follow { "?follow" } else { "" }
     ));
-    let (log, hold) = match s.state().tracer.clone() {
+    let tracer = s.tracer_of(&ns, &name);
+    let fails = matches!(tracer, Tracer::Fails { .. });
+    let (log, hold) = match tracer {
         Tracer::Runs { log, hold } => (log, hold),
         Tracer::Fails { log } => (log, false),
         Tracer::StartError { .. } => (String::new(), false),
@@ -174,11 +176,7 @@ pub async fn pod_log(
                     }
                     1 => {
                         // The tracer exits when its log ends.
-                        let code = if matches!(s.state().tracer, Tracer::Fails { .. }) {
-                            1
-                        } else {
-                            0
-                        };
+                        let code = if fails { 1 } else { 0 };
                         s.set_status(
                             &ns,
                             &name,

@@ -38,6 +38,10 @@ pub struct ClusterState {
     pub nodes: Vec<Node>,
     /// What created tracer pods do.
     pub tracer: Tracer,
+    /// What tracer pods do on these nodes (others do as `tracer` says).
+    pub tracer_on: HashMap<String, Tracer>,
+    /// Other objects by their API path (`/apis/apps/v1/namespaces/prod/deployments/web`).
+    pub objects: HashMap<String, Value>,
     /// Answer pod creation with this Status: (code, reason, message).
     pub create_error: Option<(u16, String, String)>,
     /// /metrics answers per node, served in turn (the last one repeats).
@@ -157,6 +161,16 @@ impl Cluster {
             .iter()
             .find(|p| is_pod(p, ns, name))
             .cloned()
+    }
+
+    /// What the tracer pod `ns`/`name` does, by its node.
+    pub fn tracer_of(&self, ns: &str, name: &str) -> Tracer {
+        let node = self
+            .find(ns, name)
+            .and_then(|p| p.spec.and_then(|s| s.node_name))
+            .unwrap_or_default();
+        let state = self.state();
+        state.tracer_on.get(&node).unwrap_or(&state.tracer).clone()
     }
 
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<()> {

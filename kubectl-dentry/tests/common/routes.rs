@@ -23,7 +23,7 @@ pub fn router(state: Arc<Cluster>) -> Router {
         )
         .route(
             "/api/v1/namespaces/{ns}/pods/{name}",
-            get(get_pod).delete(delete_pod),
+            get(get_pod).delete(delete_pod).patch(patch_pod),
         )
         .route(
             "/api/v1/namespaces/{ns}/pods/{name}/log",
@@ -38,6 +38,10 @@ pub fn router(state: Arc<Cluster>) -> Router {
             get(proxy_service),
         )
         .route("/api/v1/nodes", get(list_nodes))
+        .route(
+            "/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}",
+            get(get_object),
+        )
         .route("/api/v1/nodes/{name}", get(get_node))
         .route(
             "/api/v1/namespaces/{ns}/pods/{name}/proxy/traces",
@@ -72,16 +76,57 @@ fn unreachable_tracer() -> Response {
     )
 }
 
-/// Equality-based label selectors (`a=b,c=d`), the kind the plugin sends.
-fn matches(pod: &Pod, selector: Option<&String>) -> bool {
+/// Label selectors as the API server reads them: `a=b`, `a!=b`, `a in (x,y)`, `a notin (x)`,
+/// `a`, `!a`, joined by commas (outside parentheses).
+pub fn matches(pod: &Pod, selector: Option<&String>) -> bool {
     let Some(selector) = selector else {
         return true;
     };
     let labels = pod.metadata.labels.clone().unwrap_or_default();
-    selector.split(',').filter(|s| !s.is_empty()).all(|term| {
-        let (k, v) = term.split_once('=').unwrap_or((term, ""));
-        labels.get(k).map(String::as_str) == Some(v)
-    })
+    let mut terms = Vec::new();
+    let (mut depth, mut start) = (0, 0);
+    for (i, c) in selector.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                terms.push(&selector[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    terms.push(&selector[start..]);
+    terms
+        .iter()
+        .map(|t| t.trim())
+        .filter(|t| !t.is_empty())
+        .all(|term| {
+            let set = |rest: &str| -> Vec<String> {
+                rest.trim()
+                    .trim_start_matches('(')
+                    .trim_end_matches(')')
+                    .split(',')
+                    .map(|v| v.trim().to_owned())
+                    .collect()
+            };
+            if let Some((k, rest)) = term.split_once(" notin ") {
+                return labels.get(k.trim()).is_none_or(|v| !set(rest).contains(v));
+            }
+            if let Some((k, rest)) = term.split_once(" in ") {
+                return labels.get(k.trim()).is_some_and(|v| set(rest).contains(v));
+            }
+            if let Some((k, v)) = term.split_once("!=") {
+                return labels.get(k).map(String::as_str) != Some(v);
+            }
+            if let Some((k, v)) = term.split_once('=') {
+                return labels.get(k.trim_end_matches('=')).map(String::as_str) == Some(v);
+            }
+            match term.strip_prefix('!') {
+                Some(k) => !labels.contains_key(k),
+                None => labels.contains_key(term),
+            }
+        })
 }
 
 fn list(state: &Cluster, namespace: Option<&str>, q: &HashMap<String, String>) -> Response {
@@ -115,6 +160,11 @@ async fn list_all(
     State(s): State<Arc<Cluster>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
+    if q.get("watch").map(String::as_str) == Some("true") {
+        let selector = q.get("labelSelector").cloned().unwrap_or_default();
+        s.record(format!("WATCH /api/v1/pods?{selector}"));
+        return watch_selected(s, None, selector);
+    }
     s.record(format!(
         "GET /api/v1/pods?{}",
         q.get("labelSelector").cloned().unwrap_or_default()
@@ -127,6 +177,11 @@ async fn list_ns(
     Path(ns): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
+    if q.get("watch").map(String::as_str) == Some("true") && !q.contains_key("fieldSelector") {
+        let selector = q.get("labelSelector").cloned().unwrap_or_default();
+        s.record(format!("WATCH /api/v1/namespaces/{ns}/pods?{selector}"));
+        return watch_selected(s, Some(ns), selector);
+    }
     if q.get("watch").map(String::as_str) == Some("true") {
         let name = q
             .get("fieldSelector")
@@ -201,6 +256,129 @@ fn watch(s: Arc<Cluster>, ns: String, name: String, resumed: bool) -> Response {
     axum::body::Body::from_stream(stream).into_response()
 }
 
+/// A watch on the pods a label selector matches, in one namespace or all: ADDED for each
+/// matching pod now and as pods come to match, MODIFIED on each change, DELETED as they go
+/// (or stop matching). It runs until the client leaves.
+fn watch_selected(s: Arc<Cluster>, ns: Option<String>, selector: String) -> Response {
+    type Seen = HashMap<(String, String), Value>;
+    let rx = s.subscribe();
+    let now = move |s: &Cluster| -> Seen {
+        let selector = Some(&selector).filter(|s| !s.is_empty());
+        s.state()
+            .pods
+            .iter()
+            .filter(|p| {
+                ns.as_ref()
+                    .is_none_or(|n| p.metadata.namespace.as_ref() == Some(n))
+            })
+            .filter(|p| matches(p, selector))
+            .map(|p| {
+                (
+                    super::pod_key(p),
+                    serde_json::to_value(p).unwrap_or_default(),
+                )
+            })
+            .collect()
+    };
+    let stream = futures::stream::unfold(
+        (
+            s,
+            rx,
+            Seen::new(),
+            std::collections::VecDeque::<String>::new(),
+            true,
+        ),
+        move |(s, mut rx, mut seen, mut queue, mut first)| {
+            let now = now.clone();
+            async move {
+                loop {
+                    if let Some(line) = queue.pop_front() {
+                        return Some((Ok::<_, std::io::Error>(line), (s, rx, seen, queue, first)));
+                    }
+                    if !first && rx.recv().await.is_err() {
+                        return None;
+                    }
+                    first = false;
+                    let current = now(&s);
+                    let event = |kind: &str, pod: &Value| {
+                        let pod: Pod = serde_json::from_value(pod.clone()).unwrap_or_default();
+                        format!("{}\n", json!({"type": kind, "object": versioned(&pod)}))
+                    };
+                    for (k, pod) in &current {
+                        match seen.get(k) {
+                            None => queue.push_back(event("ADDED", pod)),
+                            Some(before) if before != pod => {
+                                queue.push_back(event("MODIFIED", pod))
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                    for (k, pod) in &seen {
+                        if !current.contains_key(k) {
+                            queue.push_back(event("DELETED", pod));
+                        }
+                    }
+                    seen = current;
+                }
+            }
+        },
+    );
+    axum::body::Body::from_stream(stream).into_response()
+}
+
+/// A merge patch of a pod's annotations, the only patch the plugin sends.
+async fn patch_pod(
+    State(s): State<Arc<Cluster>>,
+    Path((ns, name)): Path<(String, String)>,
+    Json(patch): Json<Value>,
+) -> Response {
+    let annotations = patch["metadata"]["annotations"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    s.record(format!(
+        "PATCH /api/v1/namespaces/{ns}/pods/{name} {}",
+        annotations
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
+    let patched = {
+        let mut state = s.state();
+        let pod = state.pods.iter_mut().find(|p| super::is_pod(p, &ns, &name));
+        pod.map(|p| {
+            let a = p.metadata.annotations.get_or_insert_with(Default::default);
+            for (k, v) in annotations {
+                a.insert(k, v.as_str().unwrap_or_default().to_owned());
+            }
+            p.clone()
+        })
+    };
+    s.changed();
+    match patched {
+        Some(pod) => Json(pod).into_response(),
+        None => status(404, "NotFound", &format!("pods \"{name}\" not found")),
+    }
+}
+
+/// Workloads (`/apis/apps/v1/...`, `/apis/batch/v1/...`) as the test put them in `objects`.
+async fn get_object(
+    State(s): State<Arc<Cluster>>,
+    Path((group, version, ns, plural, name)): Path<(String, String, String, String, String)>,
+) -> Response {
+    let path = format!("/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}");
+    s.record(format!("GET {path}"));
+    match s.state().objects.get(&path) {
+        Some(object) => Json(object.clone()).into_response(),
+        None => status(
+            404,
+            "NotFound",
+            &format!("{plural}.{group} \"{name}\" not found"),
+        ),
+    }
+}
+
 async fn get_pod(
     State(s): State<Arc<Cluster>>,
     Path((ns, name)): Path<(String, String)>,
@@ -232,6 +410,11 @@ async fn create_pod(
             );
         }
     };
+    let node = pod
+        .spec
+        .as_ref()
+        .and_then(|p| p.node_name.clone())
+        .unwrap_or_default();
     let (name, tracer) = {
         let mut state = s.state();
         state.created.push(sent);
@@ -248,7 +431,8 @@ async fn create_pod(
             ..Default::default()
         });
         state.pods.push(pod.clone());
-        (name, state.tracer.clone())
+        let tracer = state.tracer_on.get(&node).unwrap_or(&state.tracer).clone();
+        (name, tracer)
     };
     kubelet::start(s.clone(), ns, name, tracer);
     (StatusCode::CREATED, Json(pod)).into_response()

@@ -1,4 +1,7 @@
-//! The pod a command is about: found, scheduled, on a Ready node, with the container asked for.
+//! What a command is about: one pod (found, scheduled, on a Ready node, with the container
+//! asked for), or a workload's pods (`workload`).
+pub mod workload;
+
 use std::time::Duration;
 
 use futures::{StreamExt as _, TryStreamExt as _};
@@ -106,10 +109,10 @@ pub async fn wait_scheduled(
     let mut seen: Option<Pod> = None;
     loop {
         let event = tokio::select! {
-            e = events.try_next() => e.map_err(|e| launch::watch_error(e, namespace))?,
+            e = events.try_next() => e.map_err(|e| launch::watch_error(e, Scope(Some(namespace.to_owned()))))?,
             () = &mut deadline => {
                 return Err(Error::WaitTimeout {
-                    pod: format!("{namespace}/{name}"),
+                    pod: format!("pod {namespace}/{name} was not"),
                     secs: limit.as_secs(),
                     why: match &seen {
                         None => "it was never created".to_owned(),
@@ -187,7 +190,7 @@ pub fn gone(
 }
 
 /// A pod whose containers will not run again: its phase is final.
-fn finished(pod: &Pod) -> Option<&'static str> {
+pub fn finished(pod: &Pod) -> Option<&'static str> {
     match pod.status.as_ref()?.phase.as_deref()? {
         "Succeeded" => Some("completed"),
         "Failed" => Some("failed"),
@@ -196,7 +199,7 @@ fn finished(pod: &Pod) -> Option<&'static str> {
 }
 
 /// Why an unscheduled pod waits, from its PodScheduled condition (the scheduler's message).
-fn unscheduled_reason(pod: &Pod) -> String {
+pub fn unscheduled_reason(pod: &Pod) -> String {
     let condition = pod
         .status
         .as_ref()

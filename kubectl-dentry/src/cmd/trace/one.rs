@@ -1,15 +1,12 @@
-//! `kubectl dentry trace pod/NAME`: a tracer pod on the target's node, its TSV lines streamed to
-//! stdout, its messages and summary to stderr, and the pod deleted at the end (unless --keep).
-use std::{
-    io::Write as _,
-    time::{Duration, Instant},
-};
+//! `trace pod/NAME`: one tracer pod on the target's node, its TSV lines streamed to stdout,
+//! its messages and summary to stderr, and the pod deleted at the end (unless --keep).
+use std::{io::Write as _, time::Instant};
 
 use futures::StreamExt as _;
 use kube::Client;
 
+use super::{Args, KEEP_SECS, Output, SUMMARY_WAIT};
 use crate::{
-    cli::{self, Patterns, TracerArgs},
     error::Error,
     progress::Progress,
     signals::Stop,
@@ -20,56 +17,6 @@ use crate::{
         pod::{Purpose, TracerPod, name_prefix},
     },
 };
-
-/// How long a kept tracer pod serves its files after the trace.
-pub const KEEP_SECS: u64 = 3600;
-/// After a stop signal, how long to wait for the tracer's summary before leaving anyway.
-const SUMMARY_WAIT: Duration = Duration::from_secs(15);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Output {
-    Tsv,
-    Json,
-}
-
-/// `kubectl dentry trace`.
-#[derive(Debug, Clone, clap::Args)]
-#[command(
-    after_help = "Examples:\n  kubectl dentry trace pod/mysql-0 --patterns=.ibd,#sql\n  kubectl dentry trace mysql-0 -c mysql --duration 5m > mysql.tsv\n  kubectl dentry trace pod/web-1 -n shop -o json | jq .path\n  kubectl dentry trace pod/mysql-0 --keep --duration 1h   # then: kubectl dentry fetch traces\n  kubectl dentry trace pod/batch-7x2k --wait             # Pending or not created yet: traced from its start\n\nOnly trace lines go to stdout, so | grep and | awk work. Ctrl-C stops the trace, deletes\nthe tracer pod and prints the tracer's summary (top paths, top directories of negative lookups)."
-)]
-pub struct Args {
-    /// The pod: pod/NAME or NAME.
-    #[arg(value_parser = cli::pod)]
-    pub pod: String,
-    /// Only this container of the pod.
-    #[arg(short = 'c', long, conflicts_with = "wait")]
-    pub container: Option<String>,
-    /// Wait for a pod that is not created or not scheduled yet, and trace it from its start:
-    /// the tracer is armed in the kernel for the pod's cgroup before the kubelet creates it.
-    #[arg(long)]
-    pub wait: bool,
-    /// How long --wait waits for the pod to be created and scheduled.
-    #[arg(long, default_value = "5m", value_parser = cli::duration, requires = "wait")]
-    pub wait_timeout: Duration,
-    /// Only paths containing one of these comma-separated substrings.
-    #[arg(long, value_parser = cli::patterns, value_name = "A,B,...")]
-    pub patterns: Option<Patterns>,
-    /// Stop after this long (Ctrl-C stops earlier).
-    #[arg(long, default_value = "10m", value_parser = cli::duration)]
-    pub duration: Duration,
-    /// Stop after this many events.
-    #[arg(long)]
-    pub max_events: Option<u64>,
-    /// Leave the tracer pod when done: it serves its trace files for an hour for
-    /// `fetch traces` (and `cleanup` removes it).
-    #[arg(long)]
-    pub keep: bool,
-    /// Output format of stdout.
-    #[arg(short = 'o', long, value_enum, default_value = "tsv")]
-    pub output: Output,
-    #[command(flatten)]
-    pub tracer: TracerArgs,
-}
 
 /// How the run ended, for the closing line.
 enum End {
@@ -85,11 +32,10 @@ enum End {
     ReaderGone,
 }
 
-pub async fn run(client: &Client, namespace: &str, req: &Args) -> Result<(), Error> {
+pub async fn run(client: &Client, namespace: &str, name: &str, req: &Args) -> Result<(), Error> {
     // First: from the moment a pod may exist, every stop signal must lead to its deletion.
     let mut stop = Stop::install()?;
     let mut progress = Progress::new();
-    let name = req.pod.as_str();
     progress.set(format!("resolving pod {namespace}/{name}"));
     let find = async {
         if req.wait {
@@ -131,7 +77,15 @@ pub async fn run(client: &Client, namespace: &str, req: &Args) -> Result<(), Err
         spec.namespace, spec.node
     ));
     let launched = launch::create(client, &spec).await?;
-    let outcome = supervise(client, &launched, namespace, req, &mut progress, &mut stop).await;
+    let outcome = supervise(
+        client,
+        &launched,
+        (namespace, name),
+        req,
+        &mut progress,
+        &mut stop,
+    )
+    .await;
     let keep = req.keep && outcome.is_ok();
     if keep {
         eprintln!(
@@ -167,7 +121,7 @@ pub async fn run(client: &Client, namespace: &str, req: &Args) -> Result<(), Err
 async fn supervise(
     client: &Client,
     launched: &Launched,
-    namespace: &str,
+    (namespace, name): (&str, &str),
     req: &Args,
     progress: &mut Progress,
     stop: &mut Stop,
@@ -193,7 +147,7 @@ async fn supervise(
         launched.namespace, launched.name, launched.node
     ));
     let mut lines = Box::pin(launch::follow(client, launched).await?);
-    let mut gone = Box::pin(target::gone(client, namespace, &req.pod));
+    let mut gone = Box::pin(target::gone(client, namespace, name));
     let mut stdout = std::io::stdout().lock();
     let mut attached = false;
     let mut interrupted: Option<(End, tokio::time::Instant)> = None;
@@ -252,7 +206,7 @@ async fn supervise(
                 progress.finish(format!(
                     "tracing pod {}/{} on node {} ({}); Ctrl-C stops",
                     namespace,
-                    req.pod,
+                    name,
                     launched.node,
                     tracer_log::attach_mode(&line).unwrap_or("attached")
                 ));
