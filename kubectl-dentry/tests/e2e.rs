@@ -1,5 +1,5 @@
-//! End to end against a real cluster: `trace`, `top`, `trace --keep` + `fetch traces`, and
-//! `cleanup`, with the real tracer image on real nodes. Ignored unless asked for:
+//! End to end against a real cluster: `trace`, `top`, `trace --keep` + `fetch traces`,
+//! `cleanup`, `trace --wait` and `trace deploy/NAME`, with the real tracer image on real nodes. Ignored unless asked for:
 //!
 //!     DENTRY_E2E=1 KUBECONFIG=~/.kube/config \
 //!       KUBECTL_DENTRY_IMAGE=ghcr.io/kubectl-dentry/tracer:0.1.0 \
@@ -13,7 +13,10 @@
 //! `DENTRY_E2E_WORKLOAD_IMAGE` (default `busybox:1.36`).
 use std::{process::Command, time::Duration};
 
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    core::v1::{Namespace, Pod},
+};
 use kube::{
     Api, Client,
     api::{DeleteParams, PostParams},
@@ -279,4 +282,94 @@ async fn trace_wait_sees_a_pod_from_its_first_lookup() {
             .all(|l| l.split('\t').nth(1) == Some(late)),
         "{stdout}"
     );
+}
+
+/// `trace deploy/NAME` over two replicas (on one node or two, as the scheduler puts them): both
+/// pods' lines in the one stream, and a summary row for each.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a real cluster: DENTRY_E2E=1 KUBECONFIG=..."]
+async fn trace_deploy_sees_both_replicas() {
+    enabled();
+    let ns = TestNamespace::create().await;
+    let n = ns.name.clone();
+    let web = "dentry-e2e-web";
+    let deployment: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": web},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": web}},
+            "template": {
+                "metadata": {"labels": {"app": web}},
+                "spec": {
+                    "containers": [{"name": "lookups", "image": workload_image(),
+                        "command": ["sh", "-c", "n=0; while true; do i=0; while [ $i -lt 200 ]; do [ -e /#web-$n-$i ]; i=$((i+1)); done; n=$((n+1)); sleep 0.2; done"]}],
+                    "tolerations": tolerations(),
+                    "terminationGracePeriodSeconds": 1}
+            }
+        }
+    }))
+    .unwrap();
+    Api::<Deployment>::namespaced(ns.client.clone(), &n)
+        .create(&PostParams::default(), &deployment)
+        .await
+        .expect("create the deployment");
+    let pods: Api<Pod> = Api::namespaced(ns.client.clone(), &n);
+    let mut names = Vec::new();
+    for _ in 0..120 {
+        let list = pods
+            .list(&kube::api::ListParams::default().labels(&format!("app={web}")))
+            .await
+            .expect("list the replicas");
+        names = list
+            .items
+            .iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .filter_map(|p| p.metadata.name.clone())
+            .collect();
+        if names.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_eq!(names.len(), 2, "the replicas did not start in 2 minutes");
+    let target = format!("deploy/{web}");
+    let out = tokio::task::spawn_blocking(move || {
+        plugin(&[
+            "trace",
+            &target,
+            "-n",
+            &n,
+            "--patterns=#web",
+            "--duration=45s",
+        ])
+    })
+    .await
+    .expect("the plugin ran");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("timestamp\t"))
+            .count(),
+        1
+    );
+    for name in &names {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.split('\t').nth(1) == Some(name.as_str())),
+            "no line from {name}; stderr: {stderr}"
+        );
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(name.as_str())),
+            "no summary row for {name}: {stderr}"
+        );
+    }
+    assert!(stderr.contains("summary per pod:"), "{stderr}");
 }
