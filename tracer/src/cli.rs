@@ -71,6 +71,11 @@ pub struct Args {
     /// (or until SIGTERM) so the files can be fetched; probes are detached meanwhile.
     #[arg(long, value_parser = duration, value_name = "DURATION")]
     pub linger: Option<Duration>,
+    /// Write the paths of lookups in containers' overlay layers (their upper and lower
+    /// directories) as the host sees them, relative to the filesystem holding the layer; by
+    /// default they are written as the container sees them.
+    #[arg(long)]
+    pub host_paths: bool,
     /// Also write trace lines to stdout, header first (for log streaming).
     #[arg(long)]
     pub stdout: bool,

@@ -15,6 +15,7 @@ fn pending(target_uids: Vec<String>, adds: bool) -> Purpose {
         max_events: None,
         linger_secs: None,
         pending: true,
+        host_paths: true,
     }
 }
 
@@ -34,6 +35,7 @@ fn pods() -> Vec<TracerPod> {
             max_events: Some(1000),
             linger_secs: None,
             pending: false,
+            host_paths: false,
         },
     };
     vec![
@@ -48,6 +50,7 @@ fn pods() -> Vec<TracerPod> {
                 max_events: None,
                 linger_secs: Some(3600),
                 pending: false,
+                host_paths: false,
             },
             ..base.clone()
         },

@@ -30,6 +30,7 @@ pub fn pods() -> (TracerPod, TracerPod, TracerPod) {
             max_events: None,
             linger_secs: None,
             pending: false,
+            host_paths: false,
         },
     };
     let top = TracerPod {
@@ -50,6 +51,7 @@ pub fn pods() -> (TracerPod, TracerPod, TracerPod) {
             max_events: None,
             linger_secs: Some(3600),
             pending: false,
+            host_paths: false,
         },
         ..trace.clone()
     };

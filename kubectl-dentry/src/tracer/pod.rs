@@ -48,6 +48,8 @@ pub enum Purpose {
         linger_secs: Option<u64>,
         /// `--wait`: the pod may have no cgroup yet; the tracer arms for it.
         pending: bool,
+        /// Paths in overlay layers as the host sees them, not as the container does.
+        host_paths: bool,
     },
     /// Counters only, for `top` (every container on the node).
     Top,
@@ -109,6 +111,7 @@ impl TracerPod {
             max_events,
             linger_secs,
             pending,
+            host_paths,
         } = &self.purpose
         {
             match container_id {
@@ -117,6 +120,9 @@ impl TracerPod {
             }
             if *pending {
                 args.push("--target-pending".to_owned());
+            }
+            if *host_paths {
+                args.push("--host-paths".to_owned());
             }
             if *adds {
                 args.push(format!("--target-pod-uids-file={UIDS_DIR}/{UIDS_FILE}"));
@@ -312,6 +318,7 @@ mod tests {
                 max_events: Some(100_000),
                 linger_secs: None,
                 pending: false,
+                host_paths: false,
             },
         }
     }

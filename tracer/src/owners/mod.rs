@@ -4,6 +4,7 @@ pub mod cgroup;
 pub mod cri;
 pub mod kubelet;
 pub mod kubepath;
+pub mod layers;
 mod map;
 
 pub use map::{Owner, Owners, Sources};

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use crate::{
     cli::Args,
     kernel::{check, counters, live, probes},
-    owners::{Owners, Sources, cgroup},
+    owners::{Owners, Sources, cgroup, layers::Layers},
     serve::{
         http::{self, AppState},
         metrics::Metrics,
@@ -141,6 +141,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut pipeline = None;
     if let Some(ring) = ring {
         let mut p = Pipeline::new(args.trace_patterns.0.clone(), files, args.stdout, plan.caps)?;
+        if !args.host_paths {
+            // The host's mount table: the tracer runs in the host's PID namespace.
+            p.layers = Some(Layers::new(args.proc.join("1/mountinfo")));
+        }
         let capped = drain::trace(ring, &mut p, &mut stop, &state, owners_rx, &ebpf).await?;
         if let Some(which) = capped {
             eprintln!("tracer: tracing stopped: {which} reached (metrics go on)");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use dentry_common::Operation;
 
 use crate::{
-    owners::Owners,
+    owners::{Owners, layers::Layers},
     trace::{
         events::{self, Clock},
         rotate::Rotator,
@@ -66,6 +66,8 @@ pub struct Pipeline {
     patterns: Vec<String>,
     raw_filter: Option<RawFilter>,
     pub owners: Arc<Owners>,
+    /// Paths on overlay layers as the container sees them (`None`: the host's view).
+    pub layers: Option<Layers>,
     files: Option<Rotator>,
     pub stdout: Option<Sink>,
     pub summary: Summary,
@@ -99,6 +101,7 @@ impl Pipeline {
             raw_filter: RawFilter::new(&patterns),
             patterns,
             owners: Arc::new(Owners::default()),
+            layers: None,
             files,
             stdout,
             summary: Summary::default(),
@@ -126,8 +129,13 @@ impl Pipeline {
     pub fn handle(&mut self, record: &[u8]) -> Flow {
         if self.raw_filter.as_ref().is_some_and(|f| f.rejects(record))
             || !events::decode_into(record, &self.clock, &mut self.ev)
-            || !self.keep(&self.ev.path)
         {
+            return Flow::Continue;
+        }
+        if let Some(layers) = &mut self.layers {
+            layers.rewrite(&self.ev.fstype, &mut self.ev.path);
+        }
+        if !self.keep(&self.ev.path) {
             return Flow::Continue;
         }
         if self.ev.allocated {

@@ -470,6 +470,7 @@ impl Trace<'_> {
                 linger_secs: req.keep.then_some(KEEP_SECS),
                 // A pod scheduled a moment ago may have no cgroup yet: the tracer arms for it.
                 pending: true,
+                host_paths: req.host_paths,
             },
         }
     }

@@ -64,6 +64,10 @@ pub struct Args {
     /// Stop after this many events (for a workload, over all its pods).
     #[arg(long)]
     pub max_events: Option<u64>,
+    /// Write lookups in the containers' overlay layers with the host's paths (relative to the
+    /// filesystem holding the layer) instead of the container's.
+    #[arg(long)]
+    pub host_paths: bool,
     /// Leave the tracer pod when done: it serves its trace files for an hour for
     /// `fetch traces` (and `cleanup` removes it).
     #[arg(long)]

@@ -70,6 +70,7 @@ pub async fn run(client: &Client, namespace: &str, name: &str, req: &Args) -> Re
             max_events: req.max_events,
             linger_secs: req.keep.then_some(KEEP_SECS),
             pending: req.wait,
+            host_paths: req.host_paths,
         },
     };
     progress.set(format!(
