@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, sync::Arc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use dentry_common::{Counters, EventHeader, FLAG_ALLOCATED, Operation};
 use tracer::{
-    owners::{Owner, Owners},
+    owners::{Owner, Owners, layers::Layers},
     serve::metrics::Metrics,
     trace::{
         events,
@@ -18,10 +18,16 @@ use tracer::{
 const BATCH: usize = 10_000;
 
 fn records() -> Vec<Vec<u8>> {
+    records_on(b"ext4", "")
+}
+
+/// The records on a filesystem of type `fs`, below `under` (NUL-separated components, leaf
+/// first, as the kernel writes them).
+fn records_on(fs: &[u8], under: &str) -> Vec<Vec<u8>> {
     let mut comm = [0u8; 16];
     comm[..6].copy_from_slice(b"mysqld");
     let mut fstype = [0u8; 16];
-    fstype[..4].copy_from_slice(b"ext4");
+    fstype[..fs.len()].copy_from_slice(fs);
     (0..BATCH)
         .map(|i| {
             let header = EventHeader {
@@ -40,7 +46,7 @@ fn records() -> Vec<Vec<u8>> {
                 count: 0,
             };
             // Leaf first, as the kernel writes it: /var/lib/mysql/db1/#sql-1234_<i>.ibd
-            let path = format!("#sql-1234_{i}.ibd\0db1\0mysql\0lib\0var\0");
+            let path = format!("#sql-1234_{i}.ibd\0db1\0mysql\0lib\0var\0{under}");
             events::encode(&header, path.as_bytes())
         })
         .collect()
@@ -83,7 +89,54 @@ fn pipeline(c: &mut Criterion) {
             })
         });
     }
+    // A node's overlay layers (300 containers' rootfs, an upper and three lowers each, on
+    // containerd's xfs): records under none of them, and records in one (written at the
+    // container's path).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mountinfo = dir.path().join("mountinfo");
+    std::fs::write(&mountinfo, node_mountinfo(300)).expect("mountinfo");
+    let in_layer = records_on(
+        b"xfs",
+        "fs\u{0}17\u{0}snapshots\u{0}io.containerd.snapshotter.v1.overlayfs\u{0}",
+    );
+    for (name, records) in [
+        ("to_file_all_300_layers", &records),
+        ("to_file_in_a_layer", &in_layer),
+    ] {
+        let files = Rotator::open(dir.path(), 100 << 20, 3, tsv::HEADER).expect("rotator");
+        let mut p = Pipeline::new(vec![], Some(files), false, Caps::default()).expect("pipeline");
+        p.owners = owners();
+        p.layers = Some(Layers::new(mountinfo.clone()));
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                for r in records {
+                    p.handle(r);
+                }
+            })
+        });
+    }
     group.finish();
+}
+
+/// A node's mount table with `containers` rootfs overlays on containerd's xfs.
+fn node_mountinfo(containers: usize) -> String {
+    let snapshots = "/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots";
+    let mut text = "22 1 254:1 / / rw - ext4 /dev/vda1 rw\n\
+                    30 22 254:16 / /var/lib/containerd rw - xfs /dev/vdb rw\n"
+        .to_owned();
+    for c in 0..containers {
+        let n = 4 * c;
+        text.push_str(&format!(
+            "{id} 22 0:{id} / /run/containerd/io.containerd.runtime.v2.task/k8s.io/{c}/rootfs rw - \
+             overlay overlay rw,lowerdir={snapshots}/{a}/fs:{snapshots}/{b}/fs:{snapshots}/{d}/fs,\
+             upperdir={snapshots}/{n}/fs,workdir={snapshots}/{n}/work\n",
+            id = 100 + c,
+            a = n + 1,
+            b = n + 2,
+            d = n + 3,
+        ));
+    }
+    text
 }
 
 fn metrics_render(c: &mut Criterion) {

@@ -293,6 +293,40 @@ mod tests {
     }
 
     #[test]
+    fn layer_paths_are_the_containers_before_patterns_and_the_summary() {
+        let dir = tempfile::tempdir().unwrap();
+        let mountinfo = dir.path().join("mountinfo");
+        std::fs::write(
+            &mountinfo,
+            "22 1 254:1 / / rw - ext4 /dev/vda1 rw\n\
+             40 22 0:52 / /c rw - overlay overlay rw,lowerdir=/l,upperdir=/u,workdir=/w\n",
+        )
+        .unwrap();
+        let records = [
+            record(b"t1.ibd\0mysql\0lib\0var\0u\0"),
+            record(b"t1.ibd\0mysql\0lib\0var\0l\0"),
+            record(b"t1.ibd\0mysql\0lib\0var\0"),
+            record(b"t1.ibd\0mysql\0lib\0var\0elsewhere\0"),
+        ];
+        let run = |pattern: &str| {
+            let mut p = Pipeline::new(vec![pattern.into()], None, false, Caps::default()).unwrap();
+            p.layers = Some(Layers::new(mountinfo.clone()));
+            for record in &records {
+                p.handle(record);
+            }
+            p
+        };
+        let p = run("/var/lib/mysql/");
+        assert_eq!(p.kept, 4);
+        assert_eq!(
+            p.summary.top_negative_dirs(5),
+            vec![("/var/lib/mysql", 3), ("/elsewhere/var/lib/mysql", 1)]
+        );
+        // Patterns see the written path, not the layer's.
+        assert_eq!(run("/u/").kept, 0);
+    }
+
+    #[test]
     fn the_raw_filter_agrees_with_the_text_filter() {
         let records: Vec<Vec<u8>> = vec![
             record(b"#sql-1.ibd\0tmp\0"),
