@@ -446,6 +446,17 @@ fn pods_added_during_the_trace_are_traced_and_it_ends_when_the_last_goes() {
         c.iter().filter(|c| c.contains("/log?follow")).count() == 2
     });
 
+    // One of node-a's two pods goes: its tracer stays, told of the one left.
+    api.change(|s| {
+        s.pods
+            .retain(|p| p.metadata.name.as_deref() != Some("web-2"))
+    });
+    wait_for(&api, "the annotation patched back", |c| {
+        c.iter()
+            .any(|c| c.starts_with("PATCH") && c.ends_with("kubectl-dentry/target-uid=uid-web-1"))
+    });
+    assert_eq!(count(&api.calls(), "DELETE"), 0);
+
     // Its only pod goes: node-b's tracer is stopped, node-a's keeps running.
     api.change(|s| {
         s.pods
@@ -718,4 +729,29 @@ fn a_stop_signal_stops_every_tracer_and_still_prints_their_summaries() {
             .unwrap_or("")
             .starts_with("dentry-")
     }));
+}
+
+#[test]
+fn duration_ends_the_whole_trace_and_json_lines_name_their_pods() {
+    let api = two_nodes_holding();
+    let out = api.plugin(&["trace", "deploy/web", "--duration=3s", "-o", "json"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .last()
+            .unwrap_or("")
+            .contains("the trace is over (--duration)"),
+        "{stderr}"
+    );
+    assert_eq!(count(&api.calls(), "DELETE"), 2, "{:?}", api.calls());
+    let pods: std::collections::BTreeSet<String> = stdout
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+            v["pod"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect();
+    assert_eq!(pods, ["web-1".to_owned(), "web-2".to_owned()].into());
 }
