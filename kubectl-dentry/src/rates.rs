@@ -40,7 +40,7 @@ pub struct Sample {
 pub enum Error {
     #[error("the tracer's /metrics is not Prometheus text: {0}")]
     Parse(String),
-    #[error("the tracer's /metrics has no dentry_alloc_total: is this a dentry tracer?")]
+    #[error("the tracer's /metrics has no dentry series: is this a dentry tracer?")]
     NotATracer,
 }
 
@@ -50,7 +50,9 @@ impl Sample {
         let scrape =
             prometheus_parse::Scrape::parse(lines).map_err(|e| Error::Parse(e.to_string()))?;
         let mut sample = Sample::default();
-        let mut saw_alloc = false;
+        // A tracer always reports its build and the node's dentry counts; a container's series
+        // appear only once it has allocated (a fresh tracer on a quiet node has none yet).
+        let mut saw_dentry = false;
         for s in &scrape.samples {
             let value = match s.value {
                 prometheus_parse::Value::Counter(v)
@@ -64,9 +66,9 @@ impl Sample {
                 pod: label("pod"),
                 container: label("container"),
             };
+            saw_dentry |= s.metric.starts_with("dentry_");
             match s.metric.as_str() {
                 metric::ALLOC_TOTAL => {
-                    saw_alloc = true;
                     sample.containers.entry(key()).or_default().alloc += value;
                 }
                 metric::POSITIVE_TOTAL => {
@@ -96,7 +98,7 @@ impl Sample {
                 _ => {}
             }
         }
-        if !saw_alloc && !text.contains(metric::ALLOC_TOTAL) {
+        if !saw_dentry {
             return Err(Error::NotATracer);
         }
         Ok(sample)
@@ -246,6 +248,15 @@ mod tests {
                 .iter()
                 .all(|r| r.live.is_none())
         );
+    }
+
+    #[test]
+    fn a_fresh_tracer_with_no_container_series_yet_is_a_tracer() {
+        let fresh =
+            "dentry_tracer_build_info{version=\"0.1.0\"} 1\ndentry_count{type=\"total\"} 810\n";
+        let sample = Sample::parse(fresh).expect("a tracer");
+        assert!(sample.containers.is_empty());
+        assert_eq!(sample.node.get("total"), Some(&810.0));
     }
 
     #[test]

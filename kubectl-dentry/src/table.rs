@@ -145,12 +145,16 @@ pub fn human_bytes(v: Option<f64>) -> String {
 /// The share of a node's dentry cache that the listed pods' rows hold.
 fn listed_share(rows: &[Row], node: &NodeLine) -> Option<f64> {
     let cache = node.cache_bytes.filter(|c| *c > 0.0)?;
-    let held: f64 = rows
+    // No live figures (a tracer that does not count live dentries): no share to give.
+    let held: Vec<f64> = rows
         .iter()
         .filter(|r| r.node == node.node && !r.key.pod.is_empty())
         .filter_map(|r| r.live_bytes)
-        .sum();
-    Some(held / cache)
+        .collect();
+    if held.is_empty() {
+        return None;
+    }
+    Some(held.iter().fold(0.0, |a, b| a + b) / cache)
 }
 
 pub fn render(rows: &[Row], nodes: &[NodeLine], output: Output) -> String {
@@ -317,6 +321,18 @@ mod tests {
         assert_eq!(r[0].negative_pct, 100.0);
         assert_eq!(r[1].key.pod, "nginx-1");
         assert_eq!(r[1].alloc_per_s, 25.0);
+    }
+
+    #[test]
+    fn no_live_figures_no_share_of_the_cache() {
+        let (mut r, nodes) = fixture_rows();
+        assert!(render(&r, &nodes, Output::Table).contains("listed pods hold"));
+        for row in &mut r {
+            row.live_bytes = None;
+        }
+        let text = render(&r, &nodes, Output::Table);
+        assert!(!text.contains("listed pods hold"), "{text}");
+        assert!(text.contains("dentry cache"), "{text}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The kernel side's acceptance on real kernels (Debian 6.1 and 6.12 under qemu), in both
-//! attach modes: per-cgroup counters for failed lookups and creates on ext4 and tmpfs, trace
+//! The kernel side's acceptance on real kernels (Debian 6.1 and 6.12 under qemu, amd64 and
+//! arm64), in both attach modes: per-cgroup counters for failed lookups and creates on ext4 and tmpfs, trace
 //! events only from scoped cgroups with exact paths and fs types, reclaim, and counted drops.
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -8,6 +8,7 @@ use std::{
 
 use dentry_common::KERNEL_FILTER_PATH;
 use xtask::{
+    arch::Arch,
     dentry_workload::{
         DentryWorkload, KERNEL_PATTERN_SET, Summary, all_pattern_lookups, cgroup_ids,
         long_name_path, make_ext4_image,
@@ -28,8 +29,17 @@ struct Line<'a> {
     fstype: &'a str,
 }
 
-fn run(series: &str, mode: &str) -> VmOutput {
-    let kernel = Kernel::fetch(series).unwrap_or_else(|e| panic!("kernel {series}: {e:#}"));
+/// The tracer for `arch`: this build's for the host, a cross-built static one otherwise.
+fn tracer(arch: Arch) -> std::path::PathBuf {
+    if arch == Arch::host() {
+        return env!("CARGO_BIN_EXE_tracer").into();
+    }
+    xtask::arch::tracer(arch).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+fn run(arch: Arch, series: &str, mode: &str) -> VmOutput {
+    let kernel = Kernel::fetch_for(series, arch)
+        .unwrap_or_else(|e| panic!("kernel {series} {}: {e:#}", arch.debian()));
     let dir = tempfile::tempdir().expect("tempdir");
     let image = dir.path().join("ext4.img");
     make_ext4_image(&image, 8).expect("mkfs.ext4");
@@ -41,7 +51,7 @@ fn run(series: &str, mode: &str) -> VmOutput {
         attach_mode: mode.to_owned(),
     };
     let vm = VmRun::new(&kernel, workload.script())
-        .binary(xtask::scenario::TRACER, env!("CARGO_BIN_EXE_tracer"))
+        .binary(xtask::scenario::TRACER, tracer(arch))
         .timeout(Duration::from_secs(1200));
     let out = workload
         .prepare(vm, &image)
@@ -58,8 +68,12 @@ fn within(got: u64, want: u64, pct: u64) -> bool {
 }
 
 fn check(series: &str, mode: &str) {
-    let out = run(series, mode);
-    let ctx = format!("{series}/{mode}");
+    check_on(Arch::Amd64, series, mode);
+}
+
+fn check_on(arch: Arch, series: &str, mode: &str) {
+    let out = run(arch, series, mode);
+    let ctx = format!("{}/{series}/{mode}", arch.debian());
     let ids = cgroup_ids(&out);
     let id = |name: &str| *ids.get(name).unwrap_or_else(|| panic!("no id for {name}"));
     let summary = Summary::parse(&out.tagged("tracer"));
@@ -291,3 +305,4 @@ fn check_kernel_patterns(out: &VmOutput, ctx: &str) {
 }
 
 xtask::each_kernel_and_mode!(check);
+xtask::each_arm64_kernel_and_mode!(check_on);

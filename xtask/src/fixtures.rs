@@ -154,6 +154,7 @@ sleep 2.5
 echo "@@t2 $(cut -d' ' -f1 /proc/uptime)"
 wget -q -O /tmp/m2 http://127.0.0.1:9090/metrics
 kill -TERM $T; wait $T
+sed 's/^/@@top-log /' /tmp/top-pod.log
 sed 's/^/@@metrics-1 /' /tmp/m1
 sed 's/^/@@metrics-2 /' /tmp/m2
 "#

@@ -65,8 +65,14 @@ impl Initramfs {
     /// at the same paths as on the host, so a dynamically linked test binary runs in the VM.
     pub fn binary(&mut self, path: &str, source: &Path) -> anyhow::Result<&mut Self> {
         let stripped = tempfile::NamedTempFile::new()?;
+        // The binary's own architecture's strip: the host's cannot read another's.
+        let mut head = [0u8; 20];
+        std::io::Read::read_exact(&mut std::fs::File::open(source)?, &mut head)
+            .with_context(|| format!("reading {}", source.display()))?;
+        let strip = crate::arch::Arch::of_elf(&head)
+            .map_or_else(|| "strip".to_owned(), |a| a.binutil("strip"));
         command::run(
-            Command::new("strip")
+            Command::new(strip)
                 .arg("--strip-debug")
                 .arg("-o")
                 .arg(stripped.path())

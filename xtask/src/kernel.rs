@@ -8,7 +8,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::{cache, command};
+use crate::{arch::Arch, cache, command};
 
 /// The kernels the project is tested on: bookworm's 6.1 and bookworm-backports' 6.12.
 pub const DEFAULT_KERNELS: &[&str] = &["6.1", "6.12"];
@@ -41,6 +41,34 @@ macro_rules! each_kernel_and_mode {
     };
 }
 
+/// The same matrix on Debian's arm64 cloud kernels, each calling `$check(arch, series, mode)`
+/// with `Arch::Arm64` (the amd64 tests of a suite that runs on both call it with
+/// `Arch::Amd64`).
+#[macro_export]
+macro_rules! each_arm64_kernel_and_mode {
+    ($check:path) => {
+        #[test]
+        fn arm64_debian_6_1_kprobe() {
+            $check($crate::arch::Arch::Arm64, "6.1", "kprobe");
+        }
+
+        #[test]
+        fn arm64_debian_6_1_fentry() {
+            $check($crate::arch::Arch::Arm64, "6.1", "fentry");
+        }
+
+        #[test]
+        fn arm64_debian_6_12_kprobe() {
+            $check($crate::arch::Arch::Arm64, "6.12", "kprobe");
+        }
+
+        #[test]
+        fn arm64_debian_6_12_fentry() {
+            $check($crate::arch::Arch::Arm64, "6.12", "fentry");
+        }
+    };
+}
+
 const SOURCES: &str = "\
 deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main
 deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm-backports main
@@ -54,6 +82,7 @@ pub struct Kernel {
     pub package: String,
     /// `uname -r`, e.g. `6.1.0-56-cloud-amd64`.
     pub release: String,
+    pub arch: Arch,
     root: PathBuf,
 }
 
@@ -61,18 +90,23 @@ impl Kernel {
     /// A kernel by series (`6.1`, `6.12`: the newest cloud build in the archive, or the one
     /// already cached) or by exact package name. Downloads at most once per machine.
     pub fn fetch(spec: &str) -> anyhow::Result<Kernel> {
+        Kernel::fetch_for(spec, Arch::host())
+    }
+
+    /// As `fetch`, for `arch` (Debian's arm64 cloud kernels for `Arch::Arm64`).
+    pub fn fetch_for(spec: &str, arch: Arch) -> anyhow::Result<Kernel> {
         let dir = cache::dir().join("kernels");
         std::fs::create_dir_all(&dir)?;
         // Tests fetch in parallel; one downloads, the others wait and then find it cached.
         let lock = File::create(dir.join(".lock"))?;
         lock.lock().context("locking the kernel cache")?;
-        if let Some(kernel) = cached(&dir, spec)? {
+        if let Some(kernel) = cached(&dir, spec, arch)? {
             return Ok(kernel);
         }
-        let package = resolve_package(spec)?;
+        let package = resolve_package(spec, arch)?;
         eprintln!("kernel: downloading {package}");
-        unpack(&dir, &package)?;
-        cached(&dir, &package)?
+        unpack(&dir, &package, arch)?;
+        cached(&dir, &package, arch)?
             .with_context(|| format!("{package} unpacked but no vmlinuz found in it"))
     }
 
@@ -188,13 +222,14 @@ fn find_all<'a>(haystack: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = us
 }
 
 /// Does `package` belong to `spec` (a series like `6.1`, or an exact package name)?
-pub fn matches(spec: &str, package: &str) -> bool {
+pub fn matches(spec: &str, package: &str, arch: Arch) -> bool {
     if package == spec {
         return true;
     }
+    let suffix = format!("-cloud-{}-unsigned", arch.debian());
     let Some(version) = package
         .strip_prefix("linux-image-")
-        .and_then(|rest| rest.strip_suffix("-cloud-amd64-unsigned"))
+        .and_then(|rest| rest.strip_suffix(suffix.as_str()))
     else {
         return false;
     };
@@ -210,13 +245,13 @@ fn version_key(package: &str) -> Vec<u64> {
         .collect()
 }
 
-fn newest<'a>(spec: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+fn newest<'a>(spec: &str, arch: Arch, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     names
-        .filter(|name| matches(spec, name))
+        .filter(|name| matches(spec, name, arch))
         .max_by_key(|name| version_key(name))
 }
 
-fn cached(dir: &Path, spec: &str) -> anyhow::Result<Option<Kernel>> {
+fn cached(dir: &Path, spec: &str, arch: Arch) -> anyhow::Result<Option<Kernel>> {
     let mut complete = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
@@ -226,7 +261,7 @@ fn cached(dir: &Path, spec: &str) -> anyhow::Result<Option<Kernel>> {
             complete.push(name.to_owned());
         }
     }
-    let Some(package) = newest(spec, complete.iter().map(String::as_str)) else {
+    let Some(package) = newest(spec, arch, complete.iter().map(String::as_str)) else {
         return Ok(None);
     };
     let root = dir.join(package);
@@ -243,13 +278,15 @@ fn cached(dir: &Path, spec: &str) -> anyhow::Result<Option<Kernel>> {
     Ok(release.map(|release| Kernel {
         package: package.to_owned(),
         release,
+        arch,
         root,
     }))
 }
 
-/// `apt-get`/`apt-cache` with every piece of state redirected into the cache.
-fn apt(program: &str, args: &[&str]) -> Command {
-    let state = cache::dir().join("apt");
+/// `apt-get`/`apt-cache` with every piece of state redirected into the cache, one state per
+/// architecture (the packages of `arch` only).
+fn apt(arch: Arch, program: &str, args: &[&str]) -> Command {
+    let state = apt_state(arch);
     let opt = |k: &str, v: &Path| format!("-o{k}={}", v.display());
     let mut cmd = Command::new(program);
     cmd.arg(opt("Dir::Etc::SourceList", &state.join("sources.list")))
@@ -258,42 +295,92 @@ fn apt(program: &str, args: &[&str]) -> Command {
         .arg(opt("Dir::Cache", &state))
         .arg(opt("Dir::Cache::archives", &state.join("archives")))
         .arg("-oAPT::Sandbox::User=root")
+        .arg(format!("-oAPT::Architecture={}", arch.debian()))
+        .arg(format!("-oAPT::Architectures::={}", arch.debian()))
         .args(args);
     cmd
 }
 
-fn resolve_package(spec: &str) -> anyhow::Result<String> {
-    let state = cache::dir().join("apt");
+fn apt_state(arch: Arch) -> PathBuf {
+    match arch {
+        Arch::Amd64 => cache::dir().join("apt"),
+        other => cache::dir().join(format!("apt-{}", other.debian())),
+    }
+}
+
+/// The private package lists for `arch`, made or refreshed.
+fn apt_update(arch: Arch) -> anyhow::Result<()> {
+    let state = apt_state(arch);
     for sub in ["lists/partial", "archives/partial"] {
         std::fs::create_dir_all(state.join(sub))?;
     }
     std::fs::write(state.join("sources.list"), SOURCES)?;
-    command::run(&mut apt("apt-get", &["update", "-qq"]))
+    command::run(&mut apt(arch, "apt-get", &["update", "-qq"]))
         .context("updating the private package lists for the Debian kernel archive")?;
-    let names = command::stdout(&mut apt("apt-cache", &["pkgnames", "linux-image-"]))?;
-    match newest(spec, names.lines()) {
+    Ok(())
+}
+
+/// Busybox for `arch`'s initramfs: the host's (`busybox-static`) when native, else Debian's
+/// `busybox-static` of that architecture, unpacked once into the cache.
+pub fn busybox(arch: Arch) -> anyhow::Result<PathBuf> {
+    if arch == Arch::host() {
+        return Ok(PathBuf::from("/bin/busybox"));
+    }
+    let dir = cache::dir().join(format!("busybox-{}", arch.debian()));
+    let binary = dir.join("bin/busybox");
+    if binary.is_file() {
+        return Ok(binary);
+    }
+    std::fs::create_dir_all(cache::dir())?;
+    let lock = File::create(cache::dir().join(".busybox-lock"))?;
+    lock.lock().context("locking the busybox cache")?;
+    if binary.is_file() {
+        return Ok(binary);
+    }
+    apt_update(arch)?;
+    let deb = download(arch, "busybox-static")?;
+    let _ = std::fs::remove_dir_all(&dir);
+    command::run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&dir))?;
+    std::fs::remove_file(&deb)?;
+    binary
+        .is_file()
+        .then_some(binary.clone())
+        .with_context(|| format!("busybox-static unpacked but no {}", binary.display()))
+}
+
+/// Downloads `package` of `arch` into the cache; returns the .deb.
+fn download(arch: Arch, package: &str) -> anyhow::Result<PathBuf> {
+    let debs = cache::dir().join("debs");
+    std::fs::create_dir_all(&debs)?;
+    command::run(apt(arch, "apt-get", &["download", "-qq", package]).current_dir(&debs))
+        .with_context(|| format!("downloading {package}"))?;
+    std::fs::read_dir(&debs)?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with(&format!("{package}_"))
+                    && n.ends_with(&format!("_{}.deb", arch.debian()))
+            })
+        })
+        .with_context(|| format!("{package} downloaded but no .deb in {}", debs.display()))
+}
+
+fn resolve_package(spec: &str, arch: Arch) -> anyhow::Result<String> {
+    apt_update(arch)?;
+    let names = command::stdout(&mut apt(arch, "apt-cache", &["pkgnames", "linux-image-"]))?;
+    match newest(spec, arch, names.lines()) {
         Some(name) => Ok(name.to_owned()),
         None => bail!(
             "no Debian cloud kernel matches {spec:?}: give a series like 6.1 or 6.12, or a package \
-             name like linux-image-6.1.0-56-cloud-amd64-unsigned"
+             name like linux-image-6.1.0-56-cloud-{}-unsigned",
+            arch.debian()
         ),
     }
 }
 
-fn unpack(dir: &Path, package: &str) -> anyhow::Result<()> {
-    let debs = cache::dir().join("debs");
-    std::fs::create_dir_all(&debs)?;
-    command::run(apt("apt-get", &["download", "-qq", package]).current_dir(&debs))
-        .with_context(|| format!("downloading {package}"))?;
-    let deb = std::fs::read_dir(&debs)?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&format!("{package}_")) && n.ends_with(".deb"))
-        })
-        .with_context(|| format!("{package} downloaded but no .deb in {}", debs.display()))?;
+fn unpack(dir: &Path, package: &str, arch: Arch) -> anyhow::Result<()> {
+    let deb = download(arch, package)?;
     let root = dir.join(package);
     let _ = std::fs::remove_dir_all(&root);
     command::run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root))?;
@@ -323,22 +410,42 @@ mod tests {
 
     #[test]
     fn series_match_exactly() {
-        assert!(matches("6.1", "linux-image-6.1.0-56-cloud-amd64-unsigned"));
+        assert!(matches(
+            "6.1",
+            "linux-image-6.1.0-56-cloud-amd64-unsigned",
+            Arch::Amd64
+        ));
         assert!(!matches(
             "6.1",
-            "linux-image-6.12.117+deb12-cloud-amd64-unsigned"
+            "linux-image-6.12.117+deb12-cloud-amd64-unsigned",
+            Arch::Amd64
         ));
         assert!(matches(
             "6.12",
-            "linux-image-6.12.117+deb12-cloud-amd64-unsigned"
+            "linux-image-6.12.117+deb12-cloud-amd64-unsigned",
+            Arch::Amd64
         ));
         assert!(!matches(
             "6.1",
-            "linux-image-6.1.0-56-cloud-amd64-unsigned-dbg"
+            "linux-image-6.1.0-56-cloud-amd64-unsigned-dbg",
+            Arch::Amd64
         ));
         assert!(matches(
             "linux-image-6.1.0-50-cloud-amd64-unsigned",
-            "linux-image-6.1.0-50-cloud-amd64-unsigned"
+            "linux-image-6.1.0-50-cloud-amd64-unsigned",
+            Arch::Amd64
+        ));
+    }
+
+    #[test]
+    fn each_architecture_has_its_own_packages() {
+        let arm = "linux-image-6.1.0-57-cloud-arm64-unsigned";
+        assert!(matches("6.1", arm, Arch::Arm64));
+        assert!(!matches("6.1", arm, Arch::Amd64));
+        assert!(!matches(
+            "6.1",
+            "linux-image-6.1.0-57-cloud-amd64-unsigned",
+            Arch::Arm64
         ));
     }
 
@@ -351,13 +458,13 @@ mod tests {
             "linux-image-6.1.0-56-cloud-amd64-unsigned",
         ];
         assert_eq!(
-            newest("6.12", names.into_iter()),
+            newest("6.12", Arch::Amd64, names.into_iter()),
             Some("linux-image-6.12.117+deb12-cloud-amd64-unsigned")
         );
         assert_eq!(
-            newest("6.1", names.into_iter()),
+            newest("6.1", Arch::Amd64, names.into_iter()),
             Some("linux-image-6.1.0-56-cloud-amd64-unsigned")
         );
-        assert_eq!(newest("5.10", names.into_iter()), None);
+        assert_eq!(newest("5.10", Arch::Amd64, names.into_iter()), None);
     }
 }

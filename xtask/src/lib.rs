@@ -2,6 +2,7 @@
 //!
 //! The library half is what Rust tests use: `vm::VmRun` boots a Debian cloud kernel under qemu
 //! with the binaries a test names and returns the tagged lines its script printed.
+pub mod arch;
 pub mod bench;
 pub mod cache;
 pub mod command;

@@ -3,7 +3,7 @@ use std::{path::PathBuf, process::Command};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use xtask::{cache, command, kernel::Kernel, setup, vm::VmRun};
+use xtask::{arch::Arch, cache, command, kernel::Kernel, setup, vm::VmRun};
 
 #[derive(Parser)]
 #[command(about = "Development tasks for kubectl-dentry")]
@@ -39,6 +39,10 @@ enum Task {
         /// Debian cloud kernel series (6.1, 6.12) or package name.
         #[arg(long, default_value = "6.12")]
         kernel: String,
+        /// The kernel's architecture: arm64 boots Debian's arm64 cloud kernel under
+        /// qemu-system-aarch64, with the tracer built for it.
+        #[arg(long, value_enum, default_value = "amd64")]
+        arch: Arch,
         /// Missing-name lookups made in prod/mysql-0 (web/nginx-1 makes a third as many).
         #[arg(long, default_value_t = 3000)]
         lookups: u32,
@@ -47,6 +51,8 @@ enum Task {
     Vm {
         #[arg(long, default_value = "6.12")]
         kernel: String,
+        #[arg(long, value_enum, default_value = "amd64")]
+        arch: Arch,
         /// The script to run as /test.sh.
         script: PathBuf,
         /// DEST=SRC: put binary SRC at DEST in the VM (repeatable).
@@ -153,9 +159,14 @@ fn run(task: Task) -> anyhow::Result<()> {
                     .args(args),
             )
         }
-        Task::Demo { kernel, lookups } => demo(&kernel, lookups),
+        Task::Demo {
+            kernel,
+            arch,
+            lookups,
+        } => demo(&kernel, arch, lookups),
         Task::Vm {
             kernel,
+            arch,
             script,
             binaries,
             files,
@@ -163,7 +174,7 @@ fn run(task: Task) -> anyhow::Result<()> {
             timeout_secs,
         } => {
             setup::apt_packages(setup::VM_PACKAGES)?;
-            let kernel = Kernel::fetch(&kernel)?;
+            let kernel = Kernel::fetch_for(&kernel, arch)?;
             let text = std::fs::read_to_string(&script)
                 .with_context(|| format!("reading {}", script.display()))?;
             let mut run =
@@ -246,14 +257,18 @@ fn run(task: Task) -> anyhow::Result<()> {
 fn setup_all() -> anyhow::Result<()> {
     setup::ebpf_toolchain()?;
     setup::apt_packages(setup::VM_PACKAGES)?;
+    setup::cross_tools()?;
     for series in xtask::kernel::DEFAULT_KERNELS {
-        Kernel::fetch(series)?;
+        for arch in [Arch::Amd64, Arch::Arm64] {
+            Kernel::fetch_for(series, arch)?;
+        }
     }
+    xtask::kernel::busybox(Arch::Arm64)?;
     setup::kubectl()?;
     Ok(())
 }
 
-fn demo(kernel: &str, lookups: u32) -> anyhow::Result<()> {
+fn demo(kernel: &str, arch: Arch, lookups: u32) -> anyhow::Result<()> {
     use kubectl_dentry::{
         rates::{Sample, rows},
         table,
@@ -261,17 +276,24 @@ fn demo(kernel: &str, lookups: u32) -> anyhow::Result<()> {
     };
     setup::ebpf_toolchain()?;
     setup::apt_packages(setup::VM_PACKAGES)?;
-    let kernel = Kernel::fetch(kernel)?;
-    let tracer = build(Profile::Debug, "tracer", "tracer")?;
+    let kernel = Kernel::fetch_for(kernel, arch)?;
+    let tracer = if arch == Arch::host() {
+        build(Profile::Debug, "tracer", "tracer")?
+    } else {
+        setup::cross_tools()?;
+        xtask::arch::tracer(arch)?
+    };
     let runs = xtask::fixtures::PodRuns {
         lookups_a: lookups,
         lookups_b: lookups / 3,
         kept: false,
     };
     eprintln!(
-        "demo: booting Debian {} under qemu (TCG) with a kubepods cgroup tree (prod/mysql-0, \
-         web/nginx-1); the tracer runs with the arguments of the plugin's tracer pods",
-        kernel.release
+        "demo: booting Debian {} ({}) under qemu (TCG) with a kubepods cgroup tree \
+         (prod/mysql-0, web/nginx-1); the tracer runs with the arguments of the plugin's tracer \
+         pods",
+        kernel.release,
+        arch.debian()
     );
     let recorded = runs.run(&kernel, &tracer)?;
     println!(
@@ -280,7 +302,8 @@ fn demo(kernel: &str, lookups: u32) -> anyhow::Result<()> {
     );
 
     // `kubectl dentry top`: the plugin's own parsing, arithmetic and table.
-    let before = Sample::parse(&recorded.text("metrics-1"))?;
+    let before = Sample::parse(&recorded.text("metrics-1"))
+        .with_context(|| format!("the top pod's tracer said:\n{}", recorded.text("top-log")))?;
     let after = Sample::parse(&recorded.text("metrics-2"))?;
     let seconds = recorded.scrape_interval().unwrap_or(f64::NAN);
     let mut top_rows = rows(&before, &after, seconds, "vm");

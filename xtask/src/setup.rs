@@ -35,6 +35,26 @@ pub const VM_PACKAGES: &[&str] = &[
     "shellcheck",
 ];
 
+/// What building for arm64 on this machine takes: Debian's cross gcc (the linker, and a
+/// static glibc for the static tracer), its binutils (strip), qemu for arm64 VMs, and the Rust
+/// target.
+pub fn cross_tools() -> anyhow::Result<()> {
+    apt_packages(&[
+        "gcc-aarch64-linux-gnu",
+        "libc6-dev-arm64-cross",
+        "qemu-system-arm",
+    ])?;
+    let installed =
+        command::stdout(Command::new("rustup").args(["target", "list", "--installed"]))?;
+    if !installed.lines().any(|t| t == ARM64_TARGET) {
+        eprintln!("setup: adding the Rust target {ARM64_TARGET}");
+        command::status(Command::new("rustup").args(["target", "add", ARM64_TARGET]))?;
+    }
+    Ok(())
+}
+
+const ARM64_TARGET: &str = "aarch64-unknown-linux-gnu";
+
 /// nightly + rust-src (for `-Z build-std=core`) and bpf-linker on PATH.
 pub fn ebpf_toolchain() -> anyhow::Result<()> {
     nightly_with_rust_src()?;

@@ -13,7 +13,7 @@ use std::{
 
 use crate::{initramfs::Initramfs, kernel::Kernel};
 
-const BUSYBOX: &str = "/bin/busybox";
+const HOST_BUSYBOX: &str = "/bin/busybox";
 const EXIT_TAG: &str = "vm-exit";
 
 /// Builds a BPF-capable userland around the test script: proc, sys, cgroup2, bpffs, tracefs,
@@ -169,8 +169,10 @@ impl<'a> VmRun<'a> {
         ] {
             fs.dir(dir);
         }
-        fs.host_file("bin/busybox", Path::new(BUSYBOX))?;
-        let applets = crate::command::stdout(Command::new(BUSYBOX).arg("--list"))?;
+        fs.host_file("bin/busybox", &crate::kernel::busybox(self.kernel.arch)?)?;
+        // The host's busybox names the applets (another architecture's cannot run here; both
+        // are Debian's busybox-static).
+        let applets = crate::command::stdout(Command::new(HOST_BUSYBOX).arg("--list"))?;
         // A link named "busybox" would point at itself (ELOOP).
         for applet in applets.lines().filter(|a| !a.is_empty() && *a != "busybox") {
             fs.symlink(&format!("bin/{applet}"), "busybox");
@@ -193,7 +195,9 @@ impl<'a> VmRun<'a> {
 
     fn boot(&self, initrd: &Path) -> Result<VmOutput, Error> {
         let started = Instant::now();
-        let mut child = Command::new("qemu-system-x86_64")
+        let arch = self.kernel.arch;
+        let mut child = Command::new(arch.qemu())
+            .args(arch.machine())
             .arg("-accel")
             .arg(if self.single_thread {
                 "tcg,thread=single"
@@ -220,18 +224,26 @@ impl<'a> VmRun<'a> {
             .arg(initrd)
             .arg("-append")
             .arg(
-                ["console=ttyS0", "quiet", "loglevel=4", "panic=-1"]
-                    .into_iter()
-                    .chain(self.cmdline.iter().map(String::as_str))
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                [
+                    format!("console={}", arch.console()).as_str(),
+                    "quiet",
+                    "loglevel=4",
+                    "panic=-1",
+                ]
+                .into_iter()
+                .chain(self.cmdline.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(" "),
             )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| {
-                anyhow::anyhow!("cannot start qemu-system-x86_64 ({e}): run `cargo xtask setup`")
+                anyhow::anyhow!(
+                    "cannot start {} ({e}): run `cargo xtask setup`",
+                    arch.qemu()
+                )
             })?;
         let mut stdout = child
             .stdout

@@ -31,6 +31,13 @@ pub fn page_bytes() -> u64 {
 
 /// Why live counting is off on this kernel, or what the programs need for it.
 pub fn layout(btf: &Btf) -> Result<OwnerLayout, String> {
+    if cfg!(not(target_arch = "x86_64")) {
+        // The programs locate a dentry's slab through x86-64's direct map and vmemmap bases.
+        return Err(format!(
+            "live dentries are counted on x86-64 only (this tracer is built for {})",
+            std::env::consts::ARCH
+        ));
+    }
     let kallsyms = std::fs::read_to_string("/proc/kallsyms")
         .map_err(|e| format!("reading /proc/kallsyms: {e}"))?;
     let symbol = |name: &str| -> Result<u64, String> {

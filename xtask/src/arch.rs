@@ -1,0 +1,127 @@
+//! The architectures the tracer runs on, and what each needs: its Rust target, its Debian
+//! architecture (kernel packages, busybox), its qemu and console, its cross tools.
+use std::{path::PathBuf, process::Command};
+
+use anyhow::Context as _;
+
+use crate::{cache, command};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Arch {
+    Amd64,
+    Arm64,
+}
+
+impl Arch {
+    /// This machine's.
+    pub fn host() -> Arch {
+        if cfg!(target_arch = "aarch64") {
+            Arch::Arm64
+        } else {
+            Arch::Amd64
+        }
+    }
+
+    /// Debian's (and Kubernetes') name: `amd64`, `arm64`.
+    pub fn debian(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "amd64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+
+    pub fn rust_target(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "x86_64-unknown-linux-gnu",
+            Arch::Arm64 => "aarch64-unknown-linux-gnu",
+        }
+    }
+
+    pub fn qemu(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "qemu-system-x86_64",
+            Arch::Arm64 => "qemu-system-aarch64",
+        }
+    }
+
+    /// qemu's machine, before `-accel` and `-cpu max`.
+    pub fn machine(self) -> &'static [&'static str] {
+        match self {
+            Arch::Amd64 => &[],
+            Arch::Arm64 => &["-M", "virt"],
+        }
+    }
+
+    /// The serial console the kernel writes to.
+    pub fn console(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "ttyS0",
+            Arch::Arm64 => "ttyAMA0",
+        }
+    }
+
+    /// The GNU tool for this architecture's binaries (`strip`), the host's own when native.
+    pub fn binutil(self, tool: &str) -> String {
+        match (self, Arch::host()) {
+            (a, h) if a == h => tool.to_owned(),
+            (Arch::Arm64, _) => format!("aarch64-linux-gnu-{tool}"),
+            (Arch::Amd64, _) => format!("x86_64-linux-gnu-{tool}"),
+        }
+    }
+
+    /// The architecture an ELF binary is for, from its header's `e_machine`.
+    pub fn of_elf(bytes: &[u8]) -> Option<Arch> {
+        match u16::from_le_bytes([*bytes.get(18)?, *bytes.get(19)?]) {
+            0x3e => Some(Arch::Amd64),
+            0xb7 => Some(Arch::Arm64),
+            _ => None,
+        }
+    }
+}
+
+/// A static tracer for `arch` (its kernel programs built for that architecture's registers),
+/// built once per change in `target/cross` so that it never waits on the test build.
+pub fn tracer(arch: Arch) -> anyhow::Result<PathBuf> {
+    let root = cache::workspace_root();
+    let target_dir = root.join("target/cross");
+    let target = arch.rust_target();
+    // Tests build it from several threads at once: one builds, the others find it built.
+    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    command::status(
+        Command::new("cargo")
+            .current_dir(&root)
+            .args(["build", "--quiet", "--package", "tracer", "--bin", "tracer"])
+            .args(["--target", target])
+            .arg("--target-dir")
+            .arg(&target_dir)
+            // With --target given, RUSTFLAGS reach only the target's crates.
+            .env("RUSTFLAGS", "-C target-feature=+crt-static"),
+    )
+    .with_context(|| {
+        format!(
+            "building the {} tracer (`cargo xtask setup` installs the cross tools)",
+            arch.debian()
+        )
+    })?;
+    let binary = target_dir.join(target).join("debug/tracer");
+    binary
+        .is_file()
+        .then_some(binary.clone())
+        .with_context(|| format!("built the tracer but found no {}", binary.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn elf_headers_name_their_machine() {
+        let mut header = vec![0u8; 20];
+        header[18] = 0xb7;
+        assert_eq!(Arch::of_elf(&header), Some(Arch::Arm64));
+        header[18] = 0x3e;
+        assert_eq!(Arch::of_elf(&header), Some(Arch::Amd64));
+        assert_eq!(Arch::of_elf(&header[..10]), None);
+    }
+}
