@@ -91,6 +91,16 @@ pub enum Error {
         reason: String,
         message: String,
     },
+    #[error(
+        "the tracer image {image} is built for {image_arch}, but node {node} is {node_arch} (use the multi-arch release tag {default}, or an image for {node_arch} with --image)",
+        default = crate::DEFAULT_IMAGE
+    )]
+    ImageArch {
+        image: String,
+        image_arch: String,
+        node: String,
+        node_arch: String,
+    },
     #[error("tracer pod {pod} failed: {detail}")]
     TracerFailed { pod: String, detail: String },
     #[error(
@@ -156,7 +166,10 @@ impl Error {
             | Error::NodeNotReady { .. }
             | Error::NoContainer { .. }
             | Error::ContainerNotRunning { .. } => 7,
-            Error::Admission { .. } | Error::ImagePull { .. } | Error::TracerFailed { .. } => 8,
+            Error::Admission { .. }
+            | Error::ImagePull { .. }
+            | Error::ImageArch { .. }
+            | Error::TracerFailed { .. } => 8,
             Error::Timeout { .. } | Error::NodeSilent { .. } => 9,
             Error::Partial { .. } => 10,
         }

@@ -621,3 +621,33 @@ fn forbidden_says_which_verb_and_resource() {
         ],
     );
 }
+
+/// An image named for one architecture on a node of another: one line, nothing created. The
+/// multi-arch tag, or an image for the node's architecture, goes ahead.
+#[test]
+fn an_image_for_another_architecture_is_refused_before_anything_is_created() {
+    let api = cluster();
+    for n in &mut api.state().nodes {
+        n.metadata.labels = Some([("kubernetes.io/arch".to_owned(), "amd64".to_owned())].into());
+    }
+    let arm = "ghcr.io/kubectl-dentry/tracer:0.1.0-arm64";
+    let out = api.plugin(&["trace", "pod/mysql-0", "--image", arm]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(&format!(
+            "the tracer image {arm} is built for arm64, but node node-a is amd64"
+        )),
+        "{last}"
+    );
+    assert!(api.state().created.is_empty());
+    for image in [
+        "ghcr.io/kubectl-dentry/tracer:0.1.0-amd64",
+        "ghcr.io/kubectl-dentry/tracer:0.1.0",
+    ] {
+        let out = api.plugin(&["trace", "pod/mysql-0", "--image", image, "--duration=30s"]);
+        assert!(out.status.success(), "{image}: {}", text(&out.stderr));
+    }
+    assert_eq!(api.state().created.len(), 2);
+}

@@ -172,6 +172,7 @@ impl DentryWorkload {
         let cache_steps = path_cache_script();
         let body = format!(
             r#"
+$TRACER --check 2>&1 | sed 's/^/@@check /'
 mkdir -p /mnt/ext4 /mnt/tmpfs
 mount -o loop -t ext4 /ext4.img /mnt/ext4 || exit 1
 mount -t tmpfs tmpfs /mnt/tmpfs || exit 1
@@ -208,7 +209,11 @@ $TRACER --attach-mode {attach_mode} --trace-enabled --ring-buffer-size 4096 \
   --target-cgroup $CG/flood > /dev/null 2> /tmp/flood.err &
 F=$!
 wait_attached $F /tmp/flood.err
+# The reader stopped while the flood runs: the one-page ring buffer fills however fast the
+# tracer would drain it.
+kill -STOP $F
 run_in flood lookups /mnt/tmpfs/flood {flood}
+kill -CONT $F
 stop_tracer $F flood
 
 $TRACER --attach-mode {attach_mode} --trace-enabled --stdout \

@@ -22,8 +22,14 @@ enum Task {
         toolchain_only: bool,
     },
     /// Assemble the tracer image's root filesystem (a static tracer) in DIR.
-    ImageRoot { dir: PathBuf },
-    /// Build the plugin's release archive for this platform and its krew manifest.
+    ImageRoot {
+        dir: PathBuf,
+        /// The image's architecture (arm64 is cross-built with Debian's gcc).
+        #[arg(long, value_enum, default_value = "amd64")]
+        arch: Arch,
+    },
+    /// Build the plugin's release archives (every krew platform this machine can build) and
+    /// their krew manifest.
     Release {
         #[arg(long, default_value = "target/release-artifacts")]
         out: PathBuf,
@@ -134,9 +140,12 @@ fn run(task: Task) -> anyhow::Result<()> {
                 setup_all()
             }
         }
-        Task::ImageRoot { dir } => {
+        Task::ImageRoot { dir, arch } => {
             setup::ebpf_toolchain()?;
-            let tracer = xtask::release::image_root(&dir)?;
+            if arch != Arch::host() {
+                setup::cross_tools()?;
+            }
+            let tracer = xtask::release::image_root(&dir, arch)?;
             println!(
                 "image root: {} (static tracer {})",
                 dir.display(),
@@ -145,9 +154,15 @@ fn run(task: Task) -> anyhow::Result<()> {
             Ok(())
         }
         Task::Release { out } => {
-            let (archive, manifest) = xtask::release::krew_release(&out)?;
-            println!("archive:  {}", archive.display());
-            println!("manifest: {}", manifest.display());
+            setup::cross_tools()?;
+            let release = xtask::release::krew_release(&out)?;
+            for (p, archive) in &release.archives {
+                println!("{}/{}: {}", p.os, p.arch, archive.display());
+            }
+            for (p, why) in &release.skipped {
+                eprintln!("{}/{}: not built: {why}", p.os, p.arch);
+            }
+            println!("manifest: {}", release.manifest.display());
             Ok(())
         }
         Task::Test { args } => {

@@ -1,5 +1,5 @@
-//! Release artefacts: the container image's root filesystem (a static tracer on nothing), and
-//! the plugin's krew archive with a manifest whose sha256 matches it.
+//! Release artefacts: the container image's root filesystem (a static tracer on nothing) for
+//! each architecture, and the plugin's krew archives with a manifest whose sha256s match them.
 use std::{
     path::{Path, PathBuf},
     process::Command,
@@ -7,16 +7,20 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::{cache, command};
+use crate::{arch::Arch, cache, command};
 
-pub const HOST_TARGET: &str = "x86_64-unknown-linux-gnu";
 /// Where release builds go, apart from `target/` so they never wait on another cargo.
 pub const TARGET_DIR: &str = "target/release-build";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Builds one binary in release mode; `static_glibc` links it with `+crt-static`, so it needs
-/// no shared library (the image has none).
-pub fn build_binary(package: &str, bin: &str, static_glibc: bool) -> anyhow::Result<PathBuf> {
+/// Builds one binary in release mode for `target`; `static_glibc` links it with `+crt-static`,
+/// so it needs no shared library (the image has none).
+pub fn build_binary(
+    package: &str,
+    bin: &str,
+    static_glibc: bool,
+    target: &str,
+) -> anyhow::Result<PathBuf> {
     let root = cache::workspace_root();
     let target_dir = root.join(TARGET_DIR);
     let mut cmd = Command::new("cargo");
@@ -30,7 +34,7 @@ pub fn build_binary(package: &str, bin: &str, static_glibc: bool) -> anyhow::Res
             "--bin",
             bin,
         ])
-        .args(["--target", HOST_TARGET])
+        .args(["--target", target])
         .arg("--target-dir")
         .arg(&target_dir);
     if static_glibc {
@@ -39,20 +43,22 @@ pub fn build_binary(package: &str, bin: &str, static_glibc: bool) -> anyhow::Res
         cmd.env("RUSTFLAGS", "-C target-feature=+crt-static");
     }
     command::status(&mut cmd)?;
-    let binary = target_dir.join(HOST_TARGET).join("release").join(bin);
+    let binary = target_dir.join(target).join("release").join(bin);
     binary
         .is_file()
         .then_some(binary.clone())
         .with_context(|| format!("built {bin} but found no {}", binary.display()))
 }
 
-/// The image's root: `/tracer` (static) and the empty directories its volumes mount on.
-pub fn image_root(dir: &Path) -> anyhow::Result<PathBuf> {
-    let tracer = build_binary("tracer", "tracer", true)?;
-    let ldd = Command::new("ldd").arg(&tracer).output()?;
-    let ldd = String::from_utf8_lossy(&ldd.stdout) + String::from_utf8_lossy(&ldd.stderr);
-    if !(ldd.contains("not a dynamic executable") || ldd.contains("statically linked")) {
-        bail!("the tracer is not static; ldd says: {ldd}");
+/// The image's root for `arch`: `/tracer` (static) and the empty directories its volumes
+/// mount on.
+pub fn image_root(dir: &Path, arch: Arch) -> anyhow::Result<PathBuf> {
+    let tracer = build_binary("tracer", "tracer", true, arch.rust_target())?;
+    // A static ELF has no interpreter (PT_INTERP): nothing for ldd to find, whatever its
+    // architecture.
+    let file = command::stdout(Command::new("file").arg("-b").arg(&tracer))?;
+    if !file.contains("statically linked") {
+        bail!("the tracer is not static; file says: {file}");
     }
     std::fs::create_dir_all(dir)?;
     let dest = dir.join("tracer");
@@ -75,33 +81,152 @@ pub fn archive_name(os: &str, arch: &str) -> String {
     format!("kubectl-dentry_{VERSION}_{os}_{arch}.tar.gz")
 }
 
-/// The release archive for this platform (binary + licenses + README) and a krew manifest for
-/// it, in `out`. Returns (archive, manifest).
-pub fn krew_release(out: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
-    let plugin = build_binary("kubectl-dentry", "kubectl-dentry", false)?;
-    std::fs::create_dir_all(out)?;
-    let archive = out.join(archive_name("linux", "amd64"));
-    let root = cache::workspace_root();
-    let files: Vec<(String, PathBuf)> = vec![
-        ("kubectl-dentry".into(), plugin),
-        ("LICENSE-MIT".into(), root.join("LICENSE-MIT")),
-        ("LICENSE-APACHE".into(), root.join("LICENSE-APACHE")),
-        ("README.md".into(), root.join("README.md")),
-    ];
-    write_tar_gz(&archive, &files)?;
-    let sha = sha256_hex(&std::fs::read(&archive)?);
-    let template = std::fs::read_to_string(root.join("krew/dentry.yaml"))?;
-    let manifest = fill_manifest(&template, "linux", "amd64", &sha);
-    let manifest_path = out.join("dentry.yaml");
-    std::fs::write(&manifest_path, manifest)?;
-    Ok((archive, manifest_path))
+/// A platform krew installs the plugin on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Platform {
+    pub os: &'static str,
+    pub arch: &'static str,
+    pub target: &'static str,
 }
 
-/// The template with this version, and the one built platform's sha256 filled in.
-pub fn fill_manifest(template: &str, os: &str, arch: &str, sha: &str) -> String {
-    template
-        .replace("{{VERSION}}", VERSION)
-        .replace(&format!("{{{{SHA256_{os}_{arch}}}}}"), sha)
+/// The platforms the krew manifest names.
+pub const PLATFORMS: &[Platform] = &[
+    Platform {
+        os: "linux",
+        arch: "amd64",
+        target: "x86_64-unknown-linux-gnu",
+    },
+    Platform {
+        os: "linux",
+        arch: "arm64",
+        target: "aarch64-unknown-linux-gnu",
+    },
+    Platform {
+        os: "darwin",
+        arch: "amd64",
+        target: "x86_64-apple-darwin",
+    },
+    Platform {
+        os: "darwin",
+        arch: "arm64",
+        target: "aarch64-apple-darwin",
+    },
+];
+
+/// What `krew_release` made.
+#[derive(Debug)]
+pub struct Release {
+    /// The archives built, by platform.
+    pub archives: Vec<(Platform, PathBuf)>,
+    /// The platforms not built here, and why.
+    pub skipped: Vec<(Platform, String)>,
+    /// The manifest, naming the built platforms with their sha256s.
+    pub manifest: PathBuf,
+}
+
+/// Why `platform` cannot be built on this machine, if it cannot. Linux targets link with
+/// Debian's gcc (`cargo xtask setup` installs the arm64 one); macOS ones need Apple's SDK:
+/// kube's rustls links the Security and CoreFoundation frameworks, which no zig or Debian
+/// package provides.
+pub fn unbuildable(platform: &Platform) -> Option<String> {
+    (platform.os == "darwin" && std::env::var_os("SDKROOT").is_none()).then(|| {
+        "no macOS SDK here (kube's rustls links the Security and CoreFoundation frameworks): \
+         set SDKROOT to one, with cargo-zigbuild on PATH, or build on macOS"
+            .to_owned()
+    })
+}
+
+/// The release archives (binary + licenses + README) for every platform this machine can
+/// build, and a krew manifest for them, in `out`.
+pub fn krew_release(out: &Path) -> anyhow::Result<Release> {
+    std::fs::create_dir_all(out)?;
+    let root = cache::workspace_root();
+    let mut archives = Vec::new();
+    let mut skipped = Vec::new();
+    for platform in PLATFORMS {
+        if let Some(why) = unbuildable(platform) {
+            skipped.push((*platform, why));
+            continue;
+        }
+        let plugin = if platform.os == "darwin" {
+            zigbuild(platform.target)?
+        } else {
+            build_binary("kubectl-dentry", "kubectl-dentry", false, platform.target)?
+        };
+        let archive = out.join(archive_name(platform.os, platform.arch));
+        let files: Vec<(String, PathBuf)> = vec![
+            ("kubectl-dentry".into(), plugin),
+            ("LICENSE-MIT".into(), root.join("LICENSE-MIT")),
+            ("LICENSE-APACHE".into(), root.join("LICENSE-APACHE")),
+            ("README.md".into(), root.join("README.md")),
+        ];
+        write_tar_gz(&archive, &files)?;
+        archives.push((*platform, archive));
+    }
+    let template = std::fs::read_to_string(root.join("krew/dentry.yaml"))?;
+    let mut shas = Vec::new();
+    for (platform, archive) in &archives {
+        shas.push((*platform, sha256_hex(&std::fs::read(archive)?)));
+    }
+    let manifest = out.join("dentry.yaml");
+    std::fs::write(&manifest, fill_manifest(&template, &shas))?;
+    Ok(Release {
+        archives,
+        skipped,
+        manifest,
+    })
+}
+
+/// A macOS build through zig's linker (cargo-zigbuild), with the SDK at `SDKROOT`.
+fn zigbuild(target: &str) -> anyhow::Result<PathBuf> {
+    let root = cache::workspace_root();
+    let target_dir = root.join(TARGET_DIR);
+    command::status(
+        Command::new("cargo")
+            .current_dir(&root)
+            .args([
+                "zigbuild",
+                "--quiet",
+                "--release",
+                "--package",
+                "kubectl-dentry",
+            ])
+            .args(["--bin", "kubectl-dentry", "--target", target])
+            .arg("--target-dir")
+            .arg(&target_dir),
+    )?;
+    Ok(target_dir.join(target).join("release/kubectl-dentry"))
+}
+
+/// The template with this version and each built platform's sha256; the platforms not built
+/// are left out (a manifest names only archives that exist).
+pub fn fill_manifest(template: &str, shas: &[(Platform, String)]) -> String {
+    let mut text = template.replace("{{VERSION}}", VERSION);
+    for (p, sha) in shas {
+        text = text.replace(&format!("{{{{SHA256_{}_{}}}}}", p.os, p.arch), sha);
+    }
+    // Platform entries are blocks starting at "    - selector:"; drop those still unfilled.
+    let (head, platforms) = text
+        .split_once("  platforms:\n")
+        .map_or((text.as_str(), ""), |(h, p)| (h, p));
+    let mut out = format!("{head}  platforms:\n");
+    for block in platforms
+        .split_inclusive('\n')
+        .fold(Vec::<String>::new(), |mut blocks, line| {
+            if line.starts_with("    - ") || blocks.is_empty() {
+                blocks.push(String::new());
+            }
+            if let Some(last) = blocks.last_mut() {
+                last.push_str(line);
+            }
+            blocks
+        })
+    {
+        if !block.contains("{{SHA256_") {
+            out.push_str(&block);
+        }
+    }
+    out
 }
 
 fn write_tar_gz(path: &Path, files: &[(String, PathBuf)]) -> anyhow::Result<()> {
@@ -123,4 +248,25 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_manifest_names_only_the_platforms_built() {
+        let template = std::fs::read_to_string(cache::workspace_root().join("krew/dentry.yaml"))
+            .expect("template");
+        let shas = [
+            (PLATFORMS[0], "a".repeat(64)),
+            (PLATFORMS[1], "b".repeat(64)),
+        ];
+        let text = fill_manifest(&template, &shas);
+        assert!(!text.contains("{{"), "{text}");
+        assert_eq!(text.matches("- selector:").count(), 2, "{text}");
+        assert!(text.contains(&format!("sha256: \"{}\"", "b".repeat(64))));
+        assert!(text.contains(&format!("kubectl-dentry_{VERSION}_linux_arm64.tar.gz")));
+        assert!(!text.contains("darwin"));
+    }
 }

@@ -38,11 +38,12 @@ fn untar(archive: &Path, into: &Path) -> Vec<String> {
 }
 
 #[test]
-fn krew_manifest_matches_the_archive_and_kubectl_runs_the_plugin() {
+fn krew_manifest_matches_the_archives_and_kubectl_runs_the_plugin() {
+    xtask::setup::cross_tools().expect("cross tools");
     let out = tempfile::tempdir().expect("tempdir");
-    let (archive, manifest) = release::krew_release(out.path()).expect("release builds");
+    let built = release::krew_release(out.path()).expect("release builds");
     let manifest: serde_json::Value =
-        serde_yaml_ng::from_str(&std::fs::read_to_string(&manifest).expect("manifest"))
+        serde_yaml_ng::from_str(&std::fs::read_to_string(&built.manifest).expect("manifest"))
             .expect("yaml");
     assert_eq!(
         manifest["apiVersion"],
@@ -65,45 +66,83 @@ fn krew_manifest_matches_the_archive_and_kubectl_runs_the_plugin() {
             .unwrap_or_default()
             .contains("privileged")
     );
-    let platforms = manifest["spec"]["platforms"].as_array().expect("platforms");
-    let mut seen = Vec::new();
-    for p in platforms {
-        let labels = &p["selector"]["matchLabels"];
-        seen.push(format!(
-            "{}/{}",
-            labels["os"].as_str().unwrap_or_default(),
-            labels["arch"].as_str().unwrap_or_default()
-        ));
-        assert_eq!(p["bin"], "kubectl-dentry");
-    }
-    seen.sort();
+
+    // Every krew platform is either built or said not to be, with why.
+    let mut named: Vec<String> = built
+        .archives
+        .iter()
+        .map(|(p, _)| p)
+        .chain(built.skipped.iter().map(|(p, _)| p))
+        .map(|p| format!("{}/{}", p.os, p.arch))
+        .collect();
+    named.sort();
     assert_eq!(
-        seen,
+        named,
         ["darwin/amd64", "darwin/arm64", "linux/amd64", "linux/arm64"]
     );
-
-    // The platform built here: its uri names this archive and its sha256 is the archive's.
-    let linux = platforms
+    let built_here: Vec<String> = built
+        .archives
         .iter()
-        .find(|p| {
-            p["selector"]["matchLabels"]["os"] == "linux"
-                && p["selector"]["matchLabels"]["arch"] == "amd64"
-        })
-        .expect("linux/amd64");
-    let name = archive.file_name().and_then(|n| n.to_str()).expect("name");
-    assert!(
-        linux["uri"]
-            .as_str()
-            .unwrap_or_default()
-            .ends_with(&format!("/{name}")),
-        "{}",
-        linux["uri"]
-    );
-    let sha = release::sha256_hex(&std::fs::read(&archive).expect("archive"));
-    assert_eq!(linux["sha256"], sha.as_str());
+        .map(|(p, _)| format!("{}/{}", p.os, p.arch))
+        .collect();
+    for linux in ["linux/amd64", "linux/arm64"] {
+        assert!(built_here.contains(&linux.to_owned()), "{linux} not built");
+    }
+    assert!(built.skipped.iter().all(|(_, why)| !why.is_empty()));
+
+    // The manifest names exactly the archives built, each with its uri and sha256, and
+    // each archive's binary is for its platform.
+    let platforms = manifest["spec"]["platforms"].as_array().expect("platforms");
+    assert_eq!(platforms.len(), built.archives.len());
+    for (p, archive) in &built.archives {
+        let entry = platforms
+            .iter()
+            .find(|e| {
+                e["selector"]["matchLabels"]["os"] == p.os
+                    && e["selector"]["matchLabels"]["arch"] == p.arch
+            })
+            .unwrap_or_else(|| panic!("{}/{} not in the manifest", p.os, p.arch));
+        assert_eq!(entry["bin"], "kubectl-dentry");
+        let name = archive.file_name().and_then(|n| n.to_str()).expect("name");
+        assert!(
+            entry["uri"]
+                .as_str()
+                .unwrap_or_default()
+                .ends_with(&format!("/{name}")),
+            "{}",
+            entry["uri"]
+        );
+        let sha = release::sha256_hex(&std::fs::read(archive).expect("archive"));
+        assert_eq!(entry["sha256"], sha.as_str());
+        let unpacked = tempfile::tempdir().expect("tempdir");
+        untar(archive, unpacked.path());
+        let file = succeeded(
+            Command::new("file")
+                .arg("-b")
+                .arg(unpacked.path().join("kubectl-dentry")),
+        );
+        let (format, machine) = match (p.os, p.arch) {
+            ("linux", "amd64") => ("ELF 64-bit", "x86-64"),
+            ("linux", "arm64") => ("ELF 64-bit", "ARM aarch64"),
+            (_, "amd64") => ("Mach-O 64-bit", "x86_64"),
+            _ => ("Mach-O 64-bit", "arm64"),
+        };
+        assert!(
+            file.starts_with(format) && file.contains(machine),
+            "{}/{}: {file}",
+            p.os,
+            p.arch
+        );
+    }
+    let archive = &built
+        .archives
+        .iter()
+        .find(|(p, _)| p.os == "linux" && p.arch == "amd64")
+        .expect("linux/amd64")
+        .1;
 
     let unpacked = tempfile::tempdir().expect("tempdir");
-    let mut names = untar(&archive, unpacked.path());
+    let mut names = untar(archive, unpacked.path());
     names.sort();
     assert_eq!(
         names,
@@ -150,7 +189,7 @@ fn krew_manifest_matches_the_archive_and_kubectl_runs_the_plugin() {
 #[test]
 fn the_image_root_runs_the_tracer_alone() {
     let root = tempfile::tempdir().expect("tempdir");
-    release::image_root(root.path()).expect("image root");
+    release::image_root(root.path(), xtask::arch::Arch::host()).expect("image root");
     let entries: Vec<String> = std::fs::read_dir(root.path())
         .expect("root")
         .flatten()

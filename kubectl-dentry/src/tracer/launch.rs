@@ -117,8 +117,9 @@ pub fn state(pod: &Pod, launched: &Launched) -> State {
     }
 }
 
-/// Submits the tracer pod.
+/// Submits the tracer pod, once its image can run on the node's architecture.
 pub async fn create(client: &Client, spec: &TracerPod) -> Result<Launched, Error> {
+    crate::tracer::arch::check(client, &spec.image, &spec.node).await?;
     let api: Api<Pod> = Api::namespaced(client.clone(), &spec.namespace);
     let scope = || Scope(Some(spec.namespace.clone()));
     let pod = match api.create(&PostParams::default(), &spec.build()).await {

@@ -62,7 +62,7 @@ pub fn run(cgroup: &Path, fentry: Result<(), String>, live: Result<(), String>) 
             name: "fentry",
             ok: fentry_ok,
             detail: match fentry {
-                Ok(()) => "fentry programs load".into(),
+                Ok(()) => "fentry programs attach".into(),
                 Err(e) => format!("refused: {e}"),
             },
             required: !kprobes,

@@ -393,7 +393,10 @@ pub fn fentry_works() -> Result<(), String> {
         .find(|(name, _)| *name == floor.fentry)
         .map_or(Err("not tried".into()), |(_, r)| {
             r.map_err(|e| e.to_string())
-        })
+        })?;
+    // Loading is not enough: a kernel without BPF trampolines for its architecture (arm64
+    // before 6.4's ftrace direct calls) loads fentry programs and refuses to attach them.
+    attach_fentry(&mut ebpf, floor).map_err(|e| format!("{e:#}"))
 }
 
 /// Attaches the probes of `sets`; programs stay attached as long as `ebpf` lives.
