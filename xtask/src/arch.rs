@@ -111,6 +111,29 @@ pub fn tracer(arch: Arch) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("built the tracer but found no {}", binary.display()))
 }
 
+/// A std-only program of one source file, built static for `arch` with rustc alone (the
+/// benchmark's storm: its package's other dependencies need not be cross-built for it).
+pub fn single_file_binary(arch: Arch, source: &str) -> anyhow::Result<PathBuf> {
+    let root = cache::workspace_root();
+    let out_dir = root.join("target/cross").join(arch.rust_target());
+    std::fs::create_dir_all(&out_dir)?;
+    let name = std::path::Path::new(source)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .context("a source file name")?;
+    let out = out_dir.join(name);
+    command::status(
+        Command::new("rustc")
+            .current_dir(&root)
+            .args(["--edition", "2024", "-O", "--target", arch.rust_target()])
+            .arg(format!("-Clinker={}", arch.binutil("gcc")))
+            .args(["-C", "target-feature=+crt-static", "-o"])
+            .arg(&out)
+            .arg(source),
+    )?;
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

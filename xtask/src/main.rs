@@ -121,6 +121,10 @@ enum Task {
         /// longer moves the figures, but they weigh every instruction alike.
         #[arg(long)]
         icount: bool,
+        /// The kernel's architecture (arm64: Debian's arm64 kernel under qemu-system-aarch64,
+        /// the tracer and the storm cross-built).
+        #[arg(long, value_enum, default_value = "amd64")]
+        arch: Arch,
     },
 }
 
@@ -238,12 +242,23 @@ fn run(task: Task) -> anyhow::Result<()> {
             boots,
             program_stats,
             icount,
+            arch,
         } => {
             setup::ebpf_toolchain()?;
             setup::apt_packages(setup::VM_PACKAGES)?;
-            let kernel = Kernel::fetch(&kernel)?;
-            let tracer = build(Profile::Release, "tracer", "tracer")?;
-            let storm = build(Profile::Release, "xtask", "lookup-storm")?;
+            let kernel = Kernel::fetch_for(&kernel, arch)?;
+            let (tracer, storm) = if arch == Arch::host() {
+                (
+                    build(Profile::Release, "tracer", "tracer")?,
+                    build(Profile::Release, "xtask", "lookup-storm")?,
+                )
+            } else {
+                setup::cross_tools()?;
+                (
+                    xtask::release::build_binary("tracer", "tracer", true, arch.rust_target())?,
+                    xtask::arch::single_file_binary(arch, "xtask/src/bin/lookup-storm.rs")?,
+                )
+            };
             eprintln!(
                 "bench: {rounds} rounds of {lookups} lookups per variant; this takes minutes"
             );

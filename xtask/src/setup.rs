@@ -33,6 +33,8 @@ pub const VM_PACKAGES: &[&str] = &[
     "prometheus",
     // The VM scripts under xtask/scripts/ are checked with it.
     "shellcheck",
+    // Telling static binaries and each artefact's architecture.
+    "file",
 ];
 
 /// What building for arm64 on this machine takes: Debian's cross gcc (the linker, and a
