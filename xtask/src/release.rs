@@ -54,10 +54,10 @@ pub fn build_binary(
 /// mount on.
 pub fn image_root(dir: &Path, arch: Arch) -> anyhow::Result<PathBuf> {
     let tracer = build_binary("tracer", "tracer", true, arch.rust_target())?;
-    // A static ELF has no interpreter (PT_INTERP): nothing for ldd to find, whatever its
-    // architecture.
+    // `file` reads any architecture's ELF header (ldd runs the binary's own loader); a static
+    // binary is "statically linked", or "static-pie linked" where the target defaults to PIE.
     let file = command::stdout(Command::new("file").arg("-b").arg(&tracer))?;
-    if !file.contains("statically linked") {
+    if !(file.contains("statically linked") || file.contains("static-pie linked")) {
         bail!("the tracer is not static; file says: {file}");
     }
     std::fs::create_dir_all(dir)?;
