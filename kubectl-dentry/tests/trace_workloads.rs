@@ -131,22 +131,10 @@ fn finish(mut child: Child) -> (Option<i32>, String, String) {
 
 #[test]
 fn a_deployment_gets_one_tracer_per_node_one_time_ordered_stream_and_a_summary_per_pod() {
-    let api = FakeApi::start(vec![
-        labelled("prod", "web-1", &[("app", "web")], "node-a"),
-        labelled("prod", "web-2", &[("app", "web")], "node-b"),
-        labelled("prod", "other-1", &[("app", "other")], "node-a"),
-    ]);
-    put(
-        &api,
-        "deployments",
-        workload("apps/v1", "Deployment", "web", "web"),
-    );
-    {
-        let mut s = api.state();
-        s.nodes = vec![node("node-a", true), node("node-b", true)];
-        s.tracer_on.insert("node-a".into(), runs("web-1", false));
-        s.tracer_on.insert("node-b".into(), runs("web-2", false));
-    }
+    let api = web_on_two_nodes(false);
+    api.state()
+        .pods
+        .push(labelled("prod", "other-1", &[("app", "other")], "node-a"));
     let out = api.plugin(&["trace", "deploy/web", "--duration=30s"]);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{stderr}");
@@ -498,19 +486,10 @@ fn pods_added_during_the_trace_are_traced_and_it_ends_when_the_last_goes() {
 
 #[test]
 fn nodes_that_cannot_run_the_tracer_are_reported_and_the_others_traced() {
-    let pods = || {
-        vec![
-            labelled("prod", "web-1", &[("app", "web")], "node-a"),
-            labelled("prod", "web-2", &[("app", "web")], "node-b"),
-        ]
-    };
-    let api = FakeApi::start(pods());
-    {
-        let mut s = api.state();
-        s.nodes = vec![node("node-a", true), node("node-b", true)];
-        s.tracer_on.insert("node-a".into(), runs("web-1", false));
-        s.tracer_on.insert("node-b".into(), Tracer::ImagePull);
-    }
+    let api = web_on_two_nodes(false);
+    api.state()
+        .tracer_on
+        .insert("node-b".into(), Tracer::ImagePull);
     let out = api.plugin(&["trace", "-l", "app=web", "--duration=30s"]);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{stderr}");
@@ -529,11 +508,9 @@ fn nodes_that_cannot_run_the_tracer_are_reported_and_the_others_traced() {
     assert!(!stdout.contains("\tweb-2\t"));
 
     // Every node fails: the first node's exit code, after each node's cause.
-    let api = FakeApi::start(pods());
-    {
-        let mut s = api.state();
-        s.nodes = vec![node("node-a", true), node("node-b", true)];
-        s.tracer = Tracer::ImagePull;
+    let api = web_on_two_nodes(false);
+    for tracer in api.state().tracer_on.values_mut() {
+        *tracer = Tracer::ImagePull;
     }
     let out = api.plugin(&["trace", "-l", "app=web", "--duration=30s"]);
     let stderr = text(&out.stderr);
@@ -645,8 +622,9 @@ fn a_job_waited_for_is_traced_from_its_pods_start_until_it_completes() {
     );
 }
 
-/// Two replicas on two nodes whose tracers run until their pods are deleted.
-fn two_nodes_holding() -> FakeApi {
+/// deploy/web's two replicas on two nodes, whose tracers replay the recorded log as their pod
+/// (with `hold`, the summary only once their pod is deleted).
+fn web_on_two_nodes(hold: bool) -> FakeApi {
     let api = FakeApi::start(vec![
         labelled("prod", "web-1", &[("app", "web")], "node-a"),
         labelled("prod", "web-2", &[("app", "web")], "node-b"),
@@ -658,15 +636,15 @@ fn two_nodes_holding() -> FakeApi {
     );
     let mut s = api.state();
     s.nodes = vec![node("node-a", true), node("node-b", true)];
-    s.tracer_on.insert("node-a".into(), runs("web-1", true));
-    s.tracer_on.insert("node-b".into(), runs("web-2", true));
+    s.tracer_on.insert("node-a".into(), runs("web-1", hold));
+    s.tracer_on.insert("node-b".into(), runs("web-2", hold));
     drop(s);
     api
 }
 
 #[test]
 fn max_events_counts_over_every_pod_and_stops_every_tracer() {
-    let api = two_nodes_holding();
+    let api = web_on_two_nodes(true);
     let out = api.plugin(&["trace", "deploy/web", "--max-events=25", "--duration=60s"]);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{stderr}");
@@ -697,7 +675,7 @@ fn max_events_counts_over_every_pod_and_stops_every_tracer() {
 
 #[test]
 fn a_stop_signal_stops_every_tracer_and_still_prints_their_summaries() {
-    let api = two_nodes_holding();
+    let api = web_on_two_nodes(true);
     let mut child = api.spawn_plugin(&["trace", "deploy/web", "--duration=60s"]);
     let stdout = child.stdout.as_mut().expect("stdout");
     let mut first = [0u8; 64];
@@ -733,7 +711,7 @@ fn a_stop_signal_stops_every_tracer_and_still_prints_their_summaries() {
 
 #[test]
 fn duration_ends_the_whole_trace_and_json_lines_name_their_pods() {
-    let api = two_nodes_holding();
+    let api = web_on_two_nodes(true);
     let out = api.plugin(&["trace", "deploy/web", "--duration=3s", "-o", "json"]);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{stderr}");

@@ -331,10 +331,7 @@ pub fn busybox(arch: Arch) -> anyhow::Result<PathBuf> {
         return Ok(binary);
     }
     apt_update(arch)?;
-    let deb = download(arch, "busybox-static")?;
-    let _ = std::fs::remove_dir_all(&dir);
-    command::run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&dir))?;
-    std::fs::remove_file(&deb)?;
+    unpack_into(arch, "busybox-static", &dir)?;
     binary
         .is_file()
         .then_some(binary.clone())
@@ -373,11 +370,17 @@ fn resolve_package(spec: &str, arch: Arch) -> anyhow::Result<String> {
 }
 
 fn unpack(dir: &Path, package: &str, arch: Arch) -> anyhow::Result<()> {
-    let deb = download(arch, package)?;
     let root = dir.join(package);
-    let _ = std::fs::remove_dir_all(&root);
-    command::run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root))?;
+    unpack_into(arch, package, &root)?;
     std::fs::write(root.join(".complete"), b"")?;
+    Ok(())
+}
+
+/// Downloads `package` of `arch` and unpacks it into `root` (replacing what was there).
+fn unpack_into(arch: Arch, package: &str, root: &Path) -> anyhow::Result<()> {
+    let deb = download(arch, package)?;
+    let _ = std::fs::remove_dir_all(root);
+    command::run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(root))?;
     // The package stays unpacked; the .deb itself is not needed again.
     std::fs::remove_file(&deb)?;
     Ok(())
