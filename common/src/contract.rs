@@ -53,4 +53,5 @@ pub mod metric {
     pub const LIVE_UNTRACKED_TOTAL: &str = "dentry_tracer_live_untracked_total";
     pub const ATTACH_INFO: &str = "dentry_tracer_attach_info";
     pub const BUILD_INFO: &str = "dentry_tracer_build_info";
+    pub const FEATURE: &str = "dentry_tracer_feature";
 }

@@ -81,6 +81,7 @@ pub mod names {
     pub const CONTENDED: &str = "CONTENDED";
     pub const SPILLED: &str = "SPILLED";
     pub const LIVE: &str = "LIVE";
+    pub const BORN: &str = "BORN";
     pub const OWNER: &str = "OWNER";
     pub const UNTRACKED: &str = "UNTRACKED";
     pub const BASES: &str = "BASES";

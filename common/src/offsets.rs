@@ -19,12 +19,20 @@ pub struct KernelOffsets {
     pub qstr_len: u32,
     /// `super_block.s_root`: where a walk can stop without reading the root dentry.
     pub super_block_s_root: u32,
-    /// `dentry.d_u`, whose `d_rcu` is what `__d_free` is given.
-    pub dentry_d_u: u32,
+    /// `dentry.d_rcu` (in the union `d_u` until 7.x, an anonymous union since): what
+    /// `__d_free` is given.
+    pub dentry_d_rcu: u32,
     /// `cgroup.kn` and `kernfs_node.id`: a new cgroup's id (its directory's inode), which is
     /// what `bpf_get_current_cgroup_id()` later returns for its tasks.
     pub cgroup_kn: u32,
     pub kernfs_node_id: u32,
+    /// Where a kernel without `bpf_get_current_ancestor_cgroup_id` for tracing programs (before
+    /// 5.11) finds a task's ancestor cgroup ids: `task_struct.cgroups`, `css_set.dfl_cgrp`,
+    /// `cgroup.level` and `cgroup.ancestor_ids`. `cgroup_ancestor_ids` 0: use the helper.
+    pub task_cgroups: u32,
+    pub css_set_dfl_cgrp: u32,
+    pub cgroup_level: u32,
+    pub cgroup_ancestor_ids: u32,
     /// Where a path walk level finds each field in what it read (`LevelLayout::new` of the
     /// offsets above, set with them).
     pub level: LevelLayout,

@@ -2,8 +2,8 @@
 use aya_ebpf::helpers::{
     bpf_get_current_pid_tgid, bpf_ktime_get_ns,
     generated::{
-        bpf_get_current_ancestor_cgroup_id, bpf_get_current_comm, bpf_ringbuf_output,
-        bpf_ringbuf_query,
+        bpf_get_current_ancestor_cgroup_id, bpf_get_current_comm, bpf_get_current_task,
+        bpf_ringbuf_output, bpf_ringbuf_query,
     },
 };
 use dentry_common::{
@@ -60,14 +60,39 @@ fn matches_targets(cgroup: u64) -> bool {
     let levels = cfg.ancestor_levels;
     for level in 0..MAX_CGROUP_LEVEL {
         if levels & (1 << level) != 0 {
-            // SAFETY: FFI helper without preconditions.
-            let ancestor = unsafe { bpf_get_current_ancestor_cgroup_id(level as i32) };
+            let ancestor = ancestor_cgroup_id(level);
+            // SAFETY: a map lookup of a plain value.
             if unsafe { TARGETS.get(ancestor) }.is_some() {
                 return true;
             }
         }
     }
     false
+}
+
+/// The id of the current task's cgroup v2 ancestor at `level` (0 if it is not that deep).
+/// Tracing programs have a helper for it since 5.11; before, the loader sets where the task's
+/// default-hierarchy cgroup lists its ancestors' ids, and the helper call is never verified.
+#[inline(always)]
+fn ancestor_cgroup_id(level: u32) -> u64 {
+    let off = offsets();
+    if off.cgroup_ancestor_ids == 0 {
+        // SAFETY: FFI helper without preconditions.
+        return unsafe { bpf_get_current_ancestor_cgroup_id(level as i32) };
+    }
+    // SAFETY: FFI helper without preconditions; the task is read through probe reads only.
+    let task = unsafe { bpf_get_current_task() } as Ptr;
+    let cgroup = dentry::field::<Ptr>(task, off.task_cgroups)
+        .and_then(|css_set| dentry::field::<Ptr>(css_set, off.css_set_dfl_cgrp));
+    let Some(cgroup) = cgroup else {
+        return 0;
+    };
+    match dentry::field::<i32>(cgroup, off.cgroup_level) {
+        Some(deepest) if deepest >= level as i32 => {
+            dentry::field::<u64>(cgroup, off.cgroup_ancestor_ids + 8 * level).unwrap_or(0)
+        }
+        _ => 0,
+    }
 }
 
 /// False when the kernel patterns prove that no pattern matches the event's whole path; true

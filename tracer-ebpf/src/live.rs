@@ -13,7 +13,7 @@ use dentry_common::{
 use crate::{
     Ptr,
     maps::{global, offsets},
-    mem::{atomic_add, atomic_and, atomic_or},
+    mem::atomic_add,
 };
 
 /// Per owner (a memory cgroup's id), this CPU's share of its live dentries.
@@ -132,7 +132,15 @@ fn object(dentry: Ptr) -> Option<Object> {
     let mut slab = page;
     let head = words[(l.compound_head % PAGE_WORDS) as usize];
     if head & 1 != 0 {
-        slab = head - 1;
+        // A tail page: bit 0 set, the rest the head page's address (`compound_head`) or, since
+        // 7.x where `struct page` is a power of two bytes (`compound_info`), a mask that clears
+        // the tail's offset from it. A mask is above every `struct page` address, a pointer to
+        // the head below the tail: the comparison tells them apart on every kernel.
+        slab = if head - 1 <= page {
+            head - 1
+        } else {
+            page & head
+        };
         words = read(slab)?;
     }
     let cache = words[(l.slab_cache % PAGE_WORDS) as usize];
@@ -147,8 +155,10 @@ fn object(dentry: Ptr) -> Option<Object> {
     }
     let start = direct + (((slab - vmemmap) / page_size) << l.page_shift);
     let index = at.checked_sub(start)? / size;
-    // Bit 0 marks a vector of object extensions; without one nothing in the slab is charged.
-    let objcg = if exts & 1 != 0 {
+    // The vector's address with flags in its three low bits (`MEMCG_DATA_OBJCGS`,
+    // `MEMCG_DATA_OBJEXTS`, `OBJEXTS_ALLOC_FAIL`: which mean what has changed across kernels,
+    // and a failed allocation leaves no address). Without one nothing in the slab is charged.
+    let objcg = if exts & !7 != 0 {
         read::<u64>((exts & !7) + index * l.exts_stride as u64).unwrap_or(0)
     } else {
         0
@@ -307,9 +317,37 @@ pub fn on_alloc(dentry: Ptr) {
         untracked();
         return;
     };
-    // SAFETY: a live map value; other objects' bits share the word, hence the atomic or.
-    atomic_or(unsafe { core::ptr::addr_of_mut!((*entry).born[word]) }, bit);
+    // SAFETY: a live map value.
+    let born = unsafe { core::ptr::addr_of_mut!((*entry).born[word]) };
+    set_bit(born, bit);
     add(o.objcg, 1, 0, bytes(dentry, &o) as i64);
+}
+
+/// Sets an object's bit in a `Born` word that other objects' bits share; returns whether it
+/// was clear. Only this object's own events change its bit (the kernel serialises a dentry's
+/// allocation, state changes and free), so after reading it clear, adding it is an atomic or
+/// that cannot carry into a neighbour: one `lock add`, which every kernel has (the atomic or
+/// and and instructions came in 5.12).
+#[inline(always)]
+fn set_bit(word: *mut u64, bit: u64) -> bool {
+    // SAFETY: a plain read of a live map value.
+    if unsafe { core::ptr::read_volatile(word) } & bit != 0 {
+        return false;
+    }
+    atomic_add(word, bit);
+    true
+}
+
+/// Clears an object's bit as `set_bit` sets it (an atomic subtraction of a bit read set);
+/// returns whether it was set.
+#[inline(always)]
+fn clear_bit(word: *mut u64, bit: u64) -> bool {
+    // SAFETY: a plain read of a live map value.
+    if unsafe { core::ptr::read_volatile(word) } & bit == 0 {
+        return false;
+    }
+    atomic_add(word, bit.wrapping_neg());
+    true
 }
 
 /// The slab object of a dentry allocated since the start, with its bitmap entry.
@@ -334,13 +372,15 @@ pub fn on_free(dentry: Ptr) {
     let Some((o, entry, word, bit)) = counted(dentry) else {
         return;
     };
-    // SAFETY: as in `counted`.
-    let positive = unsafe { (*entry).positive[word] } & bit != 0;
-    // SAFETY: a live map value; the atomic and keeps other objects' bits.
-    unsafe {
-        atomic_and(core::ptr::addr_of_mut!((*entry).born[word]), !bit);
-        atomic_and(core::ptr::addr_of_mut!((*entry).positive[word]), !bit);
-    }
+    // SAFETY: a live map value.
+    let (born, positive_word) = unsafe {
+        (
+            core::ptr::addr_of_mut!((*entry).born[word]),
+            core::ptr::addr_of_mut!((*entry).positive[word]),
+        )
+    };
+    let positive = clear_bit(positive_word, bit);
+    clear_bit(born, bit);
     add(
         o.objcg,
         -1,
@@ -364,16 +404,13 @@ pub fn on_positive(dentry: Ptr, inode: Ptr, splice: bool) {
     let Some((o, entry, word, bit)) = counted(dentry) else {
         return;
     };
-    // SAFETY: as in `counted`.
-    if unsafe { (*entry).positive[word] } & bit != 0 {
-        return;
-    }
-    // SAFETY: a live map value; the atomic or keeps other objects' bits.
-    atomic_or(
+    // SAFETY: a live map value.
+    if set_bit(
         unsafe { core::ptr::addr_of_mut!((*entry).positive[word]) },
         bit,
-    );
-    add(o.objcg, 0, 1, 0);
+    ) {
+        add(o.objcg, 0, 1, 0);
+    }
 }
 
 /// `dentry_unlink_inode(dentry)`: a positive dentry loses its inode (unlink, or on its way to
@@ -385,16 +422,13 @@ pub fn on_unlink(dentry: Ptr) {
     let Some((o, entry, word, bit)) = counted(dentry) else {
         return;
     };
-    // SAFETY: as in `counted`.
-    if unsafe { (*entry).positive[word] } & bit == 0 {
-        return;
-    }
-    // SAFETY: a live map value; the atomic and keeps other objects' bits.
-    atomic_and(
+    // SAFETY: a live map value.
+    if clear_bit(
         unsafe { core::ptr::addr_of_mut!((*entry).positive[word]) },
-        !bit,
-    );
-    add(o.objcg, 0, -1, 0);
+        bit,
+    ) {
+        add(o.objcg, 0, -1, 0);
+    }
 }
 
 const S_IFMT: u16 = 0o170000;

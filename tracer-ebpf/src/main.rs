@@ -152,7 +152,7 @@ fn on_unlink(dentry: Ptr) {
 /// A freed directory that a path cache holds: its address may come back as another dentry.
 #[inline(always)]
 fn on_free(rcu_head: Ptr) {
-    let dentry = rcu_head.wrapping_sub(maps::offsets().dentry_d_u as usize);
+    let dentry = rcu_head.wrapping_sub(maps::offsets().dentry_d_rcu as usize);
     if maps::CACHED_DIRS.remove(dentry as u64).is_ok() {
         maps::invalidate_paths();
     }

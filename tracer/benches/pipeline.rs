@@ -5,6 +5,7 @@ use std::{collections::BTreeMap, sync::Arc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use dentry_common::{Counters, EventHeader, FLAG_ALLOCATED, Operation};
 use tracer::{
+    kernel::features::Features,
     owners::{Owner, Owners, layers::Layers},
     serve::metrics::Metrics,
     trace::{
@@ -140,7 +141,7 @@ fn node_mountinfo(containers: usize) -> String {
 }
 
 fn metrics_render(c: &mut Criterion) {
-    let mut m = Metrics::new(false, "fentry").expect("metrics");
+    let mut m = Metrics::new(false, "fentry", &Features::default()).expect("metrics");
     let mut o = Owners::default();
     let mut totals = BTreeMap::new();
     for id in 0..1000u64 {

@@ -10,8 +10,10 @@ use anyhow::{Context as _, bail};
 
 use crate::{arch::Arch, cache, command};
 
-/// The kernels the project is tested on: bookworm's 6.1 and bookworm-backports' 6.12.
-pub const DEFAULT_KERNELS: &[&str] = &["6.1", "6.12"];
+/// The kernels the project is tested on: bullseye's 5.10, bookworm's 6.1, bookworm-backports'
+/// 6.12 and the newest 7.x (trixie-backports or sid: `7` picks the newest of the series, since
+/// those suites replace versions without notice).
+pub const DEFAULT_KERNELS: &[&str] = &["5.10", "6.1", "6.12", "7"];
 
 /// One test per tested kernel and attach mode, each calling `$check(series, mode)`: the
 /// kernel suites' matrix (`DEFAULT_KERNELS` × kprobe, fentry), so each combination passes or
@@ -63,9 +65,12 @@ macro_rules! each_arm64_kernel_and_mode {
 }
 
 const SOURCES: &str = "\
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bullseye main
 deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main
 deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm-backports main
 deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian-security bookworm-security main
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie-backports main
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian sid main
 ";
 
 /// An unpacked kernel package.
@@ -77,6 +82,11 @@ pub struct Kernel {
     pub release: String,
     pub arch: Arch,
     root: PathBuf,
+    /// The kernel image: `boot/vmlinuz-RELEASE` in a classic package, or
+    /// `usr/lib/modules/RELEASE/vmlinuz` in 7.x's split `linux-binary-*` package.
+    vmlinuz: PathBuf,
+    /// `lib/modules/RELEASE` (or `usr/lib/modules/RELEASE`).
+    modules: PathBuf,
 }
 
 impl Kernel {
@@ -96,17 +106,26 @@ impl Kernel {
         if let Some(kernel) = cached(&dir, spec, arch)? {
             return Ok(kernel);
         }
-        let package = resolve_package(spec, arch)?;
-        eprintln!("kernel: downloading {package}");
-        unpack(&dir, &package, arch)?;
-        cached(&dir, &package, arch)?
-            .with_context(|| format!("{package} unpacked but no vmlinuz found in it"))
+        // Newest first; a package the lists name but the mirror does not serve is passed over.
+        let mut failures = Vec::new();
+        for package in candidates(spec, arch)? {
+            eprintln!("kernel: downloading {package}");
+            match unpack(&dir, &package, arch) {
+                Ok(()) => {
+                    return cached(&dir, &package, arch)?
+                        .with_context(|| format!("{package} unpacked but no vmlinuz found in it"));
+                }
+                Err(e) => {
+                    eprintln!("kernel: {package}: {e:#}");
+                    failures.push(package);
+                }
+            }
+        }
+        bail!("no kernel of {spec:?} could be downloaded (tried {failures:?})")
     }
 
     pub fn vmlinuz(&self) -> PathBuf {
-        self.root
-            .join("boot")
-            .join(format!("vmlinuz-{}", self.release))
+        self.vmlinuz.clone()
     }
 
     /// `major.minor`, e.g. `6.12`.
@@ -179,10 +198,10 @@ impl Kernel {
 
     /// A module (`loop`, ...) as an uncompressed `.ko` that busybox `insmod` can load.
     pub fn module(&self, name: &str) -> anyhow::Result<PathBuf> {
-        let modules = self.root.join("lib/modules").join(&self.release);
+        let modules = &self.modules;
         let file = format!("{name}.ko");
-        let found = find_file(&modules, &file)
-            .or_else(|| find_file(&modules, &format!("{file}.xz")))
+        let found = find_file(modules, &file)
+            .or_else(|| find_file(modules, &format!("{file}.xz")))
             .with_context(|| format!("module {name} not in {}", modules.display()))?;
         if found.extension().is_some_and(|e| e == "ko") {
             return Ok(found);
@@ -219,29 +238,48 @@ pub fn matches(spec: &str, package: &str, arch: Arch) -> bool {
     if package == spec {
         return true;
     }
-    let suffix = format!("-cloud-{}-unsigned", arch.debian());
-    let Some(version) = package
-        .strip_prefix("linux-image-")
-        .and_then(|rest| rest.strip_suffix(suffix.as_str()))
-    else {
+    let Some(version) = image_version(package, arch) else {
         return false;
     };
-    let series: Vec<&str> = version.splitn(3, ['.', '-']).take(2).collect();
+    // A major version alone (`7`) is the whole series; `6.1` is one minor series.
+    let parts = spec.split('.').count();
+    let series: Vec<&str> = version.splitn(3, ['.', '-', '+']).take(parts).collect();
     series.join(".") == spec
 }
 
-/// Orders package names by the numbers in them, so `6.1.0-56` sorts after `6.1.0-6`.
-fn version_key(package: &str) -> Vec<u64> {
-    package
+/// `VER` of `linux-image-VER-cloud-ARCH-unsigned` or of `linux-image-VER-cloud-ARCH` (the
+/// signed image before 7.x; a metapackage over `linux-binary-*` and `linux-modules-*` since).
+fn image_version(package: &str, arch: Arch) -> Option<&str> {
+    let rest = package.strip_prefix("linux-image-")?;
+    let cloud = format!("-cloud-{}", arch.debian());
+    let version = rest
+        .strip_suffix("-unsigned")
+        .unwrap_or(rest)
+        .strip_suffix(cloud.as_str())?;
+    // Not the unversioned metapackages (`linux-image-cloud-amd64`, `linux-image-6.1-cloud-amd64`).
+    version.contains(['-', '+']).then_some(version)
+}
+
+/// Orders package names by the numbers in them, so `6.1.0-56` sorts after `6.1.0-6`; of the
+/// same version the unsigned build, which is the one whose image needs no signature check.
+fn version_key(package: &str) -> (Vec<u64>, bool) {
+    let numbers = package
         .split(|c: char| !c.is_ascii_digit())
         .filter_map(|n| n.parse().ok())
-        .collect()
+        .collect();
+    (numbers, package.ends_with("-unsigned"))
+}
+
+/// The packages of `spec`, newest first.
+fn by_age<'a>(spec: &str, arch: Arch, names: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut found: Vec<&str> = names.filter(|name| matches(spec, name, arch)).collect();
+    found.sort_by_key(|name| std::cmp::Reverse(version_key(name)));
+    found.dedup();
+    found
 }
 
 fn newest<'a>(spec: &str, arch: Arch, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    names
-        .filter(|name| matches(spec, name, arch))
-        .max_by_key(|name| version_key(name))
+    by_age(spec, arch, names).first().copied()
 }
 
 fn cached(dir: &Path, spec: &str, arch: Arch) -> anyhow::Result<Option<Kernel>> {
@@ -258,22 +296,42 @@ fn cached(dir: &Path, spec: &str, arch: Arch) -> anyhow::Result<Option<Kernel>> 
         return Ok(None);
     };
     let root = dir.join(package);
-    let boot = std::fs::read_dir(root.join("boot"))?;
-    let release = boot
-        .flatten()
-        .filter_map(|e| {
-            e.file_name()
-                .to_str()?
-                .strip_prefix("vmlinuz-")
-                .map(String::from)
-        })
-        .next();
-    Ok(release.map(|release| Kernel {
+    Ok(locate(&root).map(|(release, vmlinuz, modules)| Kernel {
         package: package.to_owned(),
         release,
         arch,
         root,
+        vmlinuz,
+        modules,
     }))
+}
+
+/// Where an unpacked kernel keeps its image and modules, and its release: the classic layout
+/// (`boot/vmlinuz-RELEASE`, `lib/modules/RELEASE`) or 7.x's (`usr/lib/modules/RELEASE/vmlinuz`,
+/// `vmlinuz.unsigned` in the unsigned build).
+fn locate(root: &Path) -> Option<(String, PathBuf, PathBuf)> {
+    let boot = std::fs::read_dir(root.join("boot")).into_iter().flatten();
+    for entry in boot.flatten() {
+        let name = entry.file_name();
+        if let Some(release) = name.to_str().and_then(|n| n.strip_prefix("vmlinuz-")) {
+            let modules = root.join("lib/modules").join(release);
+            return Some((release.to_owned(), entry.path(), modules));
+        }
+    }
+    let usr = std::fs::read_dir(root.join("usr/lib/modules"))
+        .into_iter()
+        .flatten();
+    for entry in usr.flatten() {
+        // `vmlinuz.unsigned` in `linux-binary-unsigned-*`.
+        for image in ["vmlinuz", "vmlinuz.unsigned"] {
+            let vmlinuz = entry.path().join(image);
+            if vmlinuz.is_file() {
+                let release = entry.file_name().to_str()?.to_owned();
+                return Some((release, vmlinuz, entry.path()));
+            }
+        }
+    }
+    None
 }
 
 /// `apt-get`/`apt-cache` with every piece of state redirected into the cache, one state per
@@ -356,33 +414,64 @@ fn download(arch: Arch, package: &str) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("{package} downloaded but no .deb in {}", debs.display()))
 }
 
-fn resolve_package(spec: &str, arch: Arch) -> anyhow::Result<String> {
+/// The archive's packages of `spec`, newest first (at most a few: the mirror may lack some).
+fn candidates(spec: &str, arch: Arch) -> anyhow::Result<Vec<String>> {
     apt_update(arch)?;
     let names = command::stdout(&mut apt(arch, "apt-cache", &["pkgnames", "linux-image-"]))?;
-    match newest(spec, arch, names.lines()) {
-        Some(name) => Ok(name.to_owned()),
-        None => bail!(
-            "no Debian cloud kernel matches {spec:?}: give a series like 6.1 or 6.12, or a package \
-             name like linux-image-6.1.0-56-cloud-{}-unsigned",
+    let found: Vec<String> = by_age(spec, arch, names.lines())
+        .into_iter()
+        .take(4)
+        .map(str::to_owned)
+        .collect();
+    if found.is_empty() {
+        bail!(
+            "no Debian cloud kernel matches {spec:?}: give a series like 5.10, 6.1, 6.12 or 7 \
+             (the newest 7.x), or a package name like linux-image-6.1.0-56-cloud-{}-unsigned",
             arch.debian()
-        ),
+        );
     }
+    Ok(found)
 }
 
 fn unpack(dir: &Path, package: &str, arch: Arch) -> anyhow::Result<()> {
     let root = dir.join(package);
     unpack_into(arch, package, &root)?;
+    if locate(&root).is_none() {
+        // 7.x: the image package only depends on the kernel and its modules.
+        let version = image_version(package, arch)
+            .with_context(|| format!("{package} holds no kernel and names no version"))?;
+        let cloud = format!("{version}-cloud-{}", arch.debian());
+        let binary = [
+            format!("linux-binary-unsigned-{cloud}"),
+            format!("linux-binary-{cloud}"),
+        ];
+        let deb = binary
+            .iter()
+            .find_map(|name| download(arch, name).ok())
+            .with_context(|| format!("{package}: neither of {binary:?} could be downloaded"))?;
+        extract(&deb, &root)?;
+        add_into(arch, &format!("linux-modules-{cloud}"), &root)?;
+    }
     std::fs::write(root.join(".complete"), b"")?;
     Ok(())
 }
 
 /// Downloads `package` of `arch` and unpacks it into `root` (replacing what was there).
 fn unpack_into(arch: Arch, package: &str, root: &Path) -> anyhow::Result<()> {
-    let deb = download(arch, package)?;
     let _ = std::fs::remove_dir_all(root);
-    command::run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(root))?;
+    add_into(arch, package, root)
+}
+
+/// Downloads `package` of `arch` (if it is not downloaded yet) and unpacks it over `root`.
+fn add_into(arch: Arch, package: &str, root: &Path) -> anyhow::Result<()> {
+    extract(&download(arch, package)?, root)
+}
+
+/// Unpacks a downloaded .deb over `root`, then removes it.
+fn extract(deb: &Path, root: &Path) -> anyhow::Result<()> {
+    command::run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(root))?;
     // The package stays unpacked; the .deb itself is not needed again.
-    std::fs::remove_file(&deb)?;
+    std::fs::remove_file(deb)?;
     Ok(())
 }
 
@@ -431,6 +520,49 @@ mod tests {
             "linux-image-6.1.0-50-cloud-amd64-unsigned",
             Arch::Amd64
         ));
+    }
+
+    #[test]
+    fn older_and_newer_packagings_match_by_series() {
+        // 5.10 and 6.x: the unsigned image holds the kernel.
+        assert!(matches(
+            "5.10",
+            "linux-image-5.10.0-46-cloud-amd64-unsigned",
+            Arch::Amd64
+        ));
+        // 7.x: the image is a metapackage over linux-binary-* and linux-modules-*.
+        let seven = "linux-image-7.3.4+deb13-cloud-amd64";
+        assert!(matches("7.3", seven, Arch::Amd64));
+        assert!(matches("7", seven, Arch::Amd64));
+        assert!(!matches("7.2", seven, Arch::Amd64));
+        assert!(!matches(
+            "7",
+            "linux-image-7.3.4+deb13-cloud-amd64-dbg",
+            Arch::Amd64
+        ));
+        // Unversioned metapackages are no kernel.
+        assert!(!matches("6.1", "linux-image-6.1-cloud-amd64", Arch::Amd64));
+        assert_eq!(image_version(seven, Arch::Amd64), Some("7.3.4+deb13"));
+    }
+
+    #[test]
+    fn newest_of_a_major_series_and_unsigned_first() {
+        let names = [
+            "linux-image-7.2.13+deb14-cloud-amd64",
+            "linux-image-7.3.4+deb13-cloud-amd64",
+            "linux-image-7.3.4+deb13-cloud-amd64-dbg",
+            "linux-image-5.10.0-46-cloud-amd64",
+            "linux-image-5.10.0-46-cloud-amd64-unsigned",
+            "linux-image-5.10.0-9-cloud-amd64-unsigned",
+        ];
+        assert_eq!(
+            newest("7", Arch::Amd64, names.into_iter()),
+            Some("linux-image-7.3.4+deb13-cloud-amd64")
+        );
+        assert_eq!(
+            newest("5.10", Arch::Amd64, names.into_iter()),
+            Some("linux-image-5.10.0-46-cloud-amd64-unsigned")
+        );
     }
 
     #[test]

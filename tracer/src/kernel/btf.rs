@@ -4,6 +4,8 @@
 //! them to the programs as a global before loading.
 use dentry_common::{KernelOffsets, LevelLayout, OwnerLayout, PAGE_WORDS};
 
+use crate::kernel::features::{Feature, Features};
+
 const MAGIC: u16 = 0xeb9f;
 const KIND_INT: u32 = 1;
 const KIND_ARRAY: u32 = 3;
@@ -128,20 +130,51 @@ impl Btf {
         self.types.get((id as usize).checked_sub(1)?)
     }
 
-    /// Byte offset of `member` in `struct name`, looking inside anonymous struct/union members
-    /// (since 6.14 `dentry.d_name` sits in one).
-    pub fn member_offset(&self, name: &str, member: &str) -> Result<u32, Error> {
-        let id = self
-            .types
+    fn struct_id(&self, name: &str) -> Result<u32, Error> {
+        self.types
             .iter()
             .position(|t| t.kind == KIND_STRUCT && self.name(t.name_off) == name)
-            .ok_or_else(|| Error::NoStruct(name.to_owned()))?;
-        self.find_member(id as u32 + 1, member, 0)
-            .map(|bits| bits / 8)
-            .ok_or_else(|| Error::NoMember(name.to_owned(), member.to_owned()))
+            .map(|i| i as u32 + 1)
+            .ok_or_else(|| Error::NoStruct(name.to_owned()))
     }
 
-    fn find_member(&self, id: u32, member: &str, depth: u32) -> Option<u32> {
+    /// Whether the kernel's BTF has `struct name`.
+    pub fn has_struct(&self, name: &str) -> bool {
+        self.struct_id(name).is_ok()
+    }
+
+    /// Byte offset of `member` in `struct name`: a dotted path (`d_u.d_rcu`) through named
+    /// members, each looked for inside anonymous struct/union members too (since 6.14
+    /// `dentry.d_name` sits in one, since 7.x `dentry.d_rcu`).
+    pub fn member_offset(&self, name: &str, member: &str) -> Result<u32, Error> {
+        let mut id = self.struct_id(name)?;
+        let mut bits = 0;
+        for part in member.split('.') {
+            let (at, type_id) = self
+                .find_member(id, part, 0)
+                .ok_or_else(|| Error::NoMember(name.to_owned(), member.to_owned()))?;
+            bits += at;
+            id = self.resolve(type_id);
+        }
+        Ok(bits / 8)
+    }
+
+    /// The first of `members` (the forms a field has had across kernels, as dotted paths) that
+    /// `struct name` has; the error names them all.
+    pub fn first_member(&self, name: &str, members: &[&str]) -> Result<u32, Error> {
+        members
+            .iter()
+            .find_map(|m| self.member_offset(name, m).ok())
+            .ok_or_else(|| {
+                self.struct_id(name).map_or_else(
+                    |e| e,
+                    |_| Error::NoMember(name.to_owned(), members.join(" or ")),
+                )
+            })
+    }
+
+    /// `member`'s bit offset and type id, looking inside anonymous members.
+    fn find_member(&self, id: u32, member: &str, depth: u32) -> Option<(u32, u32)> {
         let t = self.get(id)?;
         if !matches!(t.kind, KIND_STRUCT | KIND_UNION) || depth > 8 {
             return None;
@@ -157,12 +190,13 @@ impl Btf {
             };
             let member_name = self.name(name_off);
             if member_name == member {
-                return Some(bits);
+                return Some((bits, type_id));
             }
             if member_name.is_empty()
-                && let Some(inner) = self.find_member(self.resolve(type_id), member, depth + 1)
+                && let Some((inner, inner_type)) =
+                    self.find_member(self.resolve(type_id), member, depth + 1)
             {
-                return Some(bits + inner);
+                return Some((bits + inner, inner_type));
             }
         }
         None
@@ -182,11 +216,8 @@ impl Btf {
 
     /// `sizeof(struct name)`.
     pub fn struct_size(&self, name: &str) -> Result<u32, Error> {
-        self.types
-            .iter()
-            .find(|t| t.kind == KIND_STRUCT && self.name(t.name_off) == name)
-            .map(|t| self.word(t.extra - 4))
-            .ok_or_else(|| Error::NoStruct(name.to_owned()))
+        let id = self.struct_id(name)?;
+        Ok(self.get(id).map_or(0, |t| self.word(t.extra - 4)))
     }
 
     /// What the live-dentry programs need to find a slab object's memory cgroup; the bases of
@@ -198,17 +229,36 @@ impl Btf {
         vmemmap_base: u64,
         page_shift: u32,
     ) -> Result<OwnerLayout, Error> {
-        let word = |struct_name: &str, member: &str| -> Result<u32, Error> {
-            let at = self.member_offset(struct_name, member)?;
+        let word = |struct_name: &str, members: &[&str]| -> Result<u32, Error> {
+            let at = self.first_member(struct_name, members)?;
             if at % 8 != 0 || at / 8 >= PAGE_WORDS {
-                return Err(Error::NoMember(struct_name.to_owned(), member.to_owned()));
+                return Err(Error::NoMember(
+                    struct_name.to_owned(),
+                    members.join(" or "),
+                ));
             }
             Ok(at / 8)
         };
-        // The charge vector: an array of `obj_cgroup *` until 6.10, then of `slabobj_ext`.
-        let (slab_exts, exts_stride) = match word("slab", "memcg_data") {
+        // Slab fields: `struct slab` since 5.17, overlaid on the head `struct page`; before,
+        // the page's own fields (docs/architecture.md, "Kernel ranges").
+        let slab = if self.has_struct("slab") {
+            "slab"
+        } else {
+            "page"
+        };
+        // The charge vector: an array of `obj_cgroup *` (`obj_cgroups` on 5.10, `memcg_data`
+        // to 6.9), then of `slabobj_ext` (`obj_exts`).
+        let (slab_exts, exts_stride) = match word(slab, &["memcg_data", "obj_cgroups"]) {
             Ok(at) => (at, 8),
-            Err(_) => (word("slab", "obj_exts")?, self.struct_size("slabobj_ext")?),
+            Err(_) => (
+                word(slab, &["obj_exts"]).map_err(|_| {
+                    Error::NoMember(
+                        slab.to_owned(),
+                        "memcg_data, obj_cgroups or obj_exts".into(),
+                    )
+                })?,
+                self.struct_size("slabobj_ext")?,
+            ),
         };
         let css = self.member_offset("mem_cgroup", "css")?;
         Ok(OwnerLayout {
@@ -217,8 +267,8 @@ impl Btf {
             page_offset_base,
             vmemmap_base,
             page_size: self.struct_size("page")?,
-            compound_head: word("page", "compound_head")?,
-            slab_cache: word("slab", "slab_cache")?,
+            compound_head: word("page", &["compound_head", "compound_info"])?,
+            slab_cache: word(slab, &["slab_cache"])?,
             slab_exts,
             exts_stride,
             cache_size: self.member_offset("kmem_cache", "size")?,
@@ -234,28 +284,56 @@ impl Btf {
         })
     }
 
-    /// The offsets the kernel programs need.
-    pub fn kernel_offsets(&self) -> Result<KernelOffsets, Error> {
-        let mut offsets = KernelOffsets {
-            dentry_d_parent: self.member_offset("dentry", "d_parent")?,
-            dentry_d_name: self.member_offset("dentry", "d_name")?,
-            dentry_d_inode: self.member_offset("dentry", "d_inode")?,
-            dentry_d_sb: self.member_offset("dentry", "d_sb")?,
-            qstr_name: self.member_offset("qstr", "name")?,
-            super_block_s_type: self.member_offset("super_block", "s_type")?,
-            file_system_type_name: self.member_offset("file_system_type", "name")?,
-            dentry_d_iname: self
-                .member_offset("dentry", "d_iname")
-                .or_else(|_| self.member_offset("dentry", "d_shortname"))?,
-            qstr_len: self.member_offset("qstr", "len")?,
-            super_block_s_root: self.member_offset("super_block", "s_root")?,
-            dentry_d_u: self.member_offset("dentry", "d_u")?,
-            cgroup_kn: self.member_offset("cgroup", "kn")?,
-            kernfs_node_id: self.member_offset("kernfs_node", "id")?,
-            level: LevelLayout::default(),
-        };
-        offsets.level = LevelLayout::new(&offsets);
-        Ok(offsets)
+    /// The offsets the kernel programs need. A field this kernel's BTF lacks leaves its
+    /// offsets at zero and turns off the feature that reads it (into `features`): counting
+    /// reads none, so it always runs.
+    pub fn kernel_offsets(&self, features: &mut Features) -> KernelOffsets {
+        let mut off = KernelOffsets::default();
+        // The path walk.
+        let walk = (|| -> Result<(), Error> {
+            off.dentry_d_parent = self.member_offset("dentry", "d_parent")?;
+            off.dentry_d_name = self.member_offset("dentry", "d_name")?;
+            off.dentry_d_inode = self.member_offset("dentry", "d_inode")?;
+            off.dentry_d_sb = self.member_offset("dentry", "d_sb")?;
+            off.qstr_name = self.member_offset("qstr", "name")?;
+            off.qstr_len = self.member_offset("qstr", "len")?;
+            off.super_block_s_type = self.member_offset("super_block", "s_type")?;
+            off.super_block_s_root = self.member_offset("super_block", "s_root")?;
+            off.file_system_type_name = self.member_offset("file_system_type", "name")?;
+            // `d_iname` until 6.14, `d_shortname` since.
+            off.dentry_d_iname = self.first_member("dentry", &["d_iname", "d_shortname"])?;
+            Ok(())
+        })();
+        if let Err(e) = walk {
+            off = KernelOffsets::default();
+            features.off(Feature::Trace, e.to_string());
+            features.off(Feature::PathCache, "no trace events to cache paths for");
+        }
+        // `__d_free`'s argument: `d_u.d_rcu` until 7.x, `d_rcu` in an anonymous union since.
+        match self.first_member("dentry", &["d_u.d_rcu", "d_rcu"]) {
+            Ok(at) => off.dentry_d_rcu = at,
+            Err(e) => features.off(Feature::PathCache, e.to_string()),
+        }
+        match (
+            self.member_offset("cgroup", "kn"),
+            self.member_offset("kernfs_node", "id"),
+        ) {
+            (Ok(kn), Ok(id)) => (off.cgroup_kn, off.kernfs_node_id) = (kn, id),
+            (Err(e), _) | (_, Err(e)) => features.off(Feature::Pending, e.to_string()),
+        }
+        off.level = LevelLayout::new(&off);
+        off
+    }
+
+    /// For a kernel whose tracing programs lack `bpf_get_current_ancestor_cgroup_id` (before
+    /// 5.11): where a task's cgroup lists its ancestors' ids (`cgroup.ancestor_ids`, until 6.0
+    /// replaced it with pointers; the helper came before that).
+    pub fn ancestor_ids(&self, off: &mut KernelOffsets) -> Result<(), Error> {
+        off.task_cgroups = self.member_offset("task_struct", "cgroups")?;
+        off.css_set_dfl_cgrp = self.member_offset("css_set", "dfl_cgrp")?;
+        off.cgroup_level = self.member_offset("cgroup", "level")?;
+        off.cgroup_ancestor_ids = self.member_offset("cgroup", "ancestor_ids")?;
+        Ok(())
     }
 }
 
@@ -384,7 +462,9 @@ mod tests {
     fn reads_this_machines_kernel() {
         // Every supported kernel has BTF; the offsets must be plausible and distinct.
         let btf = Btf::from_sys().expect("/sys/kernel/btf/vmlinux");
-        let off = btf.kernel_offsets().expect("all fields present");
+        let mut features = Features::default();
+        let off = btf.kernel_offsets(&mut features);
+        assert_eq!(features, Features::default(), "every field present");
         assert_eq!(off.qstr_name, 8);
         assert!(off.dentry_d_parent < off.dentry_d_name);
         assert!(off.dentry_d_sb > off.dentry_d_inode);

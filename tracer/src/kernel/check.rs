@@ -1,6 +1,8 @@
 //! `tracer --check`: what this kernel and this process offer, and what is missing.
 use std::path::Path;
 
+use crate::kernel::features::Features;
+
 /// One line of the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {
@@ -18,9 +20,9 @@ const CAP_BPF: u32 = 39;
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 
 /// Inspects the running kernel and process. `fentry` is the outcome of trying to load an fentry
-/// program (the caller has the object); `live` whether slab objects' owners can be found (BTF
-/// fields, `/proc/kallsyms` addresses); `cgroup` is the cgroup2 mount to use.
-pub fn run(cgroup: &Path, fentry: Result<(), String>, live: Result<(), String>) -> Vec<Item> {
+/// program (the caller has the object); `features` what the kernel's BTF and symbols leave off
+/// (`feature:NAME` lines, each on or off with its reason); `cgroup` is the cgroup2 mount to use.
+pub fn run(cgroup: &Path, fentry: Result<(), String>, features: &Features) -> Vec<Item> {
     let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
     let kprobes = Path::new("/sys/bus/event_source/devices/kprobe/type").exists();
     let lockdown = std::fs::read_to_string("/sys/kernel/security/lockdown")
@@ -37,7 +39,16 @@ pub fn run(cgroup: &Path, fentry: Result<(), String>, live: Result<(), String>) 
     let cg2 = is_cgroup2(cgroup);
     let memlock = memlock_limit();
     let fentry_ok = fentry.is_ok();
-    vec![
+    let features = features.all().map(|(f, reason)| Item {
+        name: f.check_name(),
+        ok: reason.is_none(),
+        detail: match reason {
+            None => format!("{}: on", f.what()),
+            Some(why) => format!("{} off: {why}", f.what()),
+        },
+        required: false,
+    });
+    let mut items = vec![
         Item {
             name: "btf",
             ok: btf,
@@ -96,21 +107,14 @@ pub fn run(cgroup: &Path, fentry: Result<(), String>, live: Result<(), String>) 
             required: true,
         },
         Item {
-            name: "live",
-            ok: live.is_ok(),
-            detail: match live {
-                Ok(()) => "slab objects' owners readable: dentry_live* gauges on".into(),
-                Err(e) => format!("dentry_live* gauges off: {e}"),
-            },
-            required: false,
-        },
-        Item {
             name: "memlock",
             ok: true,
             detail: memlock,
             required: false,
         },
-    ]
+    ];
+    items.extend(features);
+    items
 }
 
 /// The report, one line per item, and the exit status: non-zero when something required is
@@ -119,7 +123,7 @@ pub fn report(items: &[Item]) -> (String, bool) {
     let mut out = String::new();
     for i in items {
         out.push_str(&format!(
-            "{:<13} {:<4} {}\n",
+            "{:<19} {:<4} {}\n",
             i.name,
             if i.ok { "ok" } else { "no" },
             i.detail

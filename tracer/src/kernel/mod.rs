@@ -3,6 +3,8 @@
 pub mod btf;
 pub mod check;
 pub mod counters;
+pub mod features;
 pub mod live;
 pub mod misses;
+pub mod object;
 pub mod probes;

@@ -20,7 +20,11 @@ use tokio::sync::watch;
 
 use crate::{
     cli::Args,
-    kernel::{check, counters, live, probes},
+    kernel::{
+        check, counters,
+        features::{Feature, Features},
+        live, probes,
+    },
     owners::{Owners, Sources, cgroup, layers::Layers},
     serve::{
         http::{self, AppState},
@@ -68,9 +72,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .then(|| aya::sys::enable_stats(aya::sys::Stats::RunTime))
         .transpose()
         .context("--bench-program-stats: the kernel refused BPF_ENABLE_STATS")?;
-    let (mut ebpf, mode) = load(&plan, &args, &targets)?;
+    let (mut ebpf, mode, mut features) = load(&plan, &args, &targets)?;
     if armed.levels != 0 {
-        probes::arm_pods(&mut ebpf, &[])?;
+        if let Some(reason) = features.reason(Feature::Pending) {
+            tracing::debug!("not arming for pending pods: {reason}");
+        } else if let Err(e) = probes::arm_pods(&mut ebpf, &[]) {
+            features.off(Feature::Pending, e.to_string());
+        }
         // Also catches a pod whose cgroup appeared between the scan above and the arming.
         let started = added::add(&mut ebpf, &sources, &armed.uids)?;
         tracing::info!(
@@ -79,7 +87,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             "armed for pods whose cgroups do not exist yet"
         );
     }
-    let ring = if plan.trace {
+    // What this kernel cannot do: one line each, before the attached line.
+    for line in features.lines() {
+        eprintln!("tracer: {line}");
+    }
+    let trace = plan.trace && features.is_on(Feature::Trace);
+    let ring = if trace {
         probes::set_tracing(&mut ebpf, true)?;
         Some(RingBuf::try_from(
             ebpf.take_map(names::EVENTS)
@@ -94,7 +107,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let state = Arc::new(AppState {
         metrics: Mutex::new({
-            let mut m = Metrics::new(args.cgroup_id_label, mode)?;
+            let mut m = Metrics::new(args.cgroup_id_label, mode, &features)?;
             // Long enough for the resolver to name a container that has just started.
             let poll = args.poll_interval.as_millis().max(1);
             m.hold_unnamed((args.resolve_interval.as_millis().div_ceil(poll) + 1) as u32);
@@ -283,26 +296,38 @@ fn targets(args: &Args, owners: &Owners) -> anyhow::Result<(Vec<cgroup::Target>,
     Ok((targets, armed))
 }
 
-/// Loads the programs as the plan says, fills the targets, attaches; returns the object and the
-/// mode the counting and tracing probes use (the path cache's may differ).
+/// Loads the programs as the plan says, fills the targets, attaches; returns the object, the
+/// mode the counting and tracing probes use (the path cache's may differ) and the features
+/// this kernel lacks. Only the counters are required: any other feature whose dependency is
+/// missing (a BTF field, a probe that will not attach) is switched off alone.
 fn load(
     plan: &Plan,
     args: &Args,
     targets: &[cgroup::Target],
-) -> anyhow::Result<(Ebpf, &'static str)> {
+) -> anyhow::Result<(Ebpf, &'static str, Features)> {
     let offsets_btf = crate::kernel::btf::Btf::from_sys()?;
-    // Said once the counters attach: on a kernel without kprobes that is the one line to say.
-    let owner = plan.live.map(|_| live::layout(&offsets_btf));
-    let owner_layout = match &owner {
-        Some(Ok(layout)) => *layout,
+    let (offsets, mut features) = probes::offsets_for(&offsets_btf);
+    let mut config = plan.config;
+    if !features.is_on(Feature::Trace) {
+        // The walk would read at offsets this kernel does not have: the verifier drops it.
+        config.trace = 0;
+    }
+    let owner = match plan.live {
+        Some(_) if features.is_on(Feature::Live) => {
+            live::layout(&offsets_btf).unwrap_or_else(|e| {
+                features.off(Feature::Live, e);
+                OwnerLayout::default()
+            })
+        }
         _ => OwnerLayout::default(),
     };
     let options = probes::LoadOptions {
-        offsets: offsets_btf.kernel_offsets()?,
-        config: plan.config,
+        offsets,
+        config,
         patterns: plan.kernel_patterns,
         ring_buffer_bytes: args.ring_buffer_size,
-        owner: owner_layout,
+        owner,
+        prealloc: probes::prealloc_needed(&offsets_btf),
     };
     drop(offsets_btf);
     let kernel_btf = probes::kernel_btf()?;
@@ -310,7 +335,9 @@ fn load(
     probes::set_targets(&mut ebpf, &targets.iter().map(|t| t.id).collect::<Vec<_>>())?;
     let mut attached = probes::attach(&mut ebpf, plan.sets, plan.attach_mode, &kernel_btf)?;
     let mode = probes::summary_mode(&attached);
-    if let Some(cache_mode) = plan.path_cache {
+    if let Some(cache_mode) = plan.path_cache.filter(|_| config.trace != 0)
+        && features.is_on(Feature::PathCache)
+    {
         // Without these probes cached paths could go stale, so the cache stays off.
         match probes::attach(
             &mut ebpf,
@@ -322,18 +349,16 @@ fn load(
                 attached.extend(more);
                 probes::set_path_cache(&mut ebpf, true)?;
             }
-            Err(e) => tracing::warn!("path cache off (every event walks its whole path): {e}"),
+            Err(e) => features.off(Feature::PathCache, e.to_string()),
         }
     }
-    match (plan.live, owner) {
-        (Some(live_mode), Some(Ok(_))) => {
-            match probes::attach(&mut ebpf, &[probes::Set::Live], live_mode, &kernel_btf) {
-                Ok(more) => attached.extend(more),
-                Err(e) => tracing::warn!("live dentries not counted: {e}"),
-            }
+    if let Some(live_mode) = plan.live
+        && owner.enabled != 0
+    {
+        match probes::attach(&mut ebpf, &[probes::Set::Live], live_mode, &kernel_btf) {
+            Ok(more) => attached.extend(more),
+            Err(e) => features.off(Feature::Live, e.to_string()),
         }
-        (_, Some(Err(e))) => tracing::warn!("live dentries not counted: {e}"),
-        _ => {}
     }
     drop(kernel_btf);
     release_free_heap();
@@ -347,9 +372,10 @@ fn load(
         trace = plan.trace,
         targets = targets.len(),
         listen = %args.listen,
+        prealloc = options.prealloc,
         "probes attached"
     );
-    Ok((ebpf, mode))
+    Ok((ebpf, mode, features))
 }
 
 /// Loading parses megabytes of kernel BTF into many small allocations; once they are freed,
@@ -363,10 +389,19 @@ fn release_free_heap() {
 }
 
 fn check_kernel(args: &Args) -> ExitCode {
-    let live = crate::kernel::btf::Btf::from_sys()
-        .map_err(|e| e.to_string())
-        .and_then(|btf| live::layout(&btf).map(drop));
-    let items = check::run(&args.cgroup, probes::fentry_works(), live);
+    let mut features = Features::default();
+    match crate::kernel::btf::Btf::from_sys() {
+        Ok(btf) => {
+            features = probes::offsets_for(&btf).1;
+            if let Err(e) = live::layout(&btf) {
+                features.off(Feature::Live, e);
+            }
+        }
+        Err(e) => Feature::ALL
+            .into_iter()
+            .for_each(|f| features.off(f, e.to_string())),
+    }
+    let items = check::run(&args.cgroup, probes::fentry_works(), &features);
     let (text, ok) = check::report(&items);
     print!("{text}");
     if ok {

@@ -13,7 +13,10 @@ use prometheus::{
     Encoder as _, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::{kernel::live::Held, owners::Owners};
+use crate::{
+    kernel::{features::Features, live::Held},
+    owners::Owners,
+};
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -98,7 +101,11 @@ where
 
 impl Metrics {
     /// `cgroup_id_label` adds a `cgroup_id` label (one series per cgroup: high cardinality).
-    pub fn new(cgroup_id_label: bool, attach_mode: &str) -> anyhow::Result<Metrics> {
+    pub fn new(
+        cgroup_id_label: bool,
+        attach_mode: &str,
+        features: &Features,
+    ) -> anyhow::Result<Metrics> {
         let registry = Registry::new();
         let mut labels = vec!["namespace", "pod", "container"];
         if cgroup_id_label {
@@ -242,6 +249,16 @@ impl Metrics {
         )?
         .with_label_values(&[env!("CARGO_PKG_VERSION")])
         .set(1);
+        let feature = gauge_vec(
+            metric::FEATURE,
+            "Whether a feature runs on this kernel (1) or is off (0, reason says why).",
+            &["feature", "reason"],
+        )?;
+        for (f, reason) in features.all() {
+            feature
+                .with_label_values(&[f.name(), reason.unwrap_or("")])
+                .set(i64::from(reason.is_none()));
+        }
         Ok(Metrics {
             registry,
             alloc,
@@ -450,8 +467,35 @@ mod tests {
     }
 
     #[test]
+    fn each_feature_has_a_gauge_saying_whether_it_runs_and_why_not() {
+        let mut features = Features::default();
+        features.off(
+            crate::kernel::features::Feature::Live,
+            "struct slab has no member obj_exts",
+        );
+        let m = Metrics::new(false, "kprobe", &features).unwrap();
+        let text = text(&m);
+        assert_eq!(
+            value(
+                &text,
+                "dentry_tracer_feature{feature=\"live\",reason=\"struct slab has no member obj_exts\"}"
+            ),
+            Some(0),
+            "{text}"
+        );
+        assert_eq!(
+            value(
+                &text,
+                "dentry_tracer_feature{feature=\"trace\",reason=\"\"}"
+            ),
+            Some(1),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn counters_never_go_backwards_when_an_id_is_reused() {
-        let mut m = Metrics::new(false, "kprobe").unwrap();
+        let mut m = Metrics::new(false, "kprobe", &Features::default()).unwrap();
         let owners = Owners::default();
         let at = |alloc| {
             BTreeMap::from([(
@@ -473,7 +517,7 @@ mod tests {
 
     #[test]
     fn a_new_cgroup_counts_under_its_name_once_resolved_and_unnamed_ones_count_late() {
-        let mut m = Metrics::new(false, "kprobe").unwrap();
+        let mut m = Metrics::new(false, "kprobe", &Features::default()).unwrap();
         m.hold_unnamed(2);
         let at = |id, alloc| {
             BTreeMap::from([(
@@ -515,7 +559,7 @@ mod tests {
     fn a_restarted_container_keeps_counting_in_the_same_series() {
         // The restart is a new cgroup (a new id) for the same pod and container: `top`'s
         // rates, from these counters, go on across it rather than resetting.
-        let mut m = Metrics::new(false, "kprobe").unwrap();
+        let mut m = Metrics::new(false, "kprobe", &Features::default()).unwrap();
         let app = |uid: &str| crate::owners::Owner {
             pod_uid: uid.into(),
             namespace: "batch".into(),
@@ -540,7 +584,7 @@ mod tests {
 
     #[test]
     fn node_gauges_and_health() {
-        let mut m = Metrics::new(false, "fentry").unwrap();
+        let mut m = Metrics::new(false, "fentry", &Features::default()).unwrap();
         m.set_dentry_state(DentryState::parse("123 45 45 0 6 0\n").unwrap());
         m.set_drops(5);
         m.set_drops(3); // never backwards
