@@ -64,8 +64,16 @@ pub struct OwnerLayout {
     pub page_shift: u32,
     /// Where the kernel keeps the direct map's base (`page_offset_base`) and the `struct page`
     /// array's (`vmemmap_base`): addresses of those variables (x86-64 randomizes both at boot).
+    /// 0: the bases are constants of the kernel's build, among `BASE_CANDIDATES` (arm64).
     pub page_offset_base: u64,
     pub vmemmap_base: u64,
+    /// The bases the kernel may have been built with (direct map, `struct page` array), tried
+    /// in turn where there are no variables; unused entries are 0.
+    pub candidates: [[u64; 2]; BASE_CANDIDATES],
+    /// The address of the kernel's `dentry_cache` variable (the dentry `kmem_cache`): a
+    /// candidate is taken once the slab it finds for a dentry belongs to that cache. 0: not
+    /// checked (the bases come from variables).
+    pub dentry_cache: u64,
     /// `sizeof(struct page)`.
     pub page_size: u32,
     /// Word indexes, in a `struct page`/`struct slab`'s first 8 words, of `compound_head`
@@ -95,6 +103,9 @@ pub struct OwnerLayout {
     pub inode_dentry: u32,
     pub _pad: u32,
 }
+
+/// `OwnerLayout::candidates`.
+pub const BASE_CANDIDATES: usize = 3;
 
 /// Words of a `struct page` the owner lookup reads at once.
 pub const PAGE_WORDS: u32 = 8;

@@ -176,6 +176,23 @@ impl KernelPatterns {
     /// patterns tested at each step, and a fixed few branches per step.
     #[inline(always)]
     pub fn found_in(&self, ev: &Event, len: usize) -> bool {
+        for step in 0..STEPS {
+            match self.step(ev, len, step) {
+                Step::Found => return true,
+                Step::End => return false,
+                Step::Next => {}
+            }
+        }
+        false
+    }
+
+    /// One step of `found_in`: whether a pattern starts in the path's 8 bytes from `step * 8`
+    /// (the kernel programs run it as a function of its own, checked once by the verifier).
+    #[inline(always)]
+    pub fn step(&self, ev: &Event, len: usize, step: usize) -> Step {
+        if step >= STEPS || step * 8 >= len {
+            return Step::End;
+        }
         let base = ev.path.as_ptr();
         let word = |index: usize| -> u64 {
             // SAFETY: `path` is 8-aligned in `Event`, and the masked offset plus 8 is inside it.
@@ -185,20 +202,27 @@ impl KernelPatterns {
                     .read()
             }
         };
-        for step in 0..KERNEL_FILTER_PATH / 8 {
-            if step * 8 >= len {
-                return false;
+        let (w0, w1, w2) = (word(step), word(step + 1), word(step + 2));
+        for (k, pattern) in self.patterns.iter().enumerate() {
+            if k as u32 >= self.count {
+                break;
             }
-            let (w0, w1, w2) = (word(step), word(step + 1), word(step + 2));
-            for (k, pattern) in self.patterns.iter().enumerate() {
-                if k as u32 >= self.count {
-                    break;
-                }
-                if pattern.starts_in(w0, w1, w2) {
-                    return true;
-                }
+            if pattern.starts_in(w0, w1, w2) {
+                return Step::Found;
             }
         }
-        false
+        Step::Next
     }
+}
+
+/// The 8-byte steps of a pattern search.
+pub const STEPS: usize = KERNEL_FILTER_PATH / 8;
+
+/// What one step of the pattern search found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Found,
+    /// The path ends before this step: nothing found.
+    End,
+    Next,
 }

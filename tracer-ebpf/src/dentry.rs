@@ -1,9 +1,13 @@
 //! Reading `struct dentry` and friends at offsets taken from the running kernel's BTF.
 use core::mem::MaybeUninit;
 
-use aya_ebpf::helpers::{
-    bpf_probe_read_kernel,
-    generated::{bpf_probe_read_kernel as read_into, bpf_probe_read_kernel_str},
+use aya_ebpf::{
+    helpers::{
+        bpf_probe_read_kernel,
+        generated::{bpf_probe_read_kernel as read_into, bpf_probe_read_kernel_str},
+    },
+    macros::map,
+    maps::PerCpuArray,
 };
 use dentry_common::{
     FLAG_TRUNCATED, INLINE_WORDS, KernelOffsets, LEVEL_WORDS, MAX_DEPTH, NAME_BUF, PATH_BUF,
@@ -11,7 +15,7 @@ use dentry_common::{
 
 use crate::{
     Ptr,
-    maps::{SUPERBLOCKS, generation},
+    maps::{SCRATCH, SUPERBLOCKS, generation, offsets},
     mem::store_word,
     path_cache::cached_prefix,
 };
@@ -101,112 +105,168 @@ fn at(words: &[u64; LEVEL_WORDS], index: usize) -> u64 {
     words[index & (LEVEL_WORDS - 1)]
 }
 
-/// Writes the path of `dentry` into `path`, leaf first, each component NUL-terminated, stopping
-/// at the filesystem root (whose own name is not written), and its filesystem type into
-/// `fstype`. The root is known from the superblock, so it is not read: a dentry's own
-/// `d_parent == itself` also ends the walk (the root of a disconnected tree).
+/// Where a walk is, between the levels `dentry_walk_level` takes one at a time.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct WalkState {
+    /// The dentry whose name the next level writes.
+    current: u64,
+    /// The filesystem's root dentry (the walk stops below it), once the leaf's level read it.
+    root: u64,
+    len: u64,
+    depth: u64,
+    flags: u64,
+    /// Ask the path cache at the leaf's directory; copy a clean cached path later (`defer`).
+    cache: u64,
+    defer: u64,
+}
+
+#[map(name = "WALK")]
+static WALK: PerCpuArray<WalkState> = PerCpuArray::with_max_entries(1, 0);
+
+/// Writes the path of `dentry` into this CPU's scratch event, leaf first, each component
+/// NUL-terminated, stopping at the filesystem root (whose own name is not written), and its
+/// filesystem type into the header. The root is known from the superblock, so it is not read:
+/// a dentry's own `d_parent == itself` also ends the walk (the root of a disconnected tree).
 ///
-/// Each level is one read of the words from `d_parent` on (each read is a helper call with
-/// fault handling, the walk's main cost): they hold the parent link, the name's length and,
-/// for a short name, the name itself; the leaf's read also gives `d_sb`. A long name costs a
-/// second read; a layout where the fields are not within the words falls back to a read each.
+/// Each level is a call of `dentry_walk_level`, a BPF global function: the verifier checks
+/// one level once, not sixteen unrolled copies, each in the state the one before left.
 ///
 /// With `cache`, the walk asks the path cache at the leaf's directory and stops there on a hit
 /// (with `defer`, a clean cached path is not copied yet: see `path_cache::cached_prefix`).
 #[inline(always)]
-pub fn walk(
-    path: &mut [u8; PATH_BUF + NAME_BUF],
-    fstype: &mut [u8; 16],
-    dentry: Ptr,
-    off: &KernelOffsets,
-    cache: bool,
-    defer: bool,
-) -> Walk {
-    let layout = off.level;
-    let name_at = off.dentry_d_name + off.qstr_name;
-    let mut walk = Walk::new(FLAG_TRUNCATED);
-    let mut current = dentry;
-    let mut root: Ptr = core::ptr::null();
-    // Not zeroed: each level's read fills it, and a zeroed array costs a 128-iteration byte
-    // loop (LLVM's BPF `memset`), more than the read itself.
-    let mut level_words = MaybeUninit::<[u64; LEVEL_WORDS]>::uninit();
+pub fn walk(dentry: Ptr, cache: bool, defer: bool) -> Walk {
+    let Some(state) = WALK.get_ptr_mut(0) else {
+        return Walk::new(FLAG_TRUNCATED);
+    };
+    // SAFETY: this CPU's slot (under the caller's claim).
+    let state = unsafe { &mut *state };
+    *state = WalkState {
+        current: dentry as u64,
+        root: 0,
+        len: 0,
+        depth: 0,
+        flags: u64::from(FLAG_TRUNCATED),
+        cache: u64::from(cache),
+        defer: u64::from(defer),
+    };
     for level in 0..MAX_DEPTH {
-        // SAFETY: the helper writes at most `LEVEL_WORDS * 8` bytes into `level_words`, and
-        // copes with any source address (a bad one returns an error).
-        let read = unsafe {
-            read_into(
-                level_words.as_mut_ptr().cast(),
-                (LEVEL_WORDS * 8) as u32,
-                current.wrapping_add(off.dentry_d_parent as usize).cast(),
-            )
-        };
-        if read != 0 {
-            return walk;
+        if dentry_walk_level(level as u64) == 0 {
+            break;
         }
-        // SAFETY: a successful read filled every word.
-        let words = unsafe { level_words.assume_init_ref() };
-        let parent = at(words, 0) as Ptr;
-        if level == 0 {
-            let sb = match in_level(layout.sb) {
-                Some(i) => at(words, i) as Ptr,
-                None => field::<Ptr>(current, off.dentry_d_sb).unwrap_or(core::ptr::null()),
-            };
-            if !sb.is_null() {
-                root = superblock(sb, off, fstype);
-            }
-        }
-        if parent == current {
-            walk.flags = 0;
-            return walk;
-        }
-        if walk.len > PATH_BUF - NAME_BUF {
-            return walk;
-        }
-        let name = match in_level(layout.name) {
-            Some(i) => at(words, i) as Ptr,
-            None => match field::<Ptr>(current, name_at) {
-                Some(name) => name,
-                None => return walk,
-            },
-        };
-        // The mask proves to the verifier that every write stays inside `path`.
-        let pos = walk.len & (PATH_BUF - 1);
-        let dst = path.as_mut_ptr().wrapping_add(pos);
-        let inline_len = match (in_level(layout.len), in_level(layout.iname)) {
-            (Some(i), Some(iname)) if name == current.wrapping_add(off.dentry_d_iname as usize) => {
-                let len = ((at(words, i) >> (layout.len_shift & 63)) & 0xffff_ffff) as usize;
-                (len < INLINE_MAX).then_some((len, iname))
-            }
-            _ => None,
-        };
-        walk.len += match inline_len {
-            Some((len, iname)) => {
-                for k in 0..INLINE_WORDS {
-                    // `pos` < PATH_BUF and the buffer has NAME_BUF bytes beyond it.
-                    store_word(dst.wrapping_add(k * 8), at(words, iname + k));
-                }
-                // SAFETY: `len` < INLINE_MAX, inside what was just written.
-                unsafe { *dst.add(len & (INLINE_MAX - 1)) = 0 };
-                (len & (INLINE_MAX - 1)) + 1
-            }
-            None => read_str(dst, NAME_BUF as u32, name),
-        };
-        walk.depth += 1;
-        if parent == root {
-            walk.flags = 0;
-            return walk;
-        }
-        if level == 0
-            && cache
-            && let Some(generation) = generation()
-            && let Some((n, depth)) = cached_prefix(path, walk.len, parent, generation, defer)
-        {
-            walk.len += n;
-            walk.depth += depth;
-            walk.flags = 0;
-            return walk;
-        }
-        current = parent;
     }
-    walk
+    // SAFETY: as above; the levels wrote it through the map.
+    let state = unsafe { core::ptr::read_volatile(state) };
+    Walk {
+        len: state.len as usize,
+        depth: state.depth as u16,
+        flags: state.flags as u16,
+    }
+}
+
+/// One level of the walk: the name of `WALK.current` into the path, then its parent as the
+/// next. Each level is one read of the words from `d_parent` on (each read is a helper call
+/// with fault handling, the walk's main cost): they hold the parent link, the name's length
+/// and, for a short name, the name itself; the leaf's read also gives `d_sb`. A long name
+/// costs a second read; a layout where the fields are not within the words falls back to a
+/// read each. Returns 0 when the walk is over.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn dentry_walk_level(level: u64) -> u64 {
+    let (Some(ev), Some(state)) = (SCRATCH.get_ptr_mut(0), WALK.get_ptr_mut(0)) else {
+        return 0;
+    };
+    // SAFETY: this CPU's slots (under the caller's claim).
+    let (ev, state) = unsafe { (&mut *ev, &mut *state) };
+    let off = offsets();
+    let layout = off.level;
+    let current = state.current as Ptr;
+    // Not zeroed: the read fills it, and a zeroed array costs a 128-iteration byte loop
+    // (LLVM's BPF `memset`), more than the read itself.
+    let mut level_words = MaybeUninit::<[u64; LEVEL_WORDS]>::uninit();
+    // SAFETY: the helper writes at most `LEVEL_WORDS * 8` bytes into `level_words`, and copes
+    // with any source address (a bad one returns an error).
+    let read = unsafe {
+        read_into(
+            level_words.as_mut_ptr().cast(),
+            (LEVEL_WORDS * 8) as u32,
+            current.wrapping_add(off.dentry_d_parent as usize).cast(),
+        )
+    };
+    if read != 0 {
+        return 0;
+    }
+    // SAFETY: a successful read filled every word.
+    let words = unsafe { level_words.assume_init_ref() };
+    let parent = at(words, 0) as Ptr;
+    if level == 0 {
+        let sb = match in_level(layout.sb) {
+            Some(i) => at(words, i) as Ptr,
+            None => field::<Ptr>(current, off.dentry_d_sb).unwrap_or(core::ptr::null()),
+        };
+        if !sb.is_null() {
+            state.root = superblock(sb, off, &mut ev.header.fstype) as u64;
+        }
+    }
+    if parent == current {
+        state.flags = 0;
+        return 0;
+    }
+    let len = state.len as usize;
+    if len > PATH_BUF - NAME_BUF {
+        return 0;
+    }
+    let name = match in_level(layout.name) {
+        Some(i) => at(words, i) as Ptr,
+        None => match field::<Ptr>(current, off.dentry_d_name + off.qstr_name) {
+            Some(name) => name,
+            None => return 0,
+        },
+    };
+    // The mask proves to the verifier that every write stays inside `path`.
+    let pos = len & (PATH_BUF - 1);
+    let dst = ev.path.as_mut_ptr().wrapping_add(pos);
+    let inline_len = match (in_level(layout.len), in_level(layout.iname)) {
+        (Some(i), Some(iname)) if name == current.wrapping_add(off.dentry_d_iname as usize) => {
+            let len = ((at(words, i) >> (layout.len_shift & 63)) & 0xffff_ffff) as usize;
+            (len < INLINE_MAX).then_some((len, iname))
+        }
+        _ => None,
+    };
+    let written = match inline_len {
+        Some((len, iname)) => {
+            for k in 0..INLINE_WORDS {
+                // `pos` < PATH_BUF and the buffer has NAME_BUF bytes beyond it.
+                store_word(dst.wrapping_add(k * 8), at(words, iname + k));
+            }
+            // SAFETY: `len` < INLINE_MAX, inside what was just written.
+            unsafe { *dst.add(len & (INLINE_MAX - 1)) = 0 };
+            (len & (INLINE_MAX - 1)) + 1
+        }
+        None => read_str(dst, NAME_BUF as u32, name),
+    };
+    state.len = (len + written) as u64;
+    state.depth += 1;
+    if parent as u64 == state.root {
+        state.flags = 0;
+        return 0;
+    }
+    if level == 0
+        && state.cache != 0
+        && let Some(generation) = generation()
+        && let Some((n, depth)) = cached_prefix(
+            &mut ev.path,
+            state.len as usize,
+            parent,
+            generation,
+            state.defer != 0,
+        )
+    {
+        state.len += n as u64;
+        state.depth += u64::from(depth);
+        state.flags = 0;
+        return 0;
+    }
+    state.current = parent as u64;
+    1
 }

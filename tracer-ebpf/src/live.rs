@@ -7,7 +7,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, PerCpuHashMap},
 };
 use dentry_common::{
-    BORN_OBJECTS, Born, Live, MAX_BORN_SLABS, MAX_OWNERS, OwnerLayout, PAGE_WORDS, ROOT_OWNER,
+    BASE_CANDIDATES, BORN_OBJECTS, Born, Live, MAX_BORN_SLABS, MAX_OWNERS, OwnerLayout,
+    PAGE_WORDS, ROOT_OWNER,
 };
 
 use crate::{
@@ -24,9 +25,8 @@ pub static LIVE: PerCpuHashMap<u64, Live> = PerCpuHashMap::with_max_entries(MAX_
 #[map(name = "BORN")]
 static BORN: HashMap<u64, Born> = HashMap::with_max_entries(MAX_BORN_SLABS, BPF_F_NO_PREALLOC);
 
-/// The direct map's and the `struct page` array's bases, read once from the kernel, and the
-/// dentry cache's object size as last seen (for userspace, where `/proc/slabinfo` is not
-/// readable).
+/// The direct map's and the `struct page` array's bases, found once, and the dentry cache's
+/// object size as last seen (for userspace, where `/proc/slabinfo` is not readable).
 #[map(name = "BASES")]
 static BASES: Array<u64> = Array::with_max_entries(3, 0);
 
@@ -41,6 +41,8 @@ static OWNER: OwnerLayout = OwnerLayout {
     page_shift: 0,
     page_offset_base: 0,
     vmemmap_base: 0,
+    candidates: [[0; 2]; BASE_CANDIDATES],
+    dentry_cache: 0,
     page_size: 0,
     compound_head: 0,
     slab_cache: 0,
@@ -84,45 +86,42 @@ fn read<T>(at: u64) -> Option<T> {
     unsafe { bpf_probe_read_kernel(at as *const T).ok() }
 }
 
-/// A kernel base address, read from the variable holding it the first time.
+/// The direct map's and the `struct page` array's bases, found the first time: read from the
+/// variables holding them (x86-64), or the first of the build's candidates (arm64) under which
+/// `at`, a dentry, lies in a slab of the dentry cache.
 #[inline(always)]
-fn base(slot: u32, variable: u64) -> Option<u64> {
-    let cached = BASES.get_ptr_mut(slot)?;
-    // SAFETY: an array slot; every writer stores the same value.
-    let value = unsafe { *cached };
-    if value != 0 {
-        return Some(value);
+fn bases(at: u64) -> Option<(u64, u64)> {
+    let direct = BASES.get_ptr_mut(0)?;
+    let vmemmap = BASES.get_ptr_mut(1)?;
+    // SAFETY: array slots; every writer stores the same values.
+    let cached = unsafe { (*direct, *vmemmap) };
+    if cached.0 != 0 && cached.1 != 0 {
+        return Some(cached);
     }
-    let value = read::<u64>(variable)?;
-    // SAFETY: as above.
-    unsafe { *cached = value };
-    Some(value)
-}
-
-/// A dentry's slab object: its slab, its index there and the `obj_cgroup` it is charged to.
-struct Object {
-    slab: u64,
-    index: u64,
-    objcg: u64,
-    size: u64,
-}
-
-/// A pointer's value as a plain number. An fentry program's arguments are typed pointers,
-/// and the verifier refuses arithmetic on them with a value it cannot bound (the direct map's
-/// base); a copy made by a helper is a number like any other.
-#[inline(always)]
-fn address(p: Ptr) -> Option<u64> {
-    let slot = [p];
-    read::<u64>(slot.as_ptr() as u64)
-}
-
-/// `virt_to_slab` and `obj_to_index`, as the kernel computes them for a direct-map address.
-#[inline(always)]
-fn object(dentry: Ptr) -> Option<Object> {
     let l = layout();
-    let direct = base(0, l.page_offset_base)?;
-    let vmemmap = base(1, l.vmemmap_base)?;
-    let at = address(dentry)?;
+    let found = if l.page_offset_base != 0 {
+        (read::<u64>(l.page_offset_base)?, read::<u64>(l.vmemmap_base)?)
+    } else {
+        let cache = read::<u64>(l.dentry_cache)?;
+        let mut found = None;
+        for [d, v] in l.candidates {
+            if d != 0 && found.is_none() && slab_of(at, d, v).is_some_and(|(_, found, _)| found == cache)
+            {
+                found = Some((d, v));
+            }
+        }
+        found?
+    };
+    // SAFETY: as above.
+    unsafe { (*direct, *vmemmap) = found };
+    Some(found)
+}
+
+/// `virt_to_slab(at)` under the bases given: the slab's head `struct page` address, its cache
+/// and its charge vector.
+#[inline(always)]
+fn slab_of(at: u64, direct: u64, vmemmap: u64) -> Option<(u64, u64, u64)> {
+    let l = layout();
     let page_size = l.page_size as u64;
     if at < direct || page_size == 0 {
         return None;
@@ -136,17 +135,32 @@ fn object(dentry: Ptr) -> Option<Object> {
         // 7.x where `struct page` is a power of two bytes (`compound_info`), a mask that clears
         // the tail's offset from it. A mask is above every `struct page` address, a pointer to
         // the head below the tail: the comparison tells them apart on every kernel.
-        slab = if head - 1 <= page {
-            head - 1
-        } else {
-            page & head
-        };
+        slab = if head - 1 <= page { head - 1 } else { page & head };
         words = read(slab)?;
     }
     let cache = words[(l.slab_cache % PAGE_WORDS) as usize];
     let exts = words[(l.slab_exts % PAGE_WORDS) as usize];
+    Some((slab, cache, exts))
+}
+
+/// A dentry's slab object: its slab, its index there and the `obj_cgroup` it is charged to.
+struct Object {
+    slab: u64,
+    index: u64,
+    objcg: u64,
+    size: u64,
+}
+
+/// `virt_to_slab` and `obj_to_index`, as the kernel computes them for a direct-map address.
+#[inline(always)]
+fn object(dentry: Ptr) -> Option<Object> {
+    let l = layout();
+    let at = crate::mem::number(dentry)?;
+    let (direct, vmemmap) = bases(at)?;
+    let (slab, cache, exts) = slab_of(at, direct, vmemmap)?;
+    let page_size = l.page_size as u64;
     let size = read::<u32>(cache + l.cache_size as u64)? as u64;
-    if size == 0 || slab < vmemmap {
+    if size == 0 || slab < vmemmap || page_size == 0 {
         return None;
     }
     if let Some(seen) = BASES.get_ptr_mut(OBJECT_SIZE) {

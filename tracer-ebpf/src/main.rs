@@ -288,7 +288,7 @@ fn count_and_trace(
     flags: u16,
     counts: impl FnOnce(&mut Counters),
 ) {
-    count(counts, |hot| emit::event(op, target, hot, flags));
+    count(counts, |_| emit::event(op, target, flags));
 }
 
 #[inline(always)]

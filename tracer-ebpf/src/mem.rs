@@ -61,3 +61,14 @@ pub fn store_word(at: *mut u8, value: u64) {
         at.cast::<u64>().write_unaligned(value)
     };
 }
+
+/// A pointer's value as a plain number. An fentry program's arguments are typed pointers,
+/// and the verifier refuses arithmetic on them with a value it cannot bound, or passing them
+/// where a number is asked (a global function's arguments); a copy made by a helper is a
+/// number like any other.
+#[inline(always)]
+pub fn number(p: *const u8) -> Option<u64> {
+    let slot = [p];
+    // SAFETY: bpf_probe_read_kernel copes with any address; this one is our own stack.
+    unsafe { aya_ebpf::helpers::bpf_probe_read_kernel(slot.as_ptr().cast::<u64>()).ok() }
+}

@@ -114,6 +114,10 @@ pub struct Args {
     /// [default: /run/containerd/containerd.sock,/run/crio/crio.sock,/run/cri-dockerd.sock]
     #[arg(long, value_name = "PATHS")]
     pub cri_socket: Option<String>,
+    /// The running kernel's BTF: a kernel built without /sys/kernel/btf/vmlinux can be given
+    /// a file of its types (e.g. from BTFHub). Struct offsets and fentry targets come from it.
+    #[arg(long, value_name = "FILE", default_value = "/sys/kernel/btf/vmlinux")]
+    pub btf: PathBuf,
     /// Benchmark scaffolding, hidden from --help.
     #[command(flatten)]
     pub bench: Bench,

@@ -70,6 +70,15 @@ fn every_program_in_the_object_passes_the_verifier() {
             in_object, tried,
             "every program in the object must be tried"
         );
+        // What the verifier did for each, for docs/benchmarks.md.
+        let verified = probes::verified(&ebpf);
+        let total: u64 = verified.iter().map(|(_, n)| u64::from(*n)).sum();
+        eprintln!(
+            "verified (trace={trace}, patterns={}, old_kernel={old_kernel}): {total} \
+             instructions in {} programs: {verified:?}",
+            patterns.len(),
+            verified.len()
+        );
         for (program, result) in results {
             let Err(err) = result else { continue };
             let fentry_refused = program.starts_with("fe_") || program.starts_with("fx_");

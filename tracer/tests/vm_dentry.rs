@@ -1,4 +1,4 @@
-//! The kernel side's acceptance on real kernels (Debian 6.1 and 6.12 under qemu, amd64 and
+//! The kernel side's acceptance on real kernels (Debian 5.10 to 7.x under qemu, amd64 and
 //! arm64), in both attach modes: per-cgroup counters for failed lookups and creates on ext4 and tmpfs, trace
 //! events only from scoped cgroups with exact paths and fs types, reclaim, and counted drops.
 use std::{
@@ -77,9 +77,9 @@ fn check_on(arch: Arch, series: &str, mode: &str) {
     let ids = cgroup_ids(&out);
     let id = |name: &str| *ids.get(name).unwrap_or_else(|| panic!("no id for {name}"));
     let summary = Summary::parse(&out.tagged("tracer"));
-    // Every kernel here has BPF trampolines but arm64 6.1 (ftrace direct calls came to arm64
-    // in 6.4): `auto` picks fentry where they are, kprobes elsewhere, and `--check` says which.
-    let trampolines = !(arch == Arch::Arm64 && series == "6.1");
+    // Every kernel here has BPF trampolines but arm64 before 6.4 (ftrace direct calls): `auto`
+    // picks fentry where they are, kprobes elsewhere, and `--check` says which.
+    let trampolines = xtask::kernel::has_trampolines(arch, series);
     let want = match mode {
         "auto" if trampolines => "fentry",
         "auto" => "kprobe",

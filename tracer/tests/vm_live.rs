@@ -1,11 +1,12 @@
-//! Live dentries per owner on real kernels (Debian 6.1 and 6.12 under qemu), in both attach
-//! modes: a container's failed lookups show as its live negative dentries and their memory
+//! Live dentries per owner on real kernels (Debian 5.10 to 7.x under qemu, amd64 and arm64),
+//! in both attach modes: a container's failed lookups show as its live negative dentries and their memory
 //! agrees with its memory cgroup's slab charge; creates turn them positive; reclaim (drop_caches,
 //! memory.high) takes them away; a removed container's dentries show under its pod; dentries
 //! from before the start count nowhere; the sum follows the node's dentry count.
 use std::{collections::BTreeMap, time::Duration};
 
 use xtask::{
+    arch::Arch,
     dentry_workload::{cgroup_ids, make_ext4_image},
     kernel::Kernel,
     scripts,
@@ -17,8 +18,14 @@ const PRE: i64 = 20_000;
 const CREATES: i64 = 1_000;
 const GONE: i64 = 20_000;
 
-fn run(series: &str, mode: &str) -> VmOutput {
-    let kernel = Kernel::fetch(series).unwrap_or_else(|e| panic!("kernel {series}: {e:#}"));
+fn run(arch: Arch, series: &str, mode: &str) -> VmOutput {
+    let kernel = Kernel::fetch_for(series, arch)
+        .unwrap_or_else(|e| panic!("kernel {series} {}: {e:#}", arch.debian()));
+    let tracer = if arch == Arch::host() {
+        env!("CARGO_BIN_EXE_tracer").into()
+    } else {
+        xtask::arch::tracer(arch).unwrap_or_else(|e| panic!("{e:#}"))
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let image = dir.path().join("ext4.img");
     make_ext4_image(&image, 8).expect("mkfs.ext4");
@@ -33,7 +40,7 @@ fn run(series: &str, mode: &str) -> VmOutput {
         ],
     );
     let out = VmRun::new(&kernel, script)
-        .binary(xtask::scenario::TRACER, env!("CARGO_BIN_EXE_tracer"))
+        .binary(xtask::scenario::TRACER, tracer)
         .module("loop")
         .file("/ext4.img", std::fs::read(&image).expect("image"))
         .timeout(Duration::from_secs(1200))
@@ -116,8 +123,12 @@ fn within(got: i64, want: i64, pct: i64) -> bool {
 }
 
 fn check(series: &str, mode: &str) {
-    let out = run(series, mode);
-    let ctx = format!("{series}/{mode}");
+    check_on(Arch::Amd64, series, mode);
+}
+
+fn check_on(arch: Arch, series: &str, mode: &str) {
+    let out = run(arch, series, mode);
+    let ctx = format!("{}/{series}/{mode}", arch.debian());
     let ids = cgroup_ids(&out);
     let id = |name: &str| *ids.get(name).unwrap_or_else(|| panic!("no id for {name}"));
     let (pod, busy, idle, gone) = (id("pod"), id("pod/busy"), id("pod/idle"), id("pod/gone"));
@@ -263,3 +274,4 @@ fn check(series: &str, mode: &str) {
 }
 
 xtask::each_kernel_and_mode!(check);
+xtask::each_arm64_kernel_and_mode!(check_on);

@@ -16,11 +16,21 @@ use crate::{arch::Arch, cache, command};
 pub const DEFAULT_KERNELS: &[&str] = &["5.10", "6.1", "6.12", "7"];
 
 /// One test per tested kernel and attach mode, each calling `$check(series, mode)`: the
-/// kernel suites' matrix (`DEFAULT_KERNELS` × kprobe, fentry), so each combination passes or
-/// fails on its own and runs beside the others.
+/// kernel suites' matrix (`DEFAULT_KERNELS` × kprobe, fentry: every amd64 kernel here has BPF
+/// trampolines), so each combination passes or fails on its own and runs beside the others.
 #[macro_export]
 macro_rules! each_kernel_and_mode {
     ($check:path) => {
+        #[test]
+        fn debian_5_10_kprobe() {
+            $check("5.10", "kprobe");
+        }
+
+        #[test]
+        fn debian_5_10_fentry() {
+            $check("5.10", "fentry");
+        }
+
         #[test]
         fn debian_6_1_kprobe() {
             $check("6.1", "kprobe");
@@ -40,28 +50,74 @@ macro_rules! each_kernel_and_mode {
         fn debian_6_12_fentry() {
             $check("6.12", "fentry");
         }
+
+        #[test]
+        fn debian_7_kprobe() {
+            $check("7", "kprobe");
+        }
+
+        #[test]
+        fn debian_7_fentry() {
+            $check("7", "fentry");
+        }
+    };
+}
+
+/// One test per tested kernel, each calling `$check(series)` in the suite's own mode: for the
+/// suites whose subject does not depend on how the probes attach (`each_kernel_and_mode`
+/// covers that).
+#[macro_export]
+macro_rules! each_kernel {
+    ($check:path) => {
+        #[test]
+        fn debian_5_10() {
+            $check("5.10");
+        }
+
+        #[test]
+        fn debian_6_1() {
+            $check("6.1");
+        }
+
+        #[test]
+        fn debian_6_12() {
+            $check("6.12");
+        }
+
+        #[test]
+        fn debian_7() {
+            $check("7");
+        }
     };
 }
 
 /// The kernel suites on Debian's arm64 cloud kernels, each test calling `$check(arch, series,
 /// mode)` with `Arch::Arm64` (the amd64 tests of a suite that runs on both call it with
 /// `Arch::Amd64`). A representative pair, to keep a cold CI run under 45 minutes (arm64 is
-/// emulated instruction by instruction): 6.1 in `auto` mode, which has no BPF trampolines
-/// (ftrace direct calls came to arm64 in 6.4) and so attaches every probe as a kprobe, and 6.12
-/// with fentry.
+/// emulated instruction by instruction): the oldest and the newest kernel. 5.10 in `auto` mode,
+/// which has no BPF trampolines there (ftrace direct calls came to arm64 in 6.4) and so
+/// attaches every probe as a kprobe, and the newest 7.x with fentry.
 #[macro_export]
 macro_rules! each_arm64_kernel_and_mode {
     ($check:path) => {
         #[test]
-        fn arm64_debian_6_1_auto() {
-            $check($crate::arch::Arch::Arm64, "6.1", "auto");
+        fn arm64_debian_5_10_auto() {
+            $check($crate::arch::Arch::Arm64, "5.10", "auto");
         }
 
         #[test]
-        fn arm64_debian_6_12_fentry() {
-            $check($crate::arch::Arch::Arm64, "6.12", "fentry");
+        fn arm64_debian_7_fentry() {
+            $check($crate::arch::Arch::Arm64, "7", "fentry");
         }
     };
+}
+
+/// Whether `series` on `arch` has BPF trampolines (fentry): every amd64 kernel here; arm64
+/// from 6.4 (ftrace direct calls).
+pub fn has_trampolines(arch: Arch, series: &str) -> bool {
+    let mut parts = series.split('.').map(|n| n.parse::<u32>().unwrap_or(0));
+    let version = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    arch == Arch::Amd64 || version >= (6, 4)
 }
 
 const SOURCES: &str = "\

@@ -266,6 +266,8 @@ impl Btf {
             page_shift,
             page_offset_base,
             vmemmap_base,
+            candidates: Default::default(),
+            dentry_cache: 0,
             page_size: self.struct_size("page")?,
             compound_head: word("page", &["compound_head", "compound_info"])?,
             slab_cache: word(slab, &["slab_cache"])?,

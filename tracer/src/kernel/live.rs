@@ -3,7 +3,7 @@
 use std::{collections::BTreeMap, path::Path};
 
 use aya::{Ebpf, maps::PerCpuHashMap};
-use dentry_common::{Live, OwnerLayout, ROOT_OWNER, names};
+use dentry_common::{BASE_CANDIDATES, Live, OwnerLayout, ROOT_OWNER, names};
 
 use crate::kernel::{btf::Btf, counters::Error};
 
@@ -31,41 +31,98 @@ pub fn page_bytes() -> u64 {
 
 /// Why live counting is off on this kernel, or what the programs need for it.
 pub fn layout(btf: &Btf) -> Result<OwnerLayout, String> {
-    if cfg!(not(target_arch = "x86_64")) {
-        // The programs locate a dentry's slab through x86-64's direct map and vmemmap bases.
-        return Err(format!(
-            "live dentries are counted on x86-64 only (this tracer is built for {})",
-            std::env::consts::ARCH
-        ));
-    }
     let kallsyms = std::fs::read_to_string("/proc/kallsyms")
         .map_err(|e| format!("reading /proc/kallsyms: {e}"))?;
-    let symbol = |name: &str| -> Result<u64, String> {
-        kallsyms
-            .lines()
-            .find_map(|line| {
-                let mut f = line.split_whitespace();
-                let (addr, _, sym) = (f.next()?, f.next()?, f.next()?);
-                (sym == name).then(|| u64::from_str_radix(addr, 16).ok())?
-            })
-            .filter(|addr| *addr != 0)
-            .ok_or_else(|| {
-                format!(
-                    "{name} has no address in /proc/kallsyms (a kernel without \
-                     CONFIG_RANDOMIZE_MEMORY, or kptr_restrict hiding addresses)"
-                )
-            })
-    };
+    let symbol = |name: &str| symbol(&kallsyms, name);
     let page = page_bytes();
     if !page.is_power_of_two() {
         return Err(format!("page size {page} is not a power of two"));
     }
-    btf.owner_layout(
-        symbol("page_offset_base")?,
-        symbol("vmemmap_base")?,
-        page.trailing_zeros(),
-    )
-    .map_err(|e| e.to_string())
+    let page_shift = page.trailing_zeros();
+    let mut layout = if cfg!(target_arch = "x86_64") {
+        // x86-64 randomizes both bases at boot and keeps them in variables.
+        btf.owner_layout(
+            symbol("page_offset_base")?,
+            symbol("vmemmap_base")?,
+            page_shift,
+        )
+    } else if cfg!(target_arch = "aarch64") {
+        // arm64 builds them in: the candidates for this kernel's address space, each checked
+        // in the kernel against the dentry cache before it is used.
+        let text = symbol("_text")?;
+        let mut layout = btf.owner_layout(0, 0, page_shift).map_err(|e| e.to_string())?;
+        layout.candidates = arm64_bases(text, page_shift, layout.page_size);
+        layout.dentry_cache = symbol("dentry_cache")?;
+        Ok(layout)
+    } else {
+        return Err(format!(
+            "live dentries are counted on x86-64 and arm64 (this tracer is built for {})",
+            std::env::consts::ARCH
+        ));
+    }
+    .map_err(|e| e.to_string())?;
+    if layout.dentry_cache == 0 {
+        layout.dentry_cache = symbol("dentry_cache").unwrap_or(0);
+    }
+    Ok(layout)
+}
+
+/// A symbol's address in `/proc/kallsyms`.
+fn symbol(kallsyms: &str, name: &str) -> Result<u64, String> {
+    kallsyms
+        .lines()
+        .find_map(|line| {
+            let mut f = line.split_whitespace();
+            let (addr, _, sym) = (f.next()?, f.next()?, f.next()?);
+            (sym == name).then(|| u64::from_str_radix(addr, 16).ok())?
+        })
+        .filter(|addr| *addr != 0)
+        .ok_or_else(|| {
+            format!(
+                "{name} has no address in /proc/kallsyms (kptr_restrict hiding addresses, or a \
+                 kernel without CONFIG_KALLSYMS_ALL{})",
+                if cfg!(target_arch = "x86_64") {
+                    " or CONFIG_RANDOMIZE_MEMORY"
+                } else {
+                    ""
+                }
+            )
+        })
+}
+
+/// arm64's linear map and `struct page` array bases (`PAGE_OFFSET`, `VMEMMAP_START`) for a
+/// kernel whose image starts at `text`: constants of its build that no variable holds. The
+/// image lies in the first half of the vmalloc area, which starts at `_PAGE_END(VA_BITS) =
+/// -(1 << (VA_BITS - 1))` (KASLR moves it within), so of the sizes a page size allows (4 KiB:
+/// 39 or 48 bits; 16 KiB: 36 or 47; 64 KiB: 42 or 48; 52-bit builds are not covered) the
+/// smaller is the build's when the image lies in its area. `VMEMMAP_START` has had three
+/// definitions (5.4–5.10, 5.11–6.8, 6.9+). Each candidate is `(PAGE_OFFSET, VMEMMAP_START)`;
+/// the programs take the one under which a dentry lies in the dentry cache's slab.
+pub fn arm64_bases(text: u64, page_shift: u32, page_struct: u32) -> [[u64; 2]; BASE_CANDIDATES] {
+    let (small, large) = match page_shift {
+        14 => (36, 47),
+        16 => (42, 48),
+        _ => (39, 48),
+    };
+    let va_bits: u32 = if text >= (!0u64) << (small - 1) {
+        small
+    } else {
+        large
+    };
+    let page_offset = (!0u64) << va_bits;
+    let struct_shift = (page_struct.max(1) as u64).next_power_of_two().trailing_zeros();
+    // The linear map's span: from PAGE_OFFSET to _PAGE_END(VA_BITS_MIN), half the space.
+    let range = 1u64 << (va_bits - 1);
+    let size = (range >> page_shift) << struct_shift;
+    let vmemmap_shift = page_shift.saturating_sub(struct_shift);
+    [
+        // 6.9+: VMEMMAP_END = -1 GiB.
+        [page_offset, (!0u64 << 30).wrapping_sub(size)],
+        // 5.11–6.8: -(1 << (VA_BITS - VMEMMAP_SHIFT)).
+        [page_offset, !0u64 << (va_bits - vmemmap_shift)],
+        // 5.4–5.10: -VMEMMAP_SIZE - 2 MiB.
+        [page_offset, 0u64.wrapping_sub(size).wrapping_sub(1 << 21)],
+    ]
 }
 
 /// Each owner's counts summed over CPUs; `parent` is whichever CPU recorded it.
@@ -163,6 +220,21 @@ pub fn cache_bytes(slabinfo: &str, page_bytes: u64) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arm64_bases_for_a_48_bit_kernel_wherever_kaslr_put_it() {
+        // Debian's arm64 kernels: 48-bit VA, 4 KiB pages, 64-byte struct page.
+        for text in [0xffff_8000_0800_0000, 0xffff_a3c1_2e40_0000, 0xffff_dff0_0000_0000] {
+            let c = arm64_bases(text, 12, 64);
+            assert!(c.iter().all(|[d, _]| *d == 0xffff_0000_0000_0000), "{c:x?}");
+            assert_eq!(c[0][1], 0xffff_fdff_c000_0000, "6.9+");
+            assert_eq!(c[1][1], 0xffff_fc00_0000_0000, "5.11 to 6.8");
+            assert_eq!(c[2][1], 0xffff_fdff_ffe0_0000, "5.4 to 5.10");
+        }
+        // A 39-bit kernel (Android's, some embedded boards).
+        let c = arm64_bases(0xffff_ffc0_0800_0000, 12, 64);
+        assert_eq!(c[0][0], 0xffff_ff80_0000_0000);
+    }
 
     fn live(dentries: i64, positive: i64, parent: u64) -> Live {
         Live {

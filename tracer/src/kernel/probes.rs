@@ -268,6 +268,9 @@ pub fn kernel_offsets() -> Result<(KernelOffsets, Features), Error> {
     Ok(offsets_for(&btf))
 }
 
+/// Where the running kernel's BTF is read from when no `--btf` is given.
+pub const SYS_BTF: &str = "/sys/kernel/btf/vmlinux";
+
 /// Whether kprobe and tracing programs may call `bpf_get_current_ancestor_cgroup_id` (5.11);
 /// asked of the verifier with a program of its own.
 pub fn ancestor_helper() -> bool {
@@ -307,7 +310,13 @@ pub fn prealloc_needed(btf: &crate::kernel::btf::Btf) -> bool {
 /// The running kernel's BTF as aya uses it. Parse it once and pass it to `open` and `attach`:
 /// it is large, and each parse leaves its mark on the heap.
 pub fn kernel_btf() -> Result<Btf, Error> {
-    Btf::from_sys_fs().map_err(|e| Error::Btf(e.to_string()))
+    kernel_btf_from(Path::new(SYS_BTF))
+}
+
+/// As `kernel_btf`, from a file (`--btf`).
+pub fn kernel_btf_from(path: &Path) -> Result<Btf, Error> {
+    Btf::parse_file(path, aya::Endianness::default())
+        .map_err(|e| Error::Btf(format!("{}: {e}", path.display())))
 }
 
 /// Parses the object, writes its globals and creates its maps. Programs are not loaded yet.
@@ -474,6 +483,17 @@ pub fn attach(
         attached.push((p, Attached::Kprobe));
     }
     Ok(attached)
+}
+
+/// Each loaded program and the instructions the kernel's verifier processed for it (5.16+;
+/// 0 where the kernel does not say): what loading costs.
+pub fn verified(ebpf: &Ebpf) -> Vec<(String, u32)> {
+    ebpf.programs()
+        .filter_map(|(name, program)| {
+            let info = program.info().ok()?;
+            Some((name.to_owned(), info.verified_instruction_count().unwrap_or(0)))
+        })
+        .collect()
 }
 
 fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, Error>

@@ -305,7 +305,8 @@ fn load(
     args: &Args,
     targets: &[cgroup::Target],
 ) -> anyhow::Result<(Ebpf, &'static str, Features)> {
-    let offsets_btf = crate::kernel::btf::Btf::from_sys()?;
+    let began = std::time::Instant::now();
+    let offsets_btf = crate::kernel::btf::Btf::from_file(&args.btf.to_string_lossy())?;
     let (offsets, mut features) = probes::offsets_for(&offsets_btf);
     let mut config = plan.config;
     if !features.is_on(Feature::Trace) {
@@ -330,7 +331,7 @@ fn load(
         prealloc: probes::prealloc_needed(&offsets_btf),
     };
     drop(offsets_btf);
-    let kernel_btf = probes::kernel_btf()?;
+    let kernel_btf = probes::kernel_btf_from(&args.btf)?;
     let mut ebpf = probes::open(crate::EBPF_OBJECT, &options, &kernel_btf)?;
     probes::set_targets(&mut ebpf, &targets.iter().map(|t| t.id).collect::<Vec<_>>())?;
     let mut attached = probes::attach(&mut ebpf, plan.sets, plan.attach_mode, &kernel_btf)?;
@@ -362,6 +363,10 @@ fn load(
     }
     drop(kernel_btf);
     release_free_heap();
+    let verified = probes::verified(&ebpf);
+    for (program, insns) in &verified {
+        tracing::debug!(program, verified_insns = insns, "loaded");
+    }
     let probes_text: Vec<String> = attached
         .iter()
         .map(|(p, a)| format!("{}:{}", p.function, a.name()))
@@ -373,6 +378,8 @@ fn load(
         targets = targets.len(),
         listen = %args.listen,
         prealloc = options.prealloc,
+        load_ms = began.elapsed().as_millis() as u64,
+        verified_insns = verified.iter().map(|(_, n)| u64::from(*n)).sum::<u64>(),
         "probes attached"
     );
     Ok((ebpf, mode, features))
@@ -390,7 +397,7 @@ fn release_free_heap() {
 
 fn check_kernel(args: &Args) -> ExitCode {
     let mut features = Features::default();
-    match crate::kernel::btf::Btf::from_sys() {
+    match crate::kernel::btf::Btf::from_file(&args.btf.to_string_lossy()) {
         Ok(btf) => {
             features = probes::offsets_for(&btf).1;
             if let Err(e) = live::layout(&btf) {
