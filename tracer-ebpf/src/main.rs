@@ -69,6 +69,14 @@ entry_probe!(
     fe_d_instantiate_new,
     on_attach(0, 1)
 );
+// d_make_persistent(dentry, inode): since 7.x, tmpfs, ramfs and the like give a created
+// dentry its inode (and pin it) here instead of through d_instantiate.
+entry_probe!(
+    "d_make_persistent",
+    kp_d_make_persistent,
+    fe_d_make_persistent,
+    on_attach(0, 1)
+);
 // d_delete(dentry): unlink/rmdir; the dentry turns negative.
 entry_probe!("d_delete", kp_d_delete, fe_d_delete, on_delete(0));
 // shrink_dcache_sb(sb): remount and friends.

@@ -81,6 +81,10 @@ fn every_program_in_the_object_passes_the_verifier() {
         );
         for (program, result) in results {
             let Err(err) = result else { continue };
+            // A function only newer kernels have has no fentry target on older ones.
+            if matches!(err, Error::NotInKernel(_)) {
+                continue;
+            }
             let fentry_refused = program.starts_with("fe_") || program.starts_with("fx_");
             let text = format!("{err}");
             // Lockdown refuses fentry with EPERM before verification; anything else is a bug.

@@ -48,6 +48,9 @@ pub struct Probe {
     pub fentry: &'static str,
     pub kind: Kind,
     pub set: Set,
+    /// A function only some kernels have (the ones that route an event through it): where it
+    /// does not exist, the probe is left out.
+    pub optional: bool,
 }
 
 const fn probe(
@@ -62,6 +65,7 @@ const fn probe(
         fentry,
         kind: Kind::Entry,
         set,
+        optional: false,
     }
 }
 
@@ -91,6 +95,16 @@ pub const PROBES: &[Probe] = &[
         "fe_d_instantiate_new",
         Set::Counters,
     ),
+    // 7.x: tmpfs and ramfs creates.
+    Probe {
+        optional: true,
+        ..probe(
+            "d_make_persistent",
+            "kp_d_make_persistent",
+            "fe_d_make_persistent",
+            Set::Counters,
+        )
+    },
     probe("d_delete", "kp_d_delete", "fe_d_delete", Set::Counters),
     probe(
         "shrink_dcache_sb",
@@ -110,6 +124,7 @@ pub const PROBES: &[Probe] = &[
         fentry: "fx_prune_dcache_sb",
         kind: Kind::Return,
         set: Set::Counters,
+        optional: false,
     },
     probe("__d_free", "kp_d_free", "fe_d_free", Set::PathCache),
     probe(
@@ -124,6 +139,7 @@ pub const PROBES: &[Probe] = &[
         fentry: "fx_d_move",
         kind: Kind::Return,
         set: Set::PathCache,
+        optional: false,
     },
     Probe {
         function: "__d_alloc",
@@ -131,6 +147,7 @@ pub const PROBES: &[Probe] = &[
         fentry: "fx_d_alloc_live",
         kind: Kind::Return,
         set: Set::Live,
+        optional: false,
     },
     probe("dentry_free", "kp_dentry_free", "fe_dentry_free", Set::Live),
     probe(
@@ -152,6 +169,7 @@ pub const PROBES: &[Probe] = &[
         fentry: "fx_floor_alloc",
         kind: Kind::Return,
         set: Set::FloorLive,
+        optional: false,
     },
     probe(
         "dentry_free",
@@ -217,6 +235,8 @@ pub enum Error {
         "reading the kernel's BTF: {0} (the tracer needs a kernel built with CONFIG_DEBUG_INFO_BTF)"
     )]
     Btf(String),
+    #[error("{0} is not in this kernel")]
+    NotInKernel(&'static str),
     #[error("the eBPF object has no program {0}")]
     MissingProgram(&'static str),
     #[error("the eBPF object has no map {0}")]
@@ -425,7 +445,12 @@ pub fn verify_all(ebpf: &mut Ebpf, btf: &Btf) -> Vec<(&'static str, Result<(), E
     let mut results = Vec::new();
     for p in PROBES {
         results.push((p.kprobe, load_kprobe(ebpf, p).map(|_| ())));
-        results.push((p.fentry, load_fentry(ebpf, p, btf)));
+        let fentry = if p.optional && !has_function(btf, p.function) {
+            Err(Error::NotInKernel(p.function))
+        } else {
+            load_fentry(ebpf, p, btf)
+        };
+        results.push((p.fentry, fentry));
     }
     results.push((names::ARM_PROGRAM, load_arm(ebpf).map(|_| ())));
     results
@@ -461,9 +486,14 @@ pub fn attach(
     mode: AttachMode,
     btf: &Btf,
 ) -> Result<Vec<(&'static Probe, Attached)>, Error> {
+    let kernel_btf = btf;
     let btf = (mode != AttachMode::Kprobe).then_some(btf);
     let mut attached = Vec::new();
     for p in PROBES.iter().filter(|p| sets.contains(&p.set)) {
+        if p.optional && !has_function(kernel_btf, p.function) {
+            tracing::debug!("{} is not in this kernel: not probed", p.function);
+            continue;
+        }
         if let Some(btf) = btf {
             match load_fentry(ebpf, p, btf).and_then(|()| attach_fentry(ebpf, p)) {
                 Ok(()) => {
@@ -494,6 +524,13 @@ pub fn verified(ebpf: &Ebpf) -> Vec<(String, u32)> {
             Some((name.to_owned(), info.verified_instruction_count().unwrap_or(0)))
         })
         .collect()
+}
+
+/// Whether the kernel's BTF has a function of that name (what fentry attaches to, and a
+/// kprobe needs the symbol of).
+fn has_function(btf: &Btf, name: &str) -> bool {
+    btf.id_by_type_name_kind(name, aya_obj::btf::BtfKind::Func)
+        .is_ok()
 }
 
 fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, Error>
