@@ -55,3 +55,21 @@ pub mod metric {
     pub const BUILD_INFO: &str = "dentry_tracer_build_info";
     pub const FEATURE: &str = "dentry_tracer_feature";
 }
+
+/// The features a kernel can lack, by the name in `--check` and in
+/// `dentry_tracer_feature{feature}`, with what a user loses when it is off (the start of the
+/// one line the tracer and the plugin say: `live gauges off: <why>`).
+pub const FEATURES: [(&str, &str); 4] = [
+    ("trace", "trace events"),
+    ("path-cache", "path cache"),
+    ("live", "live gauges"),
+    ("pending", "pending pods"),
+];
+
+/// What a user loses when the feature `name` is off (the name itself for one not listed).
+pub fn feature_what(name: &str) -> &str {
+    FEATURES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or(name, |(_, what)| what)
+}

@@ -476,6 +476,7 @@ impl Rows {
                 cache_bytes: None,
                 pods_ratio: None,
                 unreachable: None,
+                features_off: Default::default(),
             });
             match (s.label("__name__"), s.label("type")) {
                 (metric::COUNT, "total") => line.total = s.value,

@@ -34,6 +34,8 @@ pub struct Sample {
     /// `dentry_count{type=...}`: total, unused, negative; and `cache_bytes`, `pods_ratio`
     /// (`dentry_cache_bytes`, `dentry_cache_pods_ratio`) where the tracer reports them.
     pub node: BTreeMap<String, f64>,
+    /// The features this node's kernel lacks (`dentry_tracer_feature` 0), with the reason.
+    pub features_off: BTreeMap<String, String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +96,11 @@ impl Sample {
                 }
                 metric::CACHE_PODS_RATIO => {
                     sample.node.insert(PODS_RATIO.into(), value);
+                }
+                metric::FEATURE if value == 0.0 => {
+                    sample
+                        .features_off
+                        .insert(label("feature"), label("reason"));
                 }
                 _ => {}
             }

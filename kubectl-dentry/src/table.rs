@@ -40,6 +40,8 @@ pub struct NodeLine {
     pub pods_ratio: Option<f64>,
     /// Why the node's tracer could not be read this round (its line says so, no rows).
     pub unreachable: Option<String>,
+    /// What the node's kernel lacks: feature → why (a line each, as the tracer says it).
+    pub features_off: BTreeMap<String, String>,
 }
 
 impl NodeLine {
@@ -54,6 +56,7 @@ impl NodeLine {
             cache_bytes: sample.node.get(crate::rates::CACHE_BYTES).copied(),
             pods_ratio: sample.node.get(crate::rates::PODS_RATIO).copied(),
             unreachable: None,
+            features_off: sample.features_off.clone(),
         }
     }
 
@@ -67,6 +70,7 @@ impl NodeLine {
             cache_bytes: None,
             pods_ratio: None,
             unreachable: Some(why.to_string()),
+            features_off: BTreeMap::new(),
         }
     }
 }
@@ -182,6 +186,7 @@ pub fn render(rows: &[Row], nodes: &[NodeLine], output: Output) -> String {
                     "node": n.node, "dentries": n.total, "unused": n.unused,
                     "negative": n.negative, "cache_bytes": n.cache_bytes,
                     "pods_ratio": n.pods_ratio, "listed_pods_ratio": listed_share(rows, n),
+                    "features_off": n.features_off,
                 })
             })
             .collect();
@@ -288,6 +293,10 @@ pub fn render(rows: &[Row], nodes: &[NodeLine], output: Output) -> String {
             }
         }
         out.push('\n');
+        for (feature, why) in &n.features_off {
+            let what = dentry_common::feature_what(feature);
+            out.push_str(&format!("node {}: {what} off: {why}\n", n.node));
+        }
     }
     out
 }
@@ -333,6 +342,30 @@ mod tests {
         let text = render(&r, &nodes, Output::Table);
         assert!(!text.contains("listed pods hold"), "{text}");
         assert!(text.contains("dentry cache"), "{text}");
+    }
+
+    #[test]
+    fn a_feature_the_nodes_kernel_lacks_is_one_line_under_its_node() {
+        let text = format!(
+            "{}dentry_tracer_feature{{feature=\"live\",reason=\"struct slab has no member \
+             obj_exts\"}} 0\ndentry_tracer_feature{{feature=\"trace\",reason=\"\"}} 1\n",
+            include_str!("../tests/fixtures/metrics-2.txt")
+        );
+        let sample = Sample::parse(&text).unwrap();
+        let (r, _) = fixture_rows();
+        let node = NodeLine::new("vm", &sample);
+        let out = render(&r, std::slice::from_ref(&node), Output::Table);
+        let lines: Vec<&str> = out.lines().filter(|l| l.contains(" off: ")).collect();
+        assert_eq!(
+            lines,
+            ["node vm: live gauges off: struct slab has no member obj_exts"]
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&render(&r, &[node], Output::Json)).unwrap();
+        assert_eq!(
+            json["nodes"][0]["features_off"]["live"],
+            "struct slab has no member obj_exts"
+        );
     }
 
     #[test]

@@ -7,8 +7,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, PerCpuHashMap},
 };
 use dentry_common::{
-    BASE_CANDIDATES, BORN_OBJECTS, Born, Live, MAX_BORN_SLABS, MAX_OWNERS, OwnerLayout,
-    PAGE_WORDS, ROOT_OWNER,
+    BASE_CANDIDATES, BORN_OBJECTS, Born, Live, MAX_BORN_SLABS, MAX_OWNERS, OwnerLayout, PAGE_WORDS,
+    ROOT_OWNER,
 };
 
 use crate::{
@@ -100,12 +100,17 @@ fn bases(at: u64) -> Option<(u64, u64)> {
     }
     let l = layout();
     let found = if l.page_offset_base != 0 {
-        (read::<u64>(l.page_offset_base)?, read::<u64>(l.vmemmap_base)?)
+        (
+            read::<u64>(l.page_offset_base)?,
+            read::<u64>(l.vmemmap_base)?,
+        )
     } else {
         let cache = read::<u64>(l.dentry_cache)?;
         let mut found = None;
         for [d, v] in l.candidates {
-            if d != 0 && found.is_none() && slab_of(at, d, v).is_some_and(|(_, found, _)| found == cache)
+            if d != 0
+                && found.is_none()
+                && slab_of(at, d, v).is_some_and(|(_, found, _)| found == cache)
             {
                 found = Some((d, v));
             }
@@ -135,7 +140,11 @@ fn slab_of(at: u64, direct: u64, vmemmap: u64) -> Option<(u64, u64, u64)> {
         // 7.x where `struct page` is a power of two bytes (`compound_info`), a mask that clears
         // the tail's offset from it. A mask is above every `struct page` address, a pointer to
         // the head below the tail: the comparison tells them apart on every kernel.
-        slab = if head - 1 <= page { head - 1 } else { page & head };
+        slab = if head - 1 <= page {
+            head - 1
+        } else {
+            page & head
+        };
         words = read(slab)?;
     }
     let cache = words[(l.slab_cache % PAGE_WORDS) as usize];

@@ -65,7 +65,11 @@ fn a_layout_we_do_not_know_turns_the_live_gauges_off_and_nothing_else() {
 
     // One line names the feature and the member the kernel lacks.
     let tracer = out.tagged("tracer");
-    let off: Vec<&str> = tracer.iter().copied().filter(|l| l.contains(" off: ")).collect();
+    let off: Vec<&str> = tracer
+        .iter()
+        .copied()
+        .filter(|l| l.contains(" off: "))
+        .collect();
     assert_eq!(off.len(), 1, "one feature off, one line: {tracer:#?}");
     assert!(
         off[0].starts_with("tracer: live gauges off: ") && off[0].contains("obj_exts"),
@@ -108,5 +112,9 @@ fn a_layout_we_do_not_know_turns_the_live_gauges_off_and_nothing_else() {
         .value("tsv-lines")
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
-    assert_eq!(lines, 2 * u64::from(LOOKUPS), "alloc and negative per lookup\n{log}");
+    assert_eq!(
+        lines,
+        2 * u64::from(LOOKUPS),
+        "alloc and negative per lookup\n{log}"
+    );
 }

@@ -109,12 +109,5 @@ fn check(series: &str) {
     }
 }
 
-#[test]
-fn pods_armed_for_are_traced_from_their_first_lookup_on_debian_6_1() {
-    check("6.1");
-}
-
-#[test]
-fn pods_armed_for_are_traced_from_their_first_lookup_on_debian_6_12() {
-    check("6.12");
-}
+// Test names: debian_5_10, debian_6_1, debian_6_12, debian_7 (the newest 7.x).
+xtask::each_kernel!(check);

@@ -28,12 +28,7 @@ impl Feature {
 
     /// The name in `--check`, in the metric's `feature` label and in the plugin.
     pub fn name(self) -> &'static str {
-        match self {
-            Feature::Trace => "trace",
-            Feature::PathCache => "path-cache",
-            Feature::Live => "live",
-            Feature::Pending => "pending",
-        }
+        dentry_common::FEATURES[self as usize].0
     }
 
     /// Its line in `--check`.
@@ -48,12 +43,7 @@ impl Feature {
 
     /// What a user loses when it is off, as the start of the one line saying so.
     pub fn what(self) -> &'static str {
-        match self {
-            Feature::Trace => "trace events",
-            Feature::PathCache => "path cache",
-            Feature::Live => "live gauges",
-            Feature::Pending => "pending pods",
-        }
+        dentry_common::FEATURES[self as usize].1
     }
 }
 

@@ -50,7 +50,9 @@ pub fn layout(btf: &Btf) -> Result<OwnerLayout, String> {
         // arm64 builds them in: the candidates for this kernel's address space, each checked
         // in the kernel against the dentry cache before it is used.
         let text = symbol("_text")?;
-        let mut layout = btf.owner_layout(0, 0, page_shift).map_err(|e| e.to_string())?;
+        let mut layout = btf
+            .owner_layout(0, 0, page_shift)
+            .map_err(|e| e.to_string())?;
         layout.candidates = arm64_bases(text, page_shift, layout.page_size);
         layout.dentry_cache = symbol("dentry_cache")?;
         Ok(layout)
@@ -110,7 +112,9 @@ pub fn arm64_bases(text: u64, page_shift: u32, page_struct: u32) -> [[u64; 2]; B
         large
     };
     let page_offset = (!0u64) << va_bits;
-    let struct_shift = (page_struct.max(1) as u64).next_power_of_two().trailing_zeros();
+    let struct_shift = (page_struct.max(1) as u64)
+        .next_power_of_two()
+        .trailing_zeros();
     // The linear map's span: from PAGE_OFFSET to _PAGE_END(VA_BITS_MIN), half the space.
     let range = 1u64 << (va_bits - 1);
     let size = (range >> page_shift) << struct_shift;
@@ -224,7 +228,11 @@ mod tests {
     #[test]
     fn arm64_bases_for_a_48_bit_kernel_wherever_kaslr_put_it() {
         // Debian's arm64 kernels: 48-bit VA, 4 KiB pages, 64-byte struct page.
-        for text in [0xffff_8000_0800_0000, 0xffff_a3c1_2e40_0000, 0xffff_dff0_0000_0000] {
+        for text in [
+            0xffff_8000_0800_0000,
+            0xffff_a3c1_2e40_0000,
+            0xffff_dff0_0000_0000,
+        ] {
             let c = arm64_bases(text, 12, 64);
             assert!(c.iter().all(|[d, _]| *d == 0xffff_0000_0000_0000), "{c:x?}");
             assert_eq!(c[0][1], 0xffff_fdff_c000_0000, "6.9+");

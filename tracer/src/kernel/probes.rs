@@ -521,7 +521,10 @@ pub fn verified(ebpf: &Ebpf) -> Vec<(String, u32)> {
     ebpf.programs()
         .filter_map(|(name, program)| {
             let info = program.info().ok()?;
-            Some((name.to_owned(), info.verified_instruction_count().unwrap_or(0)))
+            Some((
+                name.to_owned(),
+                info.verified_instruction_count().unwrap_or(0),
+            ))
         })
         .collect()
 }
