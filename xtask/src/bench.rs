@@ -1,6 +1,7 @@
 //! The kernel-side benchmark: a storm of failed lookups on ext4 in the VM, timed per operation
 //! with no tracer and with each tracer variant, alternating variants within one boot over
 //! several rounds (emulated timings drift, so only same-boot comparisons mean anything).
+use anyhow::Context as _;
 use std::{collections::BTreeMap, path::Path};
 
 use crate::{
@@ -376,4 +377,34 @@ pub fn tracer_rss(kernel: &Kernel, tracer: &Path) -> anyhow::Result<String> {
         summary.drops,
         out.value("rss").unwrap_or("?")
     ))
+}
+
+/// What loading the programs costs on `kernel`: the tracer as a trace pod with kernel patterns,
+/// in each attach mode the kernel has (`fentry` where it has BPF trampolines), one line each
+/// with the load and attach time and the instructions the verifier processed (5.16+).
+pub fn load(kernel: &Kernel, tracer: &Path) -> anyhow::Result<String> {
+    let modes = if crate::kernel::has_trampolines(kernel.arch, &kernel.series()) {
+        "kprobe fentry"
+    } else {
+        "kprobe"
+    };
+    let script = crate::scripts::script(crate::scripts::LOAD, &[("MODES", modes.to_owned())]);
+    let out = VmRun::new(kernel, script)
+        .binary(crate::scenario::TRACER, tracer)
+        .timeout(std::time::Duration::from_secs(900))
+        .run()?;
+    let mut report = String::new();
+    for mode in modes.split(' ') {
+        let line = out
+            .tagged("load")
+            .into_iter()
+            .find_map(|l| l.strip_prefix(mode)?.strip_prefix(' '))
+            .with_context(|| format!("no load line for {mode}; log:\n{}", out.log))?;
+        report.push_str(&format!(
+            "kernel {} {} {mode}: {line}\n",
+            kernel.release,
+            kernel.arch.debian()
+        ));
+    }
+    Ok(report)
 }

@@ -79,6 +79,14 @@ enum Task {
         #[arg(long, default_value = "6.12")]
         kernel: String,
     },
+    /// What loading the kernel programs costs: load and attach time and verified instructions
+    /// of the release tracer started as a trace pod, per attach mode, on one kernel.
+    BenchLoad {
+        #[arg(long, default_value = "6.12")]
+        kernel: String,
+        #[arg(long, value_enum, default_value = "amd64")]
+        arch: Arch,
+    },
     /// Peak and current RSS of the release tracer under a trace flood in the VM.
     BenchRss {
         #[arg(long, default_value = "6.12")]
@@ -223,6 +231,19 @@ fn run(task: Task) -> anyhow::Result<()> {
             let dir = cache::workspace_root().join("kubectl-dentry/tests/fixtures");
             xtask::fixtures::record(&kernel, &tracer, &dir)?;
             println!("recorded on {} into {}", kernel.release, dir.display());
+            Ok(())
+        }
+        Task::BenchLoad { kernel, arch } => {
+            setup::ebpf_toolchain()?;
+            setup::apt_packages(setup::VM_PACKAGES)?;
+            let kernel = Kernel::fetch_for(&kernel, arch)?;
+            let tracer = if arch == Arch::host() {
+                build(Profile::Release, "tracer", "tracer")?
+            } else {
+                setup::cross_tools()?;
+                xtask::release::build_binary("tracer", "tracer", true, arch.rust_target())?
+            };
+            print!("{}", xtask::bench::load(&kernel, &tracer)?);
             Ok(())
         }
         Task::BenchRss { kernel } => {

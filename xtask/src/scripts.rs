@@ -9,6 +9,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("prelude.sh", PRELUDE),
     ("stress.sh", STRESS),
     ("live.sh", LIVE),
+    ("load.sh", LOAD),
 ];
 
 /// Preemption under load (see `tracer/tests/vm_stress.rs`).
@@ -16,6 +17,9 @@ pub const STRESS: &str = include_str!("../scripts/stress.sh");
 
 /// Live dentries per owner (see `tracer/tests/vm_live.rs`).
 pub const LIVE: &str = include_str!("../scripts/live.sh");
+
+/// What loading the programs costs (`cargo xtask bench-load`).
+pub const LOAD: &str = include_str!("../scripts/load.sh");
 
 /// `body` as a VM script: `vars` as shell assignments, the prelude, then `body`.
 pub fn script(body: &str, vars: &[(&str, String)]) -> String {
