@@ -70,10 +70,10 @@ pub struct OwnerLayout {
     /// The bases the kernel may have been built with (direct map, `struct page` array), tried
     /// in turn where there are no variables; unused entries are 0.
     pub candidates: [[u64; 2]; BASE_CANDIDATES],
-    /// The address of the kernel's `dentry_cache` variable (the dentry `kmem_cache`): a
-    /// candidate is taken once the slab it finds for a dentry belongs to that cache. 0: not
-    /// checked (the bases come from variables).
-    pub dentry_cache: u64,
+    /// `kmem_cache.name`: a candidate is taken once the slab it finds for a dentry belongs to
+    /// the cache named `dentry`.
+    pub cache_name: u32,
+    pub _pad2: u32,
     /// `sizeof(struct page)`.
     pub page_size: u32,
     /// Word indexes, in a `struct page`/`struct slab`'s first 8 words, of `compound_head`
@@ -105,7 +105,7 @@ pub struct OwnerLayout {
 }
 
 /// `OwnerLayout::candidates`.
-pub const BASE_CANDIDATES: usize = 3;
+pub const BASE_CANDIDATES: usize = 4;
 
 /// Words of a `struct page` the owner lookup reads at once.
 pub const PAGE_WORDS: u32 = 8;

@@ -42,7 +42,8 @@ static OWNER: OwnerLayout = OwnerLayout {
     page_offset_base: 0,
     vmemmap_base: 0,
     candidates: [[0; 2]; BASE_CANDIDATES],
-    dentry_cache: 0,
+    cache_name: 0,
+    _pad2: 0,
     page_size: 0,
     compound_head: 0,
     slab_cache: 0,
@@ -88,7 +89,7 @@ fn read<T>(at: u64) -> Option<T> {
 
 /// The direct map's and the `struct page` array's bases, found the first time: read from the
 /// variables holding them (x86-64), or the first of the build's candidates (arm64) under which
-/// `at`, a dentry, lies in a slab of the dentry cache.
+/// `at`, a dentry, lies in a slab of the cache named `dentry`.
 #[inline(always)]
 fn bases(at: u64) -> Option<(u64, u64)> {
     let direct = BASES.get_ptr_mut(0)?;
@@ -105,12 +106,11 @@ fn bases(at: u64) -> Option<(u64, u64)> {
             read::<u64>(l.vmemmap_base)?,
         )
     } else {
-        let cache = read::<u64>(l.dentry_cache)?;
         let mut found = None;
         for [d, v] in l.candidates {
             if d != 0
                 && found.is_none()
-                && slab_of(at, d, v).is_some_and(|(_, found, _)| found == cache)
+                && slab_of(at, d, v).is_some_and(|(_, cache, _)| is_dentry_cache(cache))
             {
                 found = Some((d, v));
             }
@@ -120,6 +120,17 @@ fn bases(at: u64) -> Option<(u64, u64)> {
     // SAFETY: as above.
     unsafe { (*direct, *vmemmap) = found };
     Some(found)
+}
+
+/// `b"dentry\0"` as the first 7 bytes of a word.
+const DENTRY_NAME: u64 = u64::from_le_bytes(*b"dentry\0\0");
+
+/// Whether `cache` is a `kmem_cache` named `dentry` (what a dentry's slab must belong to).
+#[inline(always)]
+fn is_dentry_cache(cache: u64) -> bool {
+    read::<u64>(cache + layout().cache_name as u64)
+        .and_then(read::<u64>)
+        .is_some_and(|name| name & 0x00ff_ffff_ffff_ffff == DENTRY_NAME)
 }
 
 /// `virt_to_slab(at)` under the bases given: the slab's head `struct page` address, its cache

@@ -96,6 +96,24 @@ fn check_on(arch: Arch, series: &str, mode: &str) {
         Some(if trampolines { "ok" } else { "no" }),
         "{ctx}: --check said {fentry_check:?}"
     );
+    // Every kernel tested here has every feature: one that switches off fails here.
+    let features: Vec<&str> = out
+        .tagged("check")
+        .into_iter()
+        .filter(|l| l.starts_with("feature:"))
+        .collect();
+    assert_eq!(
+        features.len(),
+        4,
+        "{ctx}: --check's features: {features:#?}"
+    );
+    for line in &features {
+        assert_eq!(
+            line.split_whitespace().nth(1),
+            Some("ok"),
+            "{ctx}: --check said {line:?}"
+        );
+    }
     // Each traced lookup's directory (work-traced, under the root) is cached after the first
     // lookup in it on a CPU; the paths below are checked exact all the same.
     assert!(

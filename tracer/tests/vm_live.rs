@@ -150,10 +150,16 @@ fn check_on(arch: Arch, series: &str, mode: &str) {
         .into_iter()
         .find(|l| l.contains("probes attached"))
         .unwrap_or_default();
+    // `auto`: fentry where the kernel has BPF trampolines, else kprobes.
+    let want = match mode {
+        "auto" if xtask::kernel::has_trampolines(arch, series) => "fentry",
+        "auto" => "kprobe",
+        other => other,
+    };
     for probe in ["__d_alloc", "dentry_free", "dentry_unlink_inode"] {
         assert!(
-            attached.contains(&format!("{probe}:{mode}")),
-            "{ctx}: {probe} not attached as {mode}: {attached}"
+            attached.contains(&format!("{probe}:{want}")),
+            "{ctx}: {probe} not attached as {want}: {attached}"
         );
     }
 

@@ -39,7 +39,7 @@ pub fn layout(btf: &Btf) -> Result<OwnerLayout, String> {
         return Err(format!("page size {page} is not a power of two"));
     }
     let page_shift = page.trailing_zeros();
-    let mut layout = if cfg!(target_arch = "x86_64") {
+    let layout = if cfg!(target_arch = "x86_64") {
         // x86-64 randomizes both bases at boot and keeps them in variables.
         btf.owner_layout(
             symbol("page_offset_base")?,
@@ -49,12 +49,12 @@ pub fn layout(btf: &Btf) -> Result<OwnerLayout, String> {
     } else if cfg!(target_arch = "aarch64") {
         // arm64 builds them in: the candidates for this kernel's address space, each checked
         // in the kernel against the dentry cache before it is used.
-        let text = symbol("_text")?;
+        // `_text` is a data symbol to kallsyms (absent without CONFIG_KALLSYMS_ALL: 5.10, 6.1).
+        let text = symbol("_text").or_else(|_| symbol("_stext"))?;
         let mut layout = btf
             .owner_layout(0, 0, page_shift)
             .map_err(|e| e.to_string())?;
         layout.candidates = arm64_bases(text, page_shift, layout.page_size);
-        layout.dentry_cache = symbol("dentry_cache")?;
         Ok(layout)
     } else {
         return Err(format!(
@@ -63,9 +63,6 @@ pub fn layout(btf: &Btf) -> Result<OwnerLayout, String> {
         ));
     }
     .map_err(|e| e.to_string())?;
-    if layout.dentry_cache == 0 {
-        layout.dentry_cache = symbol("dentry_cache").unwrap_or(0);
-    }
     Ok(layout)
 }
 
@@ -96,10 +93,10 @@ fn symbol(kallsyms: &str, name: &str) -> Result<u64, String> {
 /// kernel whose image starts at `text`: constants of its build that no variable holds. The
 /// image lies in the first half of the vmalloc area, which starts at `_PAGE_END(VA_BITS) =
 /// -(1 << (VA_BITS - 1))` (KASLR moves it within), so of the sizes a page size allows (4 KiB:
-/// 39 or 48 bits; 16 KiB: 36 or 47; 64 KiB: 42 or 48; 52-bit builds are not covered) the
+/// 39 or 48 bits; 16 KiB: 36 or 47; 64 KiB: 42 or 48, and 52 where 48 would be) the
 /// smaller is the build's when the image lies in its area. `VMEMMAP_START` has had three
 /// definitions (5.4–5.10, 5.11–6.8, 6.9+). Each candidate is `(PAGE_OFFSET, VMEMMAP_START)`;
-/// the programs take the one under which a dentry lies in the dentry cache's slab.
+/// the programs take the one under which a dentry lies in a slab of the cache named `dentry`.
 pub fn arm64_bases(text: u64, page_shift: u32, page_struct: u32) -> [[u64; 2]; BASE_CANDIDATES] {
     let (small, large) = match page_shift {
         14 => (36, 47),
@@ -119,6 +116,16 @@ pub fn arm64_bases(text: u64, page_shift: u32, page_struct: u32) -> [[u64; 2]; B
     let range = 1u64 << (va_bits - 1);
     let size = (range >> page_shift) << struct_shift;
     let vmemmap_shift = page_shift.saturating_sub(struct_shift);
+    // 52-bit builds (Debian's since 6.12, LPA2) put the image where 48-bit ones do
+    // (`VA_BITS_MIN` is 48): PAGE_OFFSET is -(1 << 52), and the `struct page` array spans the
+    // linear map from there to _PAGE_END(48).
+    let wide_offset = (!0u64) << 52;
+    let wide_size = (((!0u64) << 47).wrapping_sub(wide_offset) >> page_shift) << struct_shift;
+    let wide = if va_bits == 48 {
+        [wide_offset, (!0u64 << 30).wrapping_sub(wide_size)]
+    } else {
+        [0, 0]
+    };
     [
         // 6.9+: VMEMMAP_END = -1 GiB.
         [page_offset, (!0u64 << 30).wrapping_sub(size)],
@@ -126,6 +133,8 @@ pub fn arm64_bases(text: u64, page_shift: u32, page_struct: u32) -> [[u64; 2]; B
         [page_offset, !0u64 << (va_bits - vmemmap_shift)],
         // 5.4–5.10: -VMEMMAP_SIZE - 2 MiB.
         [page_offset, 0u64.wrapping_sub(size).wrapping_sub(1 << 21)],
+        // 52-bit, 6.9+.
+        wide,
     ]
 }
 
@@ -234,10 +243,18 @@ mod tests {
             0xffff_dff0_0000_0000,
         ] {
             let c = arm64_bases(text, 12, 64);
-            assert!(c.iter().all(|[d, _]| *d == 0xffff_0000_0000_0000), "{c:x?}");
+            assert!(
+                c[..3].iter().all(|[d, _]| *d == 0xffff_0000_0000_0000),
+                "{c:x?}"
+            );
             assert_eq!(c[0][1], 0xffff_fdff_c000_0000, "6.9+");
             assert_eq!(c[1][1], 0xffff_fc00_0000_0000, "5.11 to 6.8");
             assert_eq!(c[2][1], 0xffff_fdff_ffe0_0000, "5.4 to 5.10");
+            assert_eq!(
+                c[3],
+                [0xfff0_0000_0000_0000, 0xffff_c1ff_c000_0000],
+                "52-bit"
+            );
         }
         // A 39-bit kernel (Android's, some embedded boards).
         let c = arm64_bases(0xffff_ffc0_0800_0000, 12, 64);
