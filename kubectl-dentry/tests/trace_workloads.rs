@@ -167,7 +167,7 @@ fn a_deployment_gets_one_tracer_per_node_one_time_ordered_stream_and_a_summary_p
         .lines()
         .filter(|l| l.starts_with("2026-") && l.contains('\t'))
         .count();
-    assert_eq!(events.len(), 2 * recorded);
+    assert_eq!(events.len(), 2 * recorded, "{stderr}");
     for pod in ["web-1", "web-2"] {
         assert_eq!(
             events

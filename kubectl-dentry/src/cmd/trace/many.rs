@@ -102,6 +102,8 @@ struct Trace<'a> {
     failed: BTreeMap<String, u8>,
     /// Nodes whose tracer attached: one is enough for the trace to count as run.
     attached_ever: usize,
+    /// A node's tracer reached its --duration (or a cap) and ended by itself.
+    finished_any: bool,
     empty_since: Option<Instant>,
     end: Option<End>,
     merge: Merge,
@@ -134,6 +136,7 @@ pub async fn run(client: &Client, plan: Plan, req: &Args) -> Result<(), Error> {
         ever_targeted: false,
         nodes: HashMap::new(),
         failed: BTreeMap::new(),
+        finished_any: false,
         attached_ever: 0,
         empty_since: None,
         end: None,
@@ -358,14 +361,18 @@ impl Trace<'_> {
             Msg::Over { node, how } => {
                 self.nodes.remove(&node);
                 match how {
-                    Over::ByItself => {
-                        self.end.get_or_insert(End::Finished);
-                    }
+                    // Every tracer runs for the same --duration from its own start: the others
+                    // end by themselves too, and their lines still on the way are kept (ending
+                    // them now lost the stream of a node whose tracer started later).
+                    Over::ByItself => self.finished_any = true,
                     Over::Stopped => {}
                     Over::Failed(e) => {
                         self.progress.println(&format!("[{node}] {e}"));
                         self.failed.insert(node, e.exit_code());
                     }
+                }
+                if self.finished_any && self.nodes.is_empty() {
+                    self.end.get_or_insert(End::Finished);
                 }
                 // Nothing runs, nothing ran, and every node with a pod failed: nothing will.
                 let hopeless = targets(&self.matching)
