@@ -68,20 +68,28 @@ fn check(series: &str) {
         tracer.contains("pods added to the trace"),
         "{series}: {tracer}"
     );
+    let summary = Summary::parse(&out.tagged("tracer"));
+    assert_eq!(summary.drops, 0, "{series}");
+    // What the kernel says it could not trace: hits that found the CPU's state claimed by a
+    // program they preempted (`contended`, counted but not traced) and runs it skipped
+    // (`missed`). fentry programs run with only migration disabled, so on a preemptible
+    // kernel (7.x's default, lazy preemption) some are preempted; elsewhere both are 0 and
+    // every line must be there (docs/counters.md).
+    let lost = summary.contended + summary.missed;
+    let n = u64::from(LOOKUPS);
     // Each failed lookup is an allocation and a negative lookup: two lines per name.
     for dir in ["first", "second"] {
-        assert_eq!(
-            traced(&out, dir),
-            (u64::from(LOOKUPS), 2 * u64::from(LOOKUPS)),
-            "{series}: {dir}'s lookups from its start\n{log}"
+        let (names, lines) = traced(&out, dir);
+        assert!(
+            names <= n && names + lost >= n && lines == 2 * names,
+            "{series}: {dir}'s lookups from its start: {names} names, {lines} lines of {n}, \
+             {lost} the kernel counted as not traced\n{log}"
         );
     }
     assert_eq!(traced(&out, "sibling"), (0, 0), "{series}: the sibling pod");
-    let summary = Summary::parse(&out.tagged("tracer"));
-    assert_eq!(summary.drops, 0, "{series}");
     assert!(
-        (4 * u64::from(LOOKUPS)..=4 * u64::from(LOOKUPS) + 10).contains(&summary.events),
-        "{series}: {} events for two pods' {LOOKUPS} lookups",
+        (4 * n - 2 * lost.min(2 * n)..=4 * n + 10).contains(&summary.events),
+        "{series}: {} events for two pods' {LOOKUPS} lookups ({lost} not traced)",
         summary.events
     );
     // And in the counts: the kernel's, per cgroup, and the metrics', by the pods' names
@@ -94,9 +102,15 @@ fn check(series: &str) {
             .unwrap_or_else(|| panic!("{series}: no cgroup id for {dir}"));
         let line = summary_cgroup(&tracer, id)
             .unwrap_or_else(|| panic!("{series}: no summary line for {dir}'s cgroup {id}"));
+        // Contended hits are counted (spilled); only the runs the kernel skipped are not.
+        let negative: u64 = line
+            .split_once(" negative=")
+            .and_then(|(_, rest)| rest.split(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{series}: {dir}: {line}"));
         assert!(
-            line.contains(&format!(" negative={LOOKUPS} ")),
-            "{series}: {dir}: {line}"
+            negative <= n && negative + summary.missed >= n,
+            "{series}: {dir}: {line} ({} runs skipped)",
+            summary.missed
         );
     }
     for pod in ["first-0", "second-0"] {
@@ -105,7 +119,12 @@ fn check(series: &str) {
             &format!(r#"dentry_negative_total{{container="app",namespace="batch",pod="{pod}"}}"#),
         )
         .unwrap_or_else(|| panic!("{series}: no series for batch/{pod}/app\n{log}"));
-        assert_eq!(negative, f64::from(LOOKUPS), "{series}: {pod}\n{log}");
+        assert!(
+            negative <= f64::from(LOOKUPS)
+                && negative + summary.missed as f64 >= f64::from(LOOKUPS),
+            "{series}: {pod}: {negative} ({} runs skipped)\n{log}",
+            summary.missed
+        );
     }
 }
 
