@@ -18,6 +18,9 @@ const KIND_DATASEC: u32 = 15;
 const KIND_DECL_TAG: u32 = 17;
 const KIND_ENUM64: u32 = 19;
 
+/// Where the running kernel exposes its BTF (the tracer's `--btf` default).
+pub const SYS_BTF: &str = "/sys/kernel/btf/vmlinux";
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("not BTF data (bad magic or truncated header)")]
@@ -56,7 +59,7 @@ pub struct Btf {
 impl Btf {
     /// The running kernel's BTF.
     pub fn from_sys() -> Result<Btf, Error> {
-        Self::from_file("/sys/kernel/btf/vmlinux")
+        Self::from_file(SYS_BTF)
     }
 
     pub fn from_file(path: &str) -> Result<Btf, Error> {

@@ -23,7 +23,7 @@ const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 /// program (the caller has the object); `features` what the kernel's BTF and symbols leave off
 /// (`feature:NAME` lines, each on or off with its reason); `cgroup` is the cgroup2 mount to use.
 pub fn run(cgroup: &Path, fentry: Result<(), String>, features: &Features) -> Vec<Item> {
-    let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
+    let btf = Path::new(crate::kernel::btf::SYS_BTF).exists();
     let kprobes = Path::new("/sys/bus/event_source/devices/kprobe/type").exists();
     let lockdown = std::fs::read_to_string("/sys/kernel/security/lockdown")
         .ok()

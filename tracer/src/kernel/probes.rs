@@ -288,9 +288,6 @@ pub fn kernel_offsets() -> Result<(KernelOffsets, Features), Error> {
     Ok(offsets_for(&btf))
 }
 
-/// Where the running kernel's BTF is read from when no `--btf` is given.
-pub const SYS_BTF: &str = "/sys/kernel/btf/vmlinux";
-
 /// Whether kprobe and tracing programs may call `bpf_get_current_ancestor_cgroup_id` (5.11);
 /// asked of the verifier with a program of its own.
 pub fn ancestor_helper() -> bool {
@@ -330,7 +327,7 @@ pub fn prealloc_needed(btf: &crate::kernel::btf::Btf) -> bool {
 /// The running kernel's BTF as aya uses it. Parse it once and pass it to `open` and `attach`:
 /// it is large, and each parse leaves its mark on the heap.
 pub fn kernel_btf() -> Result<Btf, Error> {
-    kernel_btf_from(Path::new(SYS_BTF))
+    kernel_btf_from(Path::new(crate::kernel::btf::SYS_BTF))
 }
 
 /// As `kernel_btf`, from a file (`--btf`).
