@@ -91,6 +91,8 @@ pub struct RowLabels {
     container: String,
     #[serde(rename = "type")]
     kind: String,
+    feature: String,
+    reason: String,
 }
 
 impl Labels for RowLabels {
@@ -102,6 +104,8 @@ impl Labels for RowLabels {
             "pod" => &self.pod,
             "container" => &self.container,
             "type" => &self.kind,
+            "feature" => &self.feature,
+            "reason" => &self.reason,
             _ => "",
         }
     }
@@ -229,16 +233,17 @@ impl Field {
     }
 }
 
-/// The nodes' query: their dentry-state, cache memory and pods' share, and their tracers'
-/// scrape health (`type="up"`).
+/// The nodes' query: their dentry-state, cache memory and pods' share, the features their
+/// kernels lack (`feature`, `reason`), and their tracers' scrape health (`type="up"`).
 pub fn nodes_query(sel: &Selector) -> String {
     let node = sel.matchers(false);
     let sep = if node.is_empty() { "" } else { "," };
     format!(
-        r#"max by (__name__, node, type) ({{__name__=~"{}|{}|{}"{sep}{node}}}) or label_replace(min by (node) (up{{{TRACER_JOBS}{sep}{node}}}), "type", "up", "", "")"#,
+        r#"max by (__name__, node, type) ({{__name__=~"{}|{}|{}"{sep}{node}}}) or max by (node, feature, reason) ({}{{{node}}} == 0) or label_replace(min by (node) (up{{{TRACER_JOBS}{sep}{node}}}), "type", "up", "", "")"#,
         metric::COUNT,
         metric::CACHE_BYTES,
         metric::CACHE_PODS_RATIO,
+        metric::FEATURE,
     )
 }
 
@@ -478,6 +483,11 @@ impl Rows {
                 unreachable: None,
                 features_off: Default::default(),
             });
+            if !s.label("feature").is_empty() {
+                line.features_off
+                    .insert(s.label("feature").to_owned(), s.label("reason").to_owned());
+                continue;
+            }
             match (s.label("__name__"), s.label("type")) {
                 (metric::COUNT, "total") => line.total = s.value,
                 (metric::COUNT, "unused") => line.unused = s.value,
@@ -630,6 +640,14 @@ mod tests {
             ),
             series(&[("node", "a"), ("type", "up")], 1.0),
             series(&[("node", "b"), ("type", "up")], 0.0),
+            series(
+                &[
+                    ("node", "a"),
+                    ("feature", "live"),
+                    ("reason", "struct slab has no member obj_exts"),
+                ],
+                0.0,
+            ),
         ];
         let f = fleet("p", &Selector::default(), &fields, &nodes).expect("rows");
         assert_eq!(f.rows.len(), 1);
@@ -639,6 +657,11 @@ mod tests {
         assert_eq!((r.live_bytes, r.live), (Some(60000.0), None));
         assert_eq!(f.nodes.len(), 2);
         assert_eq!(f.nodes[0].total, 9.0);
+        assert_eq!(
+            f.nodes[0].features_off.get("live").map(String::as_str),
+            Some("struct slab has no member obj_exts"),
+            "a feature off is the node's, not a row"
+        );
         assert!(f.nodes[1].unreachable.is_some());
     }
 

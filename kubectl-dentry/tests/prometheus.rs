@@ -180,12 +180,18 @@ fn fleet() -> FakeApi {
     state
         .growing
         .insert("node-a".into(), Growing::recorded(1.0));
-    state
-        .growing
-        .insert("node-b".into(), Growing::recorded(NODE_B_SCALE));
+    let mut node_b = Growing::recorded(NODE_B_SCALE);
+    // node-b's kernel lacks one feature: both paths must name it on its node line.
+    node_b.after.push_str(&format!(
+        "dentry_tracer_feature{{feature=\"live\",reason=\"{NODE_B_LACKS}\"}} 0\n"
+    ));
+    state.growing.insert("node-b".into(), node_b);
     drop(state);
     api
 }
+
+/// Why node-b's tracer has its live gauges off.
+const NODE_B_LACKS: &str = "struct slab has no member obj_exts";
 
 /// Waits until Prometheus holds 10s of scrapes of every tracer: `rate(...[5s])` then has
 /// samples across its whole window (with fewer, rate() extrapolates only half an interval
@@ -292,10 +298,22 @@ fn top_from_prometheus_shows_what_the_proxy_path_shows() {
             .as_array()
             .expect("nodes")
             .iter()
-            .map(|n| format!("{} {} {}", n["node"], n["dentries"], n["cache_bytes"]))
+            .map(|n| {
+                format!(
+                    "{} {} {} {}",
+                    n["node"], n["dentries"], n["cache_bytes"], n["features_off"]
+                )
+            })
             .collect::<std::collections::BTreeSet<_>>()
     };
     assert_eq!(nodes(&from_prom), nodes(&from_proxy));
+    assert!(
+        nodes(&from_prom)
+            .iter()
+            .any(|n| n.starts_with("\"node-b\"") && n.contains(NODE_B_LACKS)),
+        "{:?}",
+        nodes(&from_prom)
+    );
 }
 
 #[test]

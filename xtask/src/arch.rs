@@ -44,11 +44,22 @@ impl Arch {
         }
     }
 
-    /// qemu's machine, before `-accel` and `-cpu max`.
+    /// qemu's machine, before `-accel` and `-cpu`.
     pub fn machine(self) -> &'static [&'static str] {
         match self {
             Arch::Amd64 => &[],
             Arch::Arm64 => &["-M", "virt"],
+        }
+    }
+
+    /// qemu's CPU model: every feature qemu emulates. On arm64 the kernel signs return
+    /// addresses in every function (pointer authentication); qemu's default algorithm for it
+    /// (QARMA5) is costly to emulate, its own implementation-defined one is not, and the kernel
+    /// uses either alike.
+    pub fn cpu(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "max",
+            Arch::Arm64 => "max,pauth-impdef=on",
         }
     }
 

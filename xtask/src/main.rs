@@ -42,7 +42,7 @@ enum Task {
     },
     /// Boot a real kernel in a VM and show the tracer at work on a two-cgroup workload.
     Demo {
-        /// Debian cloud kernel series (6.1, 6.12) or package name.
+        /// Debian cloud kernel series (5.10, 6.1, 6.12, 7.3; 7 is the newest 7.x) or package name.
         #[arg(long, default_value = "6.12")]
         kernel: String,
         /// The kernel's architecture: arm64 boots Debian's arm64 cloud kernel under

@@ -204,7 +204,7 @@ impl<'a> VmRun<'a> {
             } else {
                 "tcg"
             })
-            .args(["-cpu", "max", "-smp", "2"])
+            .args(["-cpu", arch.cpu(), "-smp", "2"])
             .args(["-m", &self.memory_mb.to_string()])
             .args(if self.icount {
                 &["-icount", "shift=0,sleep=off"][..]

@@ -487,6 +487,7 @@ pub fn attach(
     let btf = (mode != AttachMode::Kprobe).then_some(btf);
     let mut attached = Vec::new();
     for p in PROBES.iter().filter(|p| sets.contains(&p.set)) {
+        let _timed = Timed(p.function, std::time::Instant::now());
         if p.optional && !has_function(kernel_btf, p.function) {
             tracing::debug!("{} is not in this kernel: not probed", p.function);
             continue;
@@ -510,6 +511,19 @@ pub fn attach(
         attached.push((p, Attached::Kprobe));
     }
     Ok(attached)
+}
+
+/// Logs (debug) how long one probe's load and attach took, however it ends.
+struct Timed(&'static str, std::time::Instant);
+
+impl Drop for Timed {
+    fn drop(&mut self) {
+        tracing::debug!(
+            function = self.0,
+            ms = self.1.elapsed().as_millis() as u64,
+            "probe"
+        );
+    }
 }
 
 /// Each loaded program and the instructions the kernel's verifier processed for it (5.16+;

@@ -307,6 +307,10 @@ fn load(
 ) -> anyhow::Result<(Ebpf, &'static str, Features)> {
     let began = std::time::Instant::now();
     let offsets_btf = crate::kernel::btf::Btf::from_file(&args.btf.to_string_lossy())?;
+    tracing::debug!(
+        ms = began.elapsed().as_millis() as u64,
+        "offsets BTF parsed"
+    );
     let (offsets, mut features) = probes::offsets_for(&offsets_btf);
     let mut config = plan.config;
     if !features.is_on(Feature::Trace) {
@@ -331,10 +335,17 @@ fn load(
         prealloc: probes::prealloc_needed(&offsets_btf),
     };
     drop(offsets_btf);
+    tracing::debug!(ms = began.elapsed().as_millis() as u64, "offsets found");
     let kernel_btf = probes::kernel_btf_from(&args.btf)?;
+    tracing::debug!(ms = began.elapsed().as_millis() as u64, "aya BTF parsed");
     let mut ebpf = probes::open(crate::EBPF_OBJECT, &options, &kernel_btf)?;
+    tracing::debug!(ms = began.elapsed().as_millis() as u64, "object opened");
     probes::set_targets(&mut ebpf, &targets.iter().map(|t| t.id).collect::<Vec<_>>())?;
     let mut attached = probes::attach(&mut ebpf, plan.sets, plan.attach_mode, &kernel_btf)?;
+    tracing::debug!(
+        ms = began.elapsed().as_millis() as u64,
+        "main probes attached"
+    );
     let mode = probes::summary_mode(&attached);
     if let Some(cache_mode) = plan.path_cache.filter(|_| config.trace != 0)
         && features.is_on(Feature::PathCache)
