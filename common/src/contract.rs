@@ -5,6 +5,11 @@
 /// file and on stdout; the plugin recognises it in a tracer pod's log.
 pub const TSV_HEADER: &str = "timestamp\tpod\tcontainer\tcgroup_id\toperation\tpath\tfstype";
 
+/// The stdout header with `--stdout-process`: the contract's columns, then the process's
+/// `comm` and `pid` (what `kubectl dentry explain` reads). Files never carry them.
+pub const TSV_PROCESS_HEADER: &str =
+    "timestamp\tpod\tcontainer\tcgroup_id\toperation\tpath\tfstype\tcomm\tpid";
+
 /// How the tracer's line starts once a `--linger` run is over and it only serves its files; the
 /// plugin ends a `trace --keep` stream on it.
 pub const LINGER_MARKER: &str = "tracer: finished; serving";

@@ -79,6 +79,10 @@ pub struct Args {
     /// Also write trace lines to stdout, header first (for log streaming).
     #[arg(long)]
     pub stdout: bool,
+    /// With --stdout: add the process's `comm` and `pid` columns to each line (the files keep
+    /// the contract's columns). `kubectl dentry explain` reads them.
+    #[arg(long, requires = "stdout")]
+    pub stdout_process: bool,
     /// Stop tracing after this many events (metrics go on; with --stdout the run ends).
     #[arg(long)]
     pub max_events: Option<u64>,

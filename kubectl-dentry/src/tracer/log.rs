@@ -1,10 +1,10 @@
 //! Reading a tracer pod's log: the kubelet merges the tracer's stdout (TSV lines, header first)
 //! and stderr (progress, warnings, the summary) into one stream, so each line is told apart by
 //! its shape. The tracer's contract makes that exact: a trace line has seven tab-separated
-//! fields and starts with the header's first field or an RFC 3339 timestamp; the tracer's own
+//! fields (nine with `--stdout-process`) and starts with the header's first field or an RFC 3339 timestamp; the tracer's own
 //! messages never contain a tab.
 
-pub use dentry_common::{LINGER_MARKER, TSV_HEADER as HEADER};
+pub use dentry_common::{LINGER_MARKER, TSV_HEADER as HEADER, TSV_PROCESS_HEADER};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Line {
@@ -17,10 +17,12 @@ pub enum Line {
 }
 
 pub fn classify(line: &str) -> Line {
-    if line == HEADER {
+    if line == HEADER || line == TSV_PROCESS_HEADER {
         return Line::Header;
     }
-    if line.bytes().filter(|&b| b == b'\t').count() == 6 && looks_like_timestamp(line) {
+    // Seven fields, or nine with the process's (`--stdout-process`).
+    let tabs = line.bytes().filter(|&b| b == b'\t').count();
+    if (tabs == 6 || tabs == 8) && looks_like_timestamp(line) {
         return Line::Event;
     }
     if dentry_common::attached_mode(line).is_some() {

@@ -30,7 +30,10 @@ use crate::{
         http::{self, AppState},
         metrics::Metrics,
     },
-    trace::{pipeline::Pipeline, rotate::Rotator},
+    trace::{
+        pipeline::{Pipeline, Stdout},
+        rotate::Rotator,
+    },
 };
 use plan::Plan;
 use stop::Stop;
@@ -153,7 +156,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let mut pipeline = None;
     if let Some(ring) = ring {
-        let mut p = Pipeline::new(args.trace_patterns.0.clone(), files, args.stdout, plan.caps)?;
+        let mut p = Pipeline::new(
+            args.trace_patterns.0.clone(),
+            files,
+            match (args.stdout, args.stdout_process) {
+                (false, _) => Stdout::Off,
+                (true, false) => Stdout::Tsv,
+                (true, true) => Stdout::WithProcess,
+            },
+            plan.caps,
+        )?;
         if !args.host_paths {
             // The host's mount table: the tracer runs in the host's PID namespace.
             p.layers = Some(Layers::new(args.proc.join("1/mountinfo")));

@@ -3,6 +3,8 @@
 //! stop at the caps.
 use std::sync::Arc;
 
+use std::fmt::Write as _;
+
 use dentry_common::Operation;
 
 use crate::{
@@ -61,6 +63,23 @@ impl RawFilter {
     }
 }
 
+/// What goes to stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stdout {
+    Off,
+    /// The contract's lines.
+    Tsv,
+    /// The contract's columns, then `comm` and `pid` (`--stdout-process`, for `explain`): the
+    /// files keep the contract's.
+    WithProcess,
+}
+
+impl From<bool> for Stdout {
+    fn from(on: bool) -> Stdout {
+        if on { Stdout::Tsv } else { Stdout::Off }
+    }
+}
+
 pub struct Pipeline {
     pub clock: Clock,
     patterns: Vec<String>,
@@ -70,6 +89,7 @@ pub struct Pipeline {
     pub layers: Option<Layers>,
     files: Option<Rotator>,
     pub stdout: Option<Sink>,
+    stdout_process: bool,
     pub summary: Summary,
     caps: Caps,
     /// Events kept (passed the filters) and bytes of lines produced.
@@ -88,13 +108,14 @@ impl Pipeline {
     pub fn new(
         patterns: Vec<String>,
         files: Option<Rotator>,
-        stdout: bool,
+        stdout: impl Into<Stdout>,
         caps: Caps,
     ) -> std::io::Result<Pipeline> {
-        let stdout = if stdout {
-            Some(Sink::start(tsv::HEADER)?)
-        } else {
-            None
+        let columns = stdout.into();
+        let stdout = match columns {
+            Stdout::Off => None,
+            Stdout::Tsv => Some(Sink::start(tsv::HEADER)?),
+            Stdout::WithProcess => Some(Sink::start(dentry_common::TSV_PROCESS_HEADER)?),
         };
         Ok(Pipeline {
             clock: Clock::now(),
@@ -104,6 +125,7 @@ impl Pipeline {
             layers: None,
             files,
             stdout,
+            stdout_process: columns == Stdout::WithProcess,
             summary: Summary::default(),
             caps,
             kept: 0,
@@ -182,6 +204,12 @@ impl Pipeline {
             }
         }
         if let Some(out) = &mut self.stdout {
+            if self.stdout_process {
+                self.line.pop();
+                self.line.push('\t');
+                tsv::escape_into(&mut self.line, &ev.comm);
+                let _ = writeln!(self.line, "\t{}", ev.pid);
+            }
             out.push(self.line.as_bytes());
         }
         Flow::Continue
