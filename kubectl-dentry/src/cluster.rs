@@ -63,7 +63,7 @@ pub async fn connect(args: &ClusterArgs) -> Result<(Client, String), Error> {
     // does not retry either: a failure is reported at once.
     let mut config = config;
     config.default_retry = false;
-    let client = Client::try_from(config).map_err(|e| Error::Kubeconfig(e.to_string()))?;
+    let client = crate::https::client(config)?;
     Ok((client, namespace))
 }
 

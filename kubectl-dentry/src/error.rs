@@ -13,6 +13,10 @@ pub enum Error {
     )]
     Unreachable(String),
     #[error(
+        "the API server's certificate is not trusted: {0} (check the kubeconfig's certificate-authority and tls-server-name for this cluster)"
+    )]
+    Untrusted(String),
+    #[error(
         "forbidden: cannot {verb} {resource}{scope}: {message} (grant the RBAC in deploy/02-rbac-plugin-user.yaml)"
     )]
     Forbidden {
@@ -148,11 +152,24 @@ impl fmt::Display for Scope {
 }
 
 impl Error {
+    /// A connection that failed: the server's certificate (rustls says "invalid peer
+    /// certificate") is a trust problem, not a reachability one.
+    fn unreachable(message: String) -> Error {
+        if message.contains("invalid peer certificate") {
+            Error::Untrusted(message)
+        } else {
+            Error::Unreachable(message)
+        }
+    }
+
     /// The process exit status (documented in the README).
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Kubeconfig(_) => 3,
-            Error::Unreachable(_) | Error::Endpoint { .. } | Error::Prometheus { .. } => 4,
+            Error::Unreachable(_)
+            | Error::Untrusted(_)
+            | Error::Endpoint { .. }
+            | Error::Prometheus { .. } => 4,
             Error::Forbidden { .. } => 5,
             Error::Api { .. } | Error::Local(_) | Error::LogStream { .. } => 1,
             Error::Usage(_) => 2,
@@ -195,8 +212,8 @@ impl Error {
                 scope,
                 message: format!("{} ({})", status.message, status.code),
             },
-            kube::Error::HyperError(e) => Error::Unreachable(e.to_string()),
-            kube::Error::Service(e) => Error::Unreachable(source_chain(e.as_ref())),
+            kube::Error::HyperError(e) => Error::unreachable(e.to_string()),
+            kube::Error::Service(e) => Error::unreachable(source_chain(e.as_ref())),
             other => Error::Api {
                 verb,
                 resource,

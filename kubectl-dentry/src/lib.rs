@@ -5,6 +5,7 @@ pub mod cli;
 pub mod cluster;
 pub mod cmd;
 pub mod error;
+pub mod https;
 pub mod progress;
 pub mod prometheus;
 pub mod rates;

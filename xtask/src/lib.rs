@@ -4,6 +4,7 @@
 //! with the binaries a test names and returns the tagged lines its script printed.
 pub mod arch;
 pub mod bench;
+pub mod binaries;
 pub mod cache;
 pub mod command;
 pub mod dentry_workload;
@@ -11,6 +12,7 @@ pub mod fixtures;
 pub mod initramfs;
 pub mod kernel;
 pub mod node_workload;
+pub mod oci;
 pub mod pending_workload;
 pub mod release;
 pub mod scenario;

@@ -28,8 +28,14 @@ enum Task {
         #[arg(long, value_enum, default_value = "amd64")]
         arch: Arch,
     },
-    /// Build the plugin's release archives (every krew platform this machine can build) and
-    /// their krew manifest.
+    /// Write the multi-arch tracer image (linux/amd64 + linux/arm64) as an OCI image layout
+    /// archive, tracer-<version>.oci.tar, in OUT.
+    Image {
+        #[arg(long, default_value = "target/release-artifacts")]
+        out: PathBuf,
+    },
+    /// Build the plugin's release archives for every krew platform, their krew manifest, and
+    /// the tracer image (as `image` does).
     Release {
         #[arg(long, default_value = "target/release-artifacts")]
         out: PathBuf,
@@ -165,9 +171,28 @@ fn run(task: Task) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Task::Image { out } => {
+            setup::ebpf_toolchain()?;
+            setup::cross_tools()?;
+            std::fs::create_dir_all(&out)?;
+            let (archive, digest) = xtask::oci::write(&out)?;
+            println!(
+                "image {} ({digest}): {}",
+                xtask::oci::reference(),
+                archive.display()
+            );
+            Ok(())
+        }
         Task::Release { out } => {
+            setup::ebpf_toolchain()?;
             setup::cross_tools()?;
             let release = xtask::release::krew_release(&out)?;
+            let (archive, digest) = xtask::oci::write(&out)?;
+            println!(
+                "image {} ({digest}): {}",
+                xtask::oci::reference(),
+                archive.display()
+            );
             for (p, archive) in &release.archives {
                 println!("{}/{}: {}", p.os, p.arch, archive.display());
             }
@@ -308,7 +333,7 @@ fn run(task: Task) -> anyhow::Result<()> {
 fn setup_all() -> anyhow::Result<()> {
     setup::ebpf_toolchain()?;
     setup::apt_packages(setup::VM_PACKAGES)?;
-    setup::cross_tools()?;
+    setup::release_tools()?;
     for series in xtask::kernel::DEFAULT_KERNELS {
         for arch in [Arch::Amd64, Arch::Arm64] {
             Kernel::fetch_for(series, arch)?;

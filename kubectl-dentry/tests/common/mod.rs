@@ -219,6 +219,32 @@ pub fn fixture(name: &str) -> String {
     .expect("fixture")
 }
 
+/// The router over TLS: each connection's handshake, then HTTP/1 (a failed handshake, such as
+/// a client without the required certificate, only ends that connection).
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    tls: rustls::ServerConfig,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let Ok(stream) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let _ =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+        });
+    }
+}
+
 pub fn kubeconfig_for(server: &str, dir: &std::path::Path) -> PathBuf {
     let path = dir.join("kubeconfig");
     let text = format!(
@@ -232,6 +258,15 @@ pub fn kubeconfig_for(server: &str, dir: &std::path::Path) -> PathBuf {
 
 impl FakeApi {
     pub fn start(pods: Vec<Pod>) -> FakeApi {
+        FakeApi::start_with(pods, None)
+    }
+
+    /// As `start`, serving HTTPS with `tls` (the kubeconfig's server is then https://).
+    pub fn start_tls(pods: Vec<Pod>, tls: rustls::ServerConfig) -> FakeApi {
+        FakeApi::start_with(pods, Some(tls))
+    }
+
+    fn start_with(pods: Vec<Pod>, tls: Option<rustls::ServerConfig>) -> FakeApi {
         let cluster = Arc::new(Cluster {
             state: Mutex::new(ClusterState {
                 pods,
@@ -240,6 +275,7 @@ impl FakeApi {
             changes: tokio::sync::broadcast::channel(64).0,
         });
         let app = routes::router(cluster.clone());
+        let https = tls.is_some();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -251,12 +287,16 @@ impl FakeApi {
                     .await
                     .expect("bind");
                 tx.send(listener.local_addr().expect("addr")).expect("send");
-                axum::serve(listener, app).await.expect("serve");
+                match tls {
+                    None => axum::serve(listener, app).await.expect("serve"),
+                    Some(tls) => serve_tls(listener, app, tls).await,
+                }
             });
         });
         let addr = rx.recv().expect("server started");
         let dir = tempfile::tempdir().expect("tempdir");
-        let kubeconfig = kubeconfig_for(&format!("http://{addr}"), dir.path());
+        let scheme = if https { "https" } else { "http" };
+        let kubeconfig = kubeconfig_for(&format!("{scheme}://{addr}"), dir.path());
         FakeApi {
             cluster,
             addr,
