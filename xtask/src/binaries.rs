@@ -91,11 +91,13 @@ pub fn macho(data: &[u8]) -> anyhow::Result<MachO> {
     Ok(out)
 }
 
-/// The libraries a macOS binary may load: libSystem and frameworks every macOS has (each at
-/// its install name under /System/Library).
+/// The libraries a macOS binary may load: libSystem, libiconv and its libcharset (Rust's
+/// standard library links `-liconv`; both are in every macOS's /usr/lib since 10.0), and
+/// frameworks every macOS has, each at its install name under /System/Library.
 pub fn macos_library_allowed(install_name: &str) -> bool {
     install_name == "/usr/lib/libSystem.B.dylib"
         || install_name == "/usr/lib/libiconv.2.dylib"
+        || install_name == "/usr/lib/libcharset.1.dylib"
         || install_name
             == "/System/Library/Frameworks/CoreFoundation.framework/Versions/A/CoreFoundation"
 }
