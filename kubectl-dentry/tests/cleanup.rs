@@ -137,7 +137,13 @@ fn completion_version_and_usage_errors() {
         lines[0],
         format!("kubectl-dentry {}", env!("CARGO_PKG_VERSION"))
     );
-    assert!(lines[1].starts_with("default tracer image ghcr.io/kubectl-dentry/tracer:"));
+    assert!(
+        ["platform linux/", "platform darwin/"]
+            .iter()
+            .any(|p| lines[1].starts_with(p)),
+        "{stdout}"
+    );
+    assert!(lines[2].starts_with("default tracer image ghcr.io/kubectl-dentry/tracer:"));
     let out = std::process::Command::new(bin)
         .arg("frobnicate")
         .output()
@@ -149,16 +155,38 @@ fn completion_version_and_usage_errors() {
 
 #[test]
 fn version_names_the_tracer_images_running_in_the_cluster() {
-    let api = FakeApi::start(vec![pod(
+    let mut old = pod(
         "dentry-monitor",
-        "dentry-tracer-ds1",
+        "dentry-tracer-ds2",
         &[("app.kubernetes.io/name", "dentry-tracer")],
-    )]);
+    );
+    if let Some(spec) = old.spec.as_mut() {
+        spec.containers[0].image = Some("ghcr.io/kubectl-dentry/tracer:0.0.9".into());
+    }
+    let api = FakeApi::start(vec![
+        pod(
+            "dentry-monitor",
+            "dentry-tracer-ds1",
+            &[("app.kubernetes.io/name", "dentry-tracer")],
+        ),
+        old,
+    ]);
     let out = api.plugin(&["version"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success());
     assert!(
         stdout.contains("tracer image in the cluster x (1 pod(s))"),
         "{stdout}"
+    );
+    // Another release's tracer: one warning line, naming both versions.
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(
+        warnings[0].contains("0.0.9") && warnings[0].contains(env!("CARGO_PKG_VERSION")),
+        "{stderr}"
     );
 }
