@@ -187,12 +187,7 @@ fn run(task: Task) -> anyhow::Result<()> {
             setup::ebpf_toolchain()?;
             setup::cross_tools()?;
             let release = xtask::release::krew_release(&out)?;
-            let (archive, digest) = xtask::oci::write(&out)?;
-            println!(
-                "image {} ({digest}): {}",
-                xtask::oci::reference(),
-                archive.display()
-            );
+            let (image, digest) = xtask::oci::write(&out)?;
             for (p, archive) in &release.archives {
                 println!("{}/{}: {}", p.os, p.arch, archive.display());
             }
@@ -200,6 +195,11 @@ fn run(task: Task) -> anyhow::Result<()> {
                 eprintln!("{}/{}: not built: {why}", p.os, p.arch);
             }
             println!("manifest: {}", release.manifest.display());
+            println!(
+                "image {} ({digest}): {}",
+                xtask::oci::reference(),
+                image.display()
+            );
             Ok(())
         }
         Task::Test { args } => {
