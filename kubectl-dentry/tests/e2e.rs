@@ -6,7 +6,7 @@
 //!       cargo test -p kubectl-dentry --test e2e -- --ignored --test-threads 1
 //!
 //! The cluster's nodes need kprobes (any mainstream distribution kernel; kind, k3d and
-//! minikube nodes use the host's). The tests make a namespace `dentry-e2e-<pid>` labelled to
+//! minikube nodes use the host's). Each test makes a namespace `dentry-e2e-<pid>-<test>` labelled to
 //! admit privileged pods, run a busybox pod there that looks up missing files, and delete the
 //! namespace at the end. The workload pods tolerate every taint, as the tracer pods do
 //! (`DENTRY_E2E_TOLERATIONS`, a JSON list, replaces that), and their image is
@@ -59,14 +59,21 @@ struct TestNamespace {
 }
 
 impl TestNamespace {
-    async fn create() -> TestNamespace {
-        let client = Client::try_default().await.expect("kubeconfig");
-        let name = format!("dentry-e2e-{}", std::process::id());
+    /// A namespace of the test's own (`dentry-e2e-<pid>-<test>`): a namespace being deleted
+    /// refuses new pods for as long as its pods take to go, so tests never share one.
+    async fn create(test: &str) -> TestNamespace {
+        // The plugin's own client: kube is built without a TLS feature (src/https.rs).
+        let config = kube::Config::infer().await.expect("kubeconfig");
+        let client = kubectl_dentry::https::client(config).expect("client");
+        let name = format!("dentry-e2e-{}-{test}", std::process::id());
         let ns: Namespace = serde_json::from_value(json!({
             "metadata": {"name": name, "labels": {"pod-security.kubernetes.io/enforce": "privileged"}}
         }))
         .unwrap();
-        Api::<Namespace>::all(client.clone())
+        let namespaces = Api::<Namespace>::all(client.clone());
+        // One left by an earlier run under the same name is waited out first.
+        wait_deleted(&namespaces, &name).await;
+        namespaces
             .create(&PostParams::default(), &ns)
             .await
             .expect("create namespace");
@@ -102,9 +109,10 @@ impl Drop for TestNamespace {
         let _ = std::thread::spawn(move || {
             tokio::runtime::Runtime::new().map(|rt| {
                 rt.block_on(async {
-                    let _ = Api::<Namespace>::all(client)
-                        .delete(&name, &DeleteParams::default())
-                        .await;
+                    let namespaces = Api::<Namespace>::all(client);
+                    let _ = namespaces.delete(&name, &DeleteParams::default()).await;
+                    // Leave the cluster as found before the next test starts.
+                    wait_deleted(&namespaces, &name).await;
                 })
             })
         })
@@ -112,11 +120,22 @@ impl Drop for TestNamespace {
     }
 }
 
+/// Waits (up to 3 minutes) until the namespace `name` is gone.
+async fn wait_deleted(namespaces: &Api<Namespace>, name: &str) {
+    for _ in 0..180 {
+        match namespaces.get_opt(name).await {
+            Ok(None) => return,
+            Ok(Some(_)) | Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
+    panic!("namespace {name} was still there after 3 minutes");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs a real cluster: DENTRY_E2E=1 KUBECONFIG=..."]
 async fn trace_top_keep_fetch_cleanup() {
     enabled();
-    let ns = TestNamespace::create().await;
+    let ns = TestNamespace::create("trace").await;
     let n = ns.name.as_str();
     let target = format!("pod/{WORKLOAD}");
 
@@ -226,7 +245,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[ignore = "needs a real cluster: DENTRY_E2E=1 KUBECONFIG=..."]
 async fn trace_wait_sees_a_pod_from_its_first_lookup() {
     enabled();
-    let ns = TestNamespace::create().await;
+    let ns = TestNamespace::create("wait").await;
     let n = ns.name.clone();
     let late = "dentry-e2e-late";
     let target = format!("pod/{late}");
@@ -290,7 +309,7 @@ async fn trace_wait_sees_a_pod_from_its_first_lookup() {
 #[ignore = "needs a real cluster: DENTRY_E2E=1 KUBECONFIG=..."]
 async fn trace_deploy_sees_both_replicas() {
     enabled();
-    let ns = TestNamespace::create().await;
+    let ns = TestNamespace::create("deploy").await;
     let n = ns.name.clone();
     let web = "dentry-e2e-web";
     let deployment: Deployment = serde_json::from_value(json!({
