@@ -108,6 +108,15 @@ pub enum Error {
     #[error("tracer pod {pod} failed: {detail}")]
     TracerFailed { pod: String, detail: String },
     #[error(
+        "tracer pod {pod} cannot start on node {node}: {reason}: {message} (this does not clear by itself; the pod was deleted)"
+    )]
+    PodFault {
+        pod: String,
+        node: String,
+        reason: String,
+        message: String,
+    },
+    #[error(
         "the tracer on node {node} did not answer /metrics within {secs}s (raise --node-timeout, or check the node and its tracer pod)"
     )]
     NodeSilent { node: String, secs: u64 },
@@ -186,7 +195,8 @@ impl Error {
             Error::Admission { .. }
             | Error::ImagePull { .. }
             | Error::ImageArch { .. }
-            | Error::TracerFailed { .. } => 8,
+            | Error::TracerFailed { .. }
+            | Error::PodFault { .. } => 8,
             Error::Timeout { .. } | Error::NodeSilent { .. } => 9,
             Error::Partial { .. } => 10,
         }

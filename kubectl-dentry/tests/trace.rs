@@ -651,3 +651,84 @@ fn an_image_for_another_architecture_is_refused_before_anything_is_created() {
     }
     assert_eq!(api.state().created.len(), 2);
 }
+
+/// Event sequences recorded from real nodes while a tracer pod starts: a fault that cannot
+/// clear ends the wait at once (exit 8, the event's reason and message, the pod deleted);
+/// faults that can clear are each shown once on stderr while the wait goes on.
+#[test]
+fn pod_faults_are_shown_once_and_the_ones_that_cannot_clear_fail_at_once() {
+    let api = cluster();
+    let mount = "MountVolume.SetUp failed for volume \"var-log\" : hostPath type check failed: \
+                 /var/log is not a directory";
+    api.state().tracer = Tracer::Warns {
+        warnings: vec![("FailedMount".into(), mount.into())],
+        then: None,
+    };
+    // --timeout is far away: only the fault can end this in time for the test to pass quickly,
+    // and the exit code says which ended it.
+    fails(
+        &api,
+        &["trace", "pod/mysql-0", "--timeout", "10m"],
+        8,
+        &[
+            "cannot start on node node-a: FailedMount:",
+            "hostPath type check failed",
+            "does not clear by itself",
+        ],
+    );
+    assert!(
+        api.calls().iter().any(|c| c == "WATCH events"),
+        "{:?}",
+        api.calls()
+    );
+
+    // A scheduler waiting for room, a sandbox the CNI is not ready for (posted twice, as a
+    // kubelet retries): shown once each, then the tracer starts and the trace runs.
+    let sandbox = "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to \
+                   setup network for sandbox: plugin type=\"calico\" failed (add): connection is \
+                   unauthorized";
+    let scheduling = "0/3 nodes are available: 3 Insufficient memory.";
+    api.state().tracer = Tracer::Warns {
+        warnings: vec![
+            ("FailedScheduling".into(), scheduling.into()),
+            ("FailedCreatePodSandBox".into(), sandbox.into()),
+            ("FailedCreatePodSandBox".into(), sandbox.into()),
+        ],
+        then: Some(Box::new(Tracer::default())),
+    };
+    let out = api.plugin(&["trace", "pod/mysql-0", "--duration", "5s"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        stderr
+            .matches("FailedCreatePodSandBox: Failed to create pod sandbox")
+            .count(),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("FailedScheduling: 0/3 nodes").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(!out.stdout.is_empty(), "the trace ran");
+
+    // A fault that can clear but does not: the wait ends at --timeout, as before.
+    api.state().tracer = Tracer::Warns {
+        warnings: vec![("FailedCreatePodSandBox".into(), sandbox.into())],
+        then: None,
+    };
+    fails(
+        &api,
+        &["trace", "pod/mysql-0", "--timeout", "2s"],
+        9,
+        &["timed out after 2s"],
+    );
+    assert!(api.state().pods.iter().all(|p| {
+        !p.metadata
+            .name
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("dentry-")
+    }));
+}

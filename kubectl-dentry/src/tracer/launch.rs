@@ -200,11 +200,40 @@ pub async fn wait_started(
     let scope = || Scope(Some(launched.namespace.clone()));
     // An error ends the wait at once, told as kubectl would.
     let mut events = watch_pod(client, &launched.namespace, &launched.name).boxed();
-    while let Some(event) = events
-        .try_next()
-        .await
-        .map_err(|e| watch_error(e, Scope(Some(launched.namespace.clone()))))?
-    {
+    // Warnings are shown once each; one that cannot clear ends the wait (the caller deletes
+    // the pod). A failed event watch only stops the warnings.
+    let mut warnings =
+        crate::tracer::events::warnings(client, &launched.namespace, &launched.name).boxed();
+    let mut warnings_open = true;
+    loop {
+        let event = tokio::select! {
+            event = events.try_next() => event,
+            warning = warnings.next(), if warnings_open => {
+                match warning {
+                    Some(w) if w.is_permanent() => {
+                        return Err(Error::PodFault {
+                            pod: format!("{}/{}", launched.namespace, launched.name),
+                            node: launched.node.clone(),
+                            reason: w.reason,
+                            message: w.message.trim().to_owned(),
+                        });
+                    }
+                    Some(w) => progress.println(&format!(
+                        "tracer pod {}/{}: {}",
+                        launched.namespace,
+                        launched.name,
+                        w.line()
+                    )),
+                    None => warnings_open = false,
+                }
+                continue;
+            }
+        };
+        let Some(event) =
+            event.map_err(|e| watch_error(e, Scope(Some(launched.namespace.clone()))))?
+        else {
+            break;
+        };
         let pod = match event {
             watcher::Event::Apply(p) | watcher::Event::InitApply(p) => p,
             watcher::Event::Delete(_) => {

@@ -219,8 +219,10 @@ impl TracerPod {
             volume_mounts: Some(
                 [
                     mount("cgroup", "/host/sys/fs/cgroup", true),
-                    mount("pod-logs", "/var/log/pods", true),
-                    mount("container-logs", "/var/log/containers", true),
+                    // The node's /var/log, not its pods/ and containers/: a kubelet that keeps
+                    // pod logs elsewhere (podLogsDir) has none, and a hostPath that does not
+                    // exist keeps the pod from starting. Names then come from CRI.
+                    mount("var-log", "/var/log", true),
                     mount("run", HOST_RUN, true),
                     mount("traces", TRACE_DIR, false),
                 ]
@@ -255,8 +257,7 @@ impl TracerPod {
                 volumes: Some(
                     [
                         host_path("cgroup", "/sys/fs/cgroup"),
-                        host_path("pod-logs", "/var/log/pods"),
-                        host_path("container-logs", "/var/log/containers"),
+                        host_path("var-log", "/var/log"),
                         host_path("run", "/run"),
                         Volume {
                             name: "traces".to_owned(),

@@ -28,6 +28,12 @@ pub enum Tracer {
     /// The runtime cannot start it (an image without `/tracer`, the wrong architecture):
     /// terminated with this reason and message, exit code 128, nothing printed.
     StartError { reason: String, message: String },
+    /// Stays `ContainerCreating` while its node posts these Warning events (reason, message),
+    /// in order; then, with `then`, goes on as that says (a fault that cleared).
+    Warns {
+        warnings: Vec<(String, String)>,
+        then: Option<Box<Tracer>>,
+    },
 }
 
 impl Default for Tracer {
@@ -93,6 +99,17 @@ pub fn start(s: Arc<Cluster>, ns: String, name: String, tracer: Tracer) {
             tracer_status(waiting("ContainerCreating", None)),
         );
         pause().await;
+        let mut tracer = tracer;
+        while let Tracer::Warns { warnings, then } = tracer {
+            for (reason, message) in warnings {
+                s.add_event(&ns, &name, "Warning", &reason, &message);
+                pause().await;
+            }
+            match then {
+                Some(next) => tracer = *next,
+                None => return,
+            }
+        }
         let state = match tracer {
             Tracer::Runs { .. } => ContainerState {
                 running: Some(ContainerStateRunning::default()),
@@ -107,7 +124,7 @@ pub fn start(s: Arc<Cluster>, ns: String, name: String, tracer: Tracer) {
             ),
             Tracer::Fails { .. } => terminated(1, "Error", None),
             Tracer::StartError { reason, message } => terminated(128, &reason, Some(&message)),
-            Tracer::Pending => return,
+            Tracer::Pending | Tracer::Warns { .. } => return,
         };
         s.set_status(&ns, &name, tracer_status(state));
     });
@@ -125,13 +142,20 @@ pub async fn pod_log(
         "GET /api/v1/namespaces/{ns}/pods/{name}/log{}",
         if follow { "?follow" } else { "" }
     ));
-    let tracer = s.tracer_of(&ns, &name);
+    let mut tracer = s.tracer_of(&ns, &name);
+    // A fault that cleared: the log is the tracer's that then started.
+    while let Tracer::Warns {
+        then: Some(next), ..
+    } = tracer
+    {
+        tracer = *next;
+    }
     let fails = matches!(tracer, Tracer::Fails { .. });
     let (log, hold) = match tracer {
         Tracer::Runs { log, hold } => (log, hold),
         Tracer::Fails { log } => (log, false),
         Tracer::StartError { .. } => (String::new(), false),
-        Tracer::ImagePull | Tracer::Pending => {
+        Tracer::ImagePull | Tracer::Pending | Tracer::Warns { .. } => {
             return status(
                 400,
                 "BadRequest",

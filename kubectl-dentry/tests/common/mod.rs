@@ -64,6 +64,8 @@ pub struct ClusterState {
     pub deleted: Vec<(String, String)>,
     /// Answer every list with 403.
     pub forbid_list: bool,
+    /// core/v1 Events, as the kubelet and scheduler post them.
+    pub events: Vec<Value>,
 }
 
 /// A tracer whose counters grow steadily: each `_total` series rises from its value in
@@ -171,6 +173,22 @@ impl Cluster {
             .unwrap_or_default();
         let state = self.state();
         state.tracer_on.get(&node).unwrap_or(&state.tracer).clone()
+    }
+
+    /// Posts an Event about pod `ns/name`, as its kubelet would, and wakes the watches.
+    pub fn add_event(&self, ns: &str, name: &str, kind: &str, reason: &str, message: &str) {
+        {
+            let mut state = self.state();
+            let n = state.events.len();
+            state.events.push(serde_json::json!({
+                "apiVersion": "v1", "kind": "Event",
+                "metadata": {"name": format!("{name}.{n}"), "namespace": ns,
+                    "resourceVersion": (n + 1).to_string()},
+                "involvedObject": {"kind": "Pod", "name": name, "namespace": ns},
+                "type": kind, "reason": reason, "message": message,
+            }));
+        }
+        self.changed();
     }
 
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<()> {

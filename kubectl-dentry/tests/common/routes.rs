@@ -37,6 +37,7 @@ pub fn router(state: Arc<Cluster>) -> Router {
             "/api/v1/namespaces/{ns}/services/{svc}/proxy/{*rest}",
             get(proxy_service),
         )
+        .route("/api/v1/namespaces/{ns}/events", get(events))
         .route("/api/v1/nodes", get(list_nodes))
         .route(
             "/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}",
@@ -53,6 +54,60 @@ pub fn router(state: Arc<Cluster>) -> Router {
         )
         .fallback(unmatched)
         .with_state(state)
+}
+
+/// `GET /api/v1/namespaces/NS/events?fieldSelector=involvedObject.name=P,...`: the pod's
+/// events, listed, or watched (those there first, then each one as it is posted).
+async fn events(
+    State(s): State<Arc<Cluster>>,
+    Path(ns): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let pod = q
+        .get("fieldSelector")
+        .and_then(|f| {
+            f.split(',')
+                .find_map(|m| m.strip_prefix("involvedObject.name="))
+        })
+        .unwrap_or_default()
+        .to_owned();
+    let about = move |s: &Cluster| -> Vec<Value> {
+        s.state()
+            .events
+            .iter()
+            .filter(|e| e["metadata"]["namespace"] == ns.as_str())
+            .filter(|e| pod.is_empty() || e["involvedObject"]["name"] == pod.as_str())
+            .cloned()
+            .collect()
+    };
+    if q.get("watch").map(String::as_str) != Some("true") {
+        s.record("GET events");
+        let items = about(&s);
+        return Json(json!({"kind": "EventList", "apiVersion": "v1",
+            "metadata": {"resourceVersion": items.len().to_string()}, "items": items}))
+        .into_response();
+    }
+    s.record("WATCH events");
+    let rx = s.subscribe();
+    let stream = futures::stream::unfold((s, rx, 0usize), move |(s, mut rx, sent)| {
+        let about = about.clone();
+        async move {
+            loop {
+                let now = about(&s);
+                if let Some(event) = now.get(sent) {
+                    let line = format!("{}\n", json!({"type": "ADDED", "object": event}));
+                    return Some((Ok::<_, std::io::Error>(line), (s, rx, sent + 1)));
+                }
+                if rx.recv().await.is_err() {
+                    return None;
+                }
+            }
+        }
+    });
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from_stream(stream))
+        .unwrap_or_else(|_| status(500, "InternalError", "stream"))
 }
 
 /// A `Status` error as the API server sends it.

@@ -41,7 +41,7 @@ pub async fn resolve_loop(
 pub async fn cri_names(socket: Option<&Path>, first: bool) -> Option<kubelet::Names> {
     let Some(socket) = socket else {
         if first {
-            tracing::debug!("no CRI socket mounted: names come from the kubelet's log directories");
+            tracing::info!("no CRI socket mounted: names come from the kubelet's log directories");
         }
         return None;
     };
