@@ -260,6 +260,8 @@ fn the_plugin_role_grants_what_the_plugin_uses() {
         ("jobs", "get"),
         ("pods/log", "get"),
         ("pods/proxy", "get"),
+        ("events", "list"),
+        ("events", "watch"),
         ("nodes", "get"),
         ("nodes", "list"),
     ] {
