@@ -27,7 +27,7 @@ pub use maps::*;
 pub use offsets::*;
 pub use patterns::*;
 #[cfg(feature = "alloc")]
-pub use trace_patterns::{PatternError, parse_patterns};
+pub use trace_patterns::{MAX_PATTERN_LEN, PatternError, parse_patterns};
 
 #[cfg(feature = "user")]
 mod pod {

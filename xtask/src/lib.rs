@@ -9,6 +9,7 @@ pub mod cache;
 pub mod command;
 pub mod dentry_workload;
 pub mod fixtures;
+pub mod fuzz;
 pub mod initramfs;
 pub mod kernel;
 pub mod node_workload;

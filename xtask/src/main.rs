@@ -40,6 +40,13 @@ enum Task {
         #[arg(long, default_value = "target/release-artifacts")]
         out: PathBuf,
     },
+    /// Run every libFuzzer target under fuzz/ for SECS seconds each, from its seed corpus.
+    Fuzz {
+        #[arg(long, default_value_t = 60)]
+        secs: u64,
+        /// Only these targets (default: all).
+        targets: Vec<String>,
+    },
     /// Set up, then run every test (what CI runs).
     Test {
         /// Extra arguments for `cargo test`.
@@ -200,6 +207,31 @@ fn run(task: Task) -> anyhow::Result<()> {
                 xtask::oci::reference(),
                 image.display()
             );
+            Ok(())
+        }
+        Task::Fuzz { secs, targets } => {
+            xtask::fuzz::tools()?;
+            xtask::fuzz::build()?;
+            let mut crashed = false;
+            for target in xtask::fuzz::TARGETS {
+                if !targets.is_empty() && !targets.iter().any(|t| t == target) {
+                    continue;
+                }
+                let r = xtask::fuzz::run(target, std::time::Duration::from_secs(secs))?;
+                println!(
+                    "{:<16} {:>12} executions  corpus {:>5}  {}",
+                    r.target,
+                    r.executions,
+                    r.corpus,
+                    r.crash
+                        .as_ref()
+                        .map_or("ok".to_owned(), |p| format!("CRASH {}", p.display()))
+                );
+                crashed |= r.crash.is_some();
+            }
+            if crashed {
+                anyhow::bail!("a fuzz target crashed; its input is under fuzz/artifacts/");
+            }
             Ok(())
         }
         Task::Test { args } => {

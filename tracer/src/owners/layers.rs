@@ -157,7 +157,11 @@ pub fn layer_dirs(mountinfo: &str) -> HashMap<String, String> {
                 .filter(|m| m.fstype != "overlay" && within(&dir, &m.point))
                 .max_by_key(|m| m.point.len());
             let Some(holder) = holder else { continue };
-            let rest = dir[holder.point.len()..].trim_start_matches('/');
+            // A mount point longer than the directory (only `/` vs an empty one) leaves nothing.
+            let rest = dir
+                .get(holder.point.len()..)
+                .unwrap_or_default()
+                .trim_start_matches('/');
             let mut relative = holder.root.trim_end_matches('/').to_owned();
             if !rest.is_empty() {
                 relative.push('/');
@@ -191,6 +195,8 @@ fn layer_options(options: &str) -> Vec<String> {
     dirs.into_iter()
         .filter(|d| d.starts_with('/'))
         .map(|d| unescape(d.trim_end_matches('/')))
+        // `lowerdir=/` names the root itself, which would claim every path.
+        .filter(|d| !d.is_empty())
         .collect()
 }
 
@@ -205,6 +211,21 @@ fn within(path: &str, point: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    /// Found by `cargo xtask fuzz` (target mountinfo): an overlay whose layer is `/` panicked
+    /// slicing past the end of the emptied path.
+    #[test]
+    fn a_layer_at_the_root_is_skipped_not_a_panic() {
+        let text = "22 1 252:0 / / rw - ext4 /dev/vda rw\n\
+                    30 22 0:40 / /merged rw - overlay overlay rw,lowerdir=/,upperdir=/up/\n";
+        let dirs = super::layer_dirs(text);
+        assert_eq!(
+            dirs.get("/up").map(String::as_str),
+            Some("ext4"),
+            "{dirs:?}"
+        );
+        assert_eq!(dirs.len(), 1, "{dirs:?}");
+    }
+
     use super::*;
 
     /// A node's mount table as containerd leaves it: the root on ext4, containerd's state on
