@@ -139,12 +139,24 @@ pub fn krew_release(out: &Path) -> anyhow::Result<Release> {
     let tools = crate::setup::release_tools()?;
     let mut archives = Vec::new();
     let mut skipped = Vec::new();
-    for platform in PLATFORMS {
-        if let Some(why) = unbuildable(platform) {
-            skipped.push((*platform, why));
-            continue;
-        }
-        let plugin = zigbuild(platform, &tools)?;
+    let buildable: Vec<Platform> = PLATFORMS
+        .iter()
+        .filter(|p| match unbuildable(p) {
+            Some(why) => {
+                skipped.push((**p, why));
+                false
+            }
+            None => true,
+        })
+        .copied()
+        .collect();
+    let staging = tempfile::tempdir()?;
+    for (platform, plugin) in buildable.iter().zip(zigbuild(&buildable, &tools)?) {
+        let plugin = if platform.os == "linux" {
+            stripped(platform, &plugin, staging.path())?
+        } else {
+            plugin
+        };
         let archive = out.join(archive_name(platform.os, platform.arch));
         let files: Vec<(String, PathBuf)> = vec![
             ("kubectl-dentry".into(), plugin),
@@ -169,11 +181,12 @@ pub fn krew_release(out: &Path) -> anyhow::Result<Release> {
     })
 }
 
-/// The plugin for `platform`, linked by zig (cargo-zigbuild, from `tools`): for Linux a
-/// static musl binary, stripped, that runs on any distribution; for macOS one linked against
-/// zig's libSystem stubs and `xtask/macos-sdk/` (the CoreFoundation functions chrono's
-/// time-zone lookup names), for macOS 11 and later. docs/deploy.md says why.
-fn zigbuild(platform: &Platform, tools: &Path) -> anyhow::Result<PathBuf> {
+/// The plugin for each of `platforms`, linked by zig (cargo-zigbuild, from `tools`), in one
+/// cargo run so that build scripts and proc-macros are built once: for Linux static musl
+/// binaries that run on any distribution; for macOS ones linked against zig's libSystem stubs
+/// and `xtask/macos-sdk/` (the CoreFoundation functions chrono's time-zone lookup names), for
+/// macOS 11 and later. docs/deploy.md says why.
+fn zigbuild(platforms: &[Platform], tools: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let root = cache::workspace_root();
     let target_dir = root.join(TARGET_DIR);
     let path = format!(
@@ -189,21 +202,40 @@ fn zigbuild(platform: &Platform, tools: &Path) -> anyhow::Result<PathBuf> {
             "--release",
             "--package",
             "kubectl-dentry",
+            "--bin",
+            "kubectl-dentry",
         ])
-        .args(["--bin", "kubectl-dentry", "--target", platform.target])
         .arg("--target-dir")
         .arg(&target_dir)
-        .env("PATH", path);
-    if platform.os == "darwin" {
-        cmd.env("SDKROOT", root.join("xtask/macos-sdk"))
-            .env("MACOSX_DEPLOYMENT_TARGET", MACOS_MIN);
-    } else {
-        cmd.env("CARGO_PROFILE_RELEASE_STRIP", "symbols");
+        .env("PATH", path)
+        // Read for the macOS targets only.
+        .env("SDKROOT", root.join("xtask/macos-sdk"))
+        .env("MACOSX_DEPLOYMENT_TARGET", MACOS_MIN);
+    for p in platforms {
+        cmd.args(["--target", p.target]);
     }
     command::status(&mut cmd)?;
-    Ok(target_dir
-        .join(platform.target)
-        .join("release/kubectl-dentry"))
+    Ok(platforms
+        .iter()
+        .map(|p| target_dir.join(p.target).join("release/kubectl-dentry"))
+        .collect())
+}
+
+/// A stripped copy of a Linux binary in `dir`, by binutils' strip for its architecture.
+fn stripped(platform: &Platform, binary: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
+    let strip = match platform.arch {
+        "arm64" => "aarch64-linux-gnu-strip",
+        _ => "strip",
+    };
+    let out = dir.join(format!("kubectl-dentry-{}-{}", platform.os, platform.arch));
+    command::status(
+        Command::new(strip)
+            .arg("--strip-all")
+            .arg("-o")
+            .arg(&out)
+            .arg(binary),
+    )?;
+    Ok(out)
 }
 
 /// The oldest macOS the plugin runs on.
