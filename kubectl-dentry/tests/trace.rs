@@ -433,6 +433,17 @@ fn wait_gives_up_with_the_schedulers_reason() {
     assert!(api.state().created.is_empty());
 }
 
+/// Every tracer pod that was created is gone again.
+fn assert_no_tracer_pod_left(api: &FakeApi) {
+    assert!(api.state().pods.iter().all(|p| {
+        !p.metadata
+            .name
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("dentry-")
+    }));
+}
+
 fn fails(api: &FakeApi, args: &[&str], code: i32, needles: &[&str]) {
     let out = api.plugin(args);
     let stderr = text(&out.stderr);
@@ -597,14 +608,7 @@ fn every_failure_is_one_line_with_its_exit_code() {
         &["timed out after 1s", "--timeout"],
     );
 
-    // Every tracer pod that was created is gone again.
-    assert!(api.state().pods.iter().all(|p| {
-        !p.metadata
-            .name
-            .as_deref()
-            .unwrap_or_default()
-            .starts_with("dentry-")
-    }));
+    assert_no_tracer_pod_left(&api);
 }
 
 #[test]
@@ -724,11 +728,5 @@ fn pod_faults_are_shown_once_and_the_ones_that_cannot_clear_fail_at_once() {
         9,
         &["timed out after 2s"],
     );
-    assert!(api.state().pods.iter().all(|p| {
-        !p.metadata
-            .name
-            .as_deref()
-            .unwrap_or_default()
-            .starts_with("dentry-")
-    }));
+    assert_no_tracer_pod_left(&api);
 }

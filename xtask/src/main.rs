@@ -198,9 +198,6 @@ fn run(task: Task) -> anyhow::Result<()> {
             for (p, archive) in &release.archives {
                 println!("{}/{}: {}", p.os, p.arch, archive.display());
             }
-            for (p, why) in &release.skipped {
-                eprintln!("{}/{}: not built: {why}", p.os, p.arch);
-            }
             println!("manifest: {}", release.manifest.display());
             println!(
                 "image {} ({digest}): {}",

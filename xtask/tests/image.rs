@@ -48,21 +48,6 @@ fn json(data: &[u8]) -> Value {
     serde_json::from_slice(data).expect("json")
 }
 
-/// A layer's paths.
-fn layer_paths(gzipped: &[u8]) -> Vec<String> {
-    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(gzipped));
-    tar.entries()
-        .expect("entries")
-        .map(|e| {
-            e.expect("entry")
-                .path()
-                .expect("path")
-                .display()
-                .to_string()
-        })
-        .collect()
-}
-
 struct Containerd {
     child: Child,
     socket: PathBuf,
@@ -216,7 +201,7 @@ fn the_oci_image_is_reproducible_complete_and_runs_in_containerd() {
         let layers = manifest["layers"].as_array().expect("layers");
         assert_eq!(layers.len(), 1);
         assert_eq!(layers[0]["mediaType"], oci::LAYER);
-        let paths = layer_paths(blob(&files, &layers[0]));
+        let paths = xtask::release::tar_gz_names(blob(&files, &layers[0])).expect("layer");
         assert!(paths.contains(&"tracer".to_owned()), "{paths:?}");
         assert!(
             !paths
