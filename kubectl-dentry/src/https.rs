@@ -21,9 +21,13 @@ use rustls::{
 
 use crate::error::Error;
 
+/// A kubeconfig entry (`what`) that cannot be used, and why.
+fn bad(what: &str, e: &dyn std::fmt::Display) -> Error {
+    Error::Kubeconfig(format!("{what}: {e}"))
+}
+
 /// A client for `config`'s cluster.
 pub fn client(config: Config) -> Result<Client, Error> {
-    let bad = |what: &str, e: &dyn std::fmt::Display| Error::Kubeconfig(format!("{what}: {e}"));
     let tls = tls_config(&config)?;
     let mut builder = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
@@ -58,7 +62,6 @@ pub fn client(config: Config) -> Result<Client, Error> {
 
 /// rustls's configuration for `config`: its roots, its client certificate, its verification.
 pub fn tls_config(config: &Config) -> Result<ClientConfig, Error> {
-    let bad = |what: &str, e: &dyn std::fmt::Display| Error::Kubeconfig(format!("{what}: {e}"));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
     match &config.root_cert {
