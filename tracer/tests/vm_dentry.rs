@@ -182,32 +182,37 @@ fn check_on(arch: Arch, series: &str, mode: &str) {
     let expect = |prefix: &str, count: u32| -> Vec<String> {
         (0..count).map(|i| format!("{prefix}-{i}")).collect()
     };
+    // Every lookup and create is one record (two lines). A record the kernel skipped is
+    // counted (`missed=`: a kprobe program finds BPF active on its CPU while a task preempted
+    // inside a BPF map system call holds it, docs/counters.md), set aside (`contended=`) or
+    // dropped by a full ring buffer (`drops=`); any other absence fails.
+    let mut absent = Vec::new();
     for fs in ["ext4", "tmpfs"] {
         let cg = id(&format!("{fs}-traced"));
         let alloc = paths(cg, "alloc", fs);
         let negative = paths(cg, "negative", fs);
         let positive = paths(cg, "positive", fs);
-        for p in expect("/work-traced/missing", LOOKUPS) {
-            assert!(
-                alloc.contains(p.as_str()),
-                "{ctx} {fs}: no alloc event for {p}"
-            );
-            assert!(
-                negative.contains(p.as_str()),
-                "{ctx} {fs}: no negative event for {p}"
-            );
-        }
-        for p in expect("/work-traced/new", CREATES) {
-            assert!(
-                alloc.contains(p.as_str()),
-                "{ctx} {fs}: no alloc event for {p}"
-            );
-            assert!(
-                positive.contains(p.as_str()),
-                "{ctx} {fs}: no positive event for {p}"
-            );
+        for (prefix, count, result) in [
+            ("/work-traced/missing", LOOKUPS, &negative),
+            ("/work-traced/new", CREATES, &positive),
+        ] {
+            for p in expect(prefix, count) {
+                let (a, r) = (alloc.contains(p.as_str()), result.contains(p.as_str()));
+                if !(a && r) {
+                    absent.push(format!("{fs} {p} (alloc line {a}, result line {r})"));
+                }
+            }
         }
     }
+    let accounted = summary.missed + summary.contended + summary.drops;
+    assert!(
+        absent.len() as u64 <= accounted && absent.len() * 100 <= 2 * (LOOKUPS + CREATES) as usize,
+        "{ctx}: {} records absent; {} skipped by the kernel, {} contended, {} dropped: {absent:#?}",
+        absent.len(),
+        summary.missed,
+        summary.contended,
+        summary.drops
+    );
     // Names around the inline-name limit and of NAME_MAX bytes come out whole.
     let long = long_name_path();
     for op in ["alloc", "negative"] {
@@ -274,8 +279,11 @@ fn check_on(arch: Arch, series: &str, mode: &str) {
         m
     });
     eprintln!(
-        "{ctx}: {} events by op {counts:?}, flood drops {}",
+        "{ctx}: {} events by op {counts:?}, {} records absent (missed {}, contended {}), flood drops {}",
         lines.len(),
+        absent.len(),
+        summary.missed,
+        summary.contended,
         flood.drops
     );
 }
