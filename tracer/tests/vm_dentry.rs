@@ -29,14 +29,6 @@ struct Line<'a> {
     fstype: &'a str,
 }
 
-/// The tracer for `arch`: this build's for the host, a cross-built static one otherwise.
-fn tracer(arch: Arch) -> std::path::PathBuf {
-    if arch == Arch::host() {
-        return env!("CARGO_BIN_EXE_tracer").into();
-    }
-    xtask::arch::tracer(arch).unwrap_or_else(|e| panic!("{e:#}"))
-}
-
 fn run(arch: Arch, series: &str, mode: &str) -> VmOutput {
     let kernel = Kernel::fetch_for(series, arch)
         .unwrap_or_else(|e| panic!("kernel {series} {}: {e:#}", arch.debian()));
@@ -51,7 +43,8 @@ fn run(arch: Arch, series: &str, mode: &str) -> VmOutput {
         attach_mode: mode.to_owned(),
     };
     let vm = VmRun::new(&kernel, workload.script())
-        .binary(xtask::scenario::TRACER, tracer(arch))
+        .tracer()
+        .unwrap_or_else(|e| panic!("{e:#}"))
         .timeout(Duration::from_secs(1200));
     let out = workload
         .prepare(vm, &image)

@@ -54,7 +54,8 @@ fn a_layout_we_do_not_know_turns_the_live_gauges_off_and_nothing_else() {
     let btf = kernel.btf().unwrap_or_else(|e| panic!("{e:#}"));
     let btf = std::fs::read(btf).expect("the kernel's BTF");
     let out = VmRun::new(&kernel, script())
-        .binary(xtask::scenario::TRACER, env!("CARGO_BIN_EXE_tracer"))
+        .tracer()
+        .unwrap_or_else(|e| panic!("{e:#}"))
         .file("/renamed.btf", renamed(&btf, "obj_exts", "obj_exXs"))
         .timeout(Duration::from_secs(600))
         .run()

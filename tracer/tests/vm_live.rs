@@ -21,11 +21,6 @@ const GONE: i64 = 20_000;
 fn run(arch: Arch, series: &str, mode: &str) -> VmOutput {
     let kernel = Kernel::fetch_for(series, arch)
         .unwrap_or_else(|e| panic!("kernel {series} {}: {e:#}", arch.debian()));
-    let tracer = if arch == Arch::host() {
-        env!("CARGO_BIN_EXE_tracer").into()
-    } else {
-        xtask::arch::tracer(arch).unwrap_or_else(|e| panic!("{e:#}"))
-    };
     let dir = tempfile::tempdir().expect("tempdir");
     let image = dir.path().join("ext4.img");
     make_ext4_image(&image, 8).expect("mkfs.ext4");
@@ -40,7 +35,8 @@ fn run(arch: Arch, series: &str, mode: &str) -> VmOutput {
         ],
     );
     let out = VmRun::new(&kernel, script)
-        .binary(xtask::scenario::TRACER, tracer)
+        .tracer()
+        .unwrap_or_else(|e| panic!("{e:#}"))
         .module("loop")
         .file("/ext4.img", std::fs::read(&image).expect("image"))
         .timeout(Duration::from_secs(1200))

@@ -55,7 +55,8 @@ fn check(series: &str) {
     make_ext4_image(&image, 16).expect("mkfs.ext4");
     let script = scripts::script(&SCRIPT.replace("@LOOKUPS@", &LOOKUPS.to_string()), &[]);
     let out = VmRun::new(&kernel, script)
-        .binary(xtask::scenario::TRACER, env!("CARGO_BIN_EXE_tracer"))
+        .tracer()
+        .unwrap_or_else(|e| panic!("{e:#}"))
         .module("loop")
         .module("overlay")
         .file("/ext4.img", std::fs::read(&image).expect("image"))

@@ -18,7 +18,8 @@ fn run(series: &str) -> VmOutput {
     let kernel = Kernel::fetch(series).unwrap_or_else(|e| panic!("kernel {series}: {e:#}"));
     let workload = PendingWorkload { lookups: LOOKUPS };
     let out = VmRun::new(&kernel, workload.script())
-        .binary(xtask::scenario::TRACER, env!("CARGO_BIN_EXE_tracer"))
+        .tracer()
+        .unwrap_or_else(|e| panic!("{e:#}"))
         .timeout(Duration::from_secs(900))
         .run()
         .unwrap_or_else(|e| panic!("{e}"));

@@ -57,7 +57,8 @@ done
 fn check(series: &str) {
     let kernel = Kernel::fetch(series).unwrap_or_else(|e| panic!("kernel {series}: {e:#}"));
     let out = VmRun::new(&kernel, script())
-        .binary(xtask::scenario::TRACER, env!("CARGO_BIN_EXE_tracer"))
+        .tracer()
+        .unwrap_or_else(|e| panic!("{e:#}"))
         .timeout(Duration::from_secs(900))
         .run()
         .unwrap_or_else(|e| panic!("{e}"));

@@ -20,7 +20,8 @@ fn counts_each_lookup_in_its_own_cgroup(series: &str) {
         other_lookups: OTHER,
     };
     let out = VmRun::new(&kernel, workload.script())
-        .binary(xtask::scenario::TRACER, env!("CARGO_BIN_EXE_tracer"))
+        .tracer()
+        .unwrap_or_else(|e| panic!("{e:#}"))
         .timeout(Duration::from_secs(240))
         .run()
         .unwrap_or_else(|e| panic!("{e}"));

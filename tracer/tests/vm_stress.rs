@@ -38,7 +38,8 @@ fn preemptible_kernel_keeps_paths_intact_every_lost_count_counted_and_stops_prom
     );
     let out = VmRun::new(&kernel, script)
         .kernel_arg("preempt=full")
-        .binary(xtask::scenario::TRACER, env!("CARGO_BIN_EXE_tracer"))
+        .tracer()
+        .unwrap_or_else(|e| panic!("{e:#}"))
         .module("loop")
         .file("/ext4.img", std::fs::read(&image).expect("image"))
         // About ten minutes under single-threaded TCG: four tracer starts and two floods.

@@ -24,7 +24,8 @@ fn run(series: &str) -> VmOutput {
         lookups_b: LOOKUPS_B,
     };
     let out = VmRun::new(&kernel, workload.script())
-        .binary(xtask::scenario::TRACER, env!("CARGO_BIN_EXE_tracer"))
+        .tracer()
+        .unwrap_or_else(|e| panic!("{e:#}"))
         .timeout(Duration::from_secs(1200))
         .run()
         .unwrap_or_else(|e| panic!("{e}"));

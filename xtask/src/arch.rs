@@ -90,36 +90,20 @@ impl Arch {
     }
 }
 
-/// A static tracer for `arch` (its kernel programs built for that architecture's registers),
-/// built once per change in `target/cross` so that it never waits on the test build.
+/// The tracer the VM tests and the demo boot with: the release build the image ships
+/// (static, its kernel programs built for `arch`'s registers), built once per change in
+/// `target/release-build`, where it never waits on the test build. Optimised because it runs
+/// under qemu's emulation: a debug tracer took 18 s from start to attached on 7.x, this 4 s.
 pub fn tracer(arch: Arch) -> anyhow::Result<PathBuf> {
-    let root = cache::workspace_root();
-    let target_dir = root.join("target/cross");
-    let target = arch.rust_target();
     // Tests build it from several threads at once: one builds, the others find it built.
     static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    command::status(
-        Command::new("cargo")
-            .current_dir(&root)
-            .args(["build", "--quiet", "--package", "tracer", "--bin", "tracer"])
-            .args(["--target", target])
-            .arg("--target-dir")
-            .arg(&target_dir)
-            // With --target given, RUSTFLAGS reach only the target's crates.
-            .env("RUSTFLAGS", "-C target-feature=+crt-static"),
-    )
-    .with_context(|| {
+    crate::release::build_binary("tracer", "tracer", true, arch.rust_target()).with_context(|| {
         format!(
             "building the {} tracer (`cargo xtask setup` installs the cross tools)",
             arch.debian()
         )
-    })?;
-    let binary = target_dir.join(target).join("debug/tracer");
-    binary
-        .is_file()
-        .then_some(binary.clone())
-        .with_context(|| format!("built the tracer but found no {}", binary.display()))
+    })
 }
 
 /// A std-only program of one source file, built static for `arch` with rustc alone (the

@@ -281,7 +281,7 @@ fn run(task: Task) -> anyhow::Result<()> {
             setup::ebpf_toolchain()?;
             setup::apt_packages(setup::VM_PACKAGES)?;
             let kernel = Kernel::fetch(&kernel)?;
-            let tracer = build(Profile::Debug, "tracer", "tracer")?;
+            let tracer = xtask::arch::tracer(Arch::host())?;
             let dir = cache::workspace_root().join("kubectl-dentry/tests/fixtures");
             xtask::fixtures::record(&kernel, &tracer, &dir)?;
             println!("recorded on {} into {}", kernel.release, dir.display());
@@ -291,12 +291,10 @@ fn run(task: Task) -> anyhow::Result<()> {
             setup::ebpf_toolchain()?;
             setup::apt_packages(setup::VM_PACKAGES)?;
             let kernel = Kernel::fetch_for(&kernel, arch)?;
-            let tracer = if arch == Arch::host() {
-                build(Profile::Release, "tracer", "tracer")?
-            } else {
+            if arch != Arch::host() {
                 setup::cross_tools()?;
-                xtask::release::build_binary("tracer", "tracer", true, arch.rust_target())?
-            };
+            }
+            let tracer = xtask::arch::tracer(arch)?;
             print!("{}", xtask::bench::load(&kernel, &tracer)?);
             Ok(())
         }
@@ -304,7 +302,7 @@ fn run(task: Task) -> anyhow::Result<()> {
             setup::ebpf_toolchain()?;
             setup::apt_packages(setup::VM_PACKAGES)?;
             let kernel = Kernel::fetch(&kernel)?;
-            let tracer = build(Profile::Release, "tracer", "tracer")?;
+            let tracer = xtask::arch::tracer(Arch::host())?;
             print!("{}", xtask::bench::tracer_rss(&kernel, &tracer)?);
             Ok(())
         }
@@ -322,18 +320,11 @@ fn run(task: Task) -> anyhow::Result<()> {
             setup::ebpf_toolchain()?;
             setup::apt_packages(setup::VM_PACKAGES)?;
             let kernel = Kernel::fetch_for(&kernel, arch)?;
-            let (tracer, storm) = if arch == Arch::host() {
-                (
-                    build(Profile::Release, "tracer", "tracer")?,
-                    build(Profile::Release, "xtask", "lookup-storm")?,
-                )
-            } else {
+            if arch != Arch::host() {
                 setup::cross_tools()?;
-                (
-                    xtask::release::build_binary("tracer", "tracer", true, arch.rust_target())?,
-                    xtask::arch::single_file_binary(arch, "xtask/src/bin/lookup-storm.rs")?,
-                )
-            };
+            }
+            let tracer = xtask::arch::tracer(arch)?;
+            let storm = xtask::arch::single_file_binary(arch, "xtask/src/bin/lookup-storm.rs")?;
             eprintln!(
                 "bench: {rounds} rounds of {lookups} lookups per variant; this takes minutes"
             );
@@ -382,12 +373,10 @@ fn demo(kernel: &str, arch: Arch, lookups: u32) -> anyhow::Result<()> {
     setup::ebpf_toolchain()?;
     setup::apt_packages(setup::VM_PACKAGES)?;
     let kernel = Kernel::fetch_for(kernel, arch)?;
-    let tracer = if arch == Arch::host() {
-        build(Profile::Debug, "tracer", "tracer")?
-    } else {
+    if arch != Arch::host() {
         setup::cross_tools()?;
-        xtask::arch::tracer(arch)?
-    };
+    }
+    let tracer = xtask::arch::tracer(arch)?;
     let runs = xtask::fixtures::PodRuns {
         lookups_a: lookups,
         lookups_b: lookups / 3,
@@ -452,34 +441,3 @@ fn dest_src(spec: &str) -> anyhow::Result<(&str, &str)> {
         .with_context(|| format!("{spec}: expected DEST=SRC"))
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Profile {
-    Debug,
-    Release,
-}
-
-/// Builds one binary of the workspace (the tracer brings the eBPF object with it) and returns
-/// its path.
-fn build(profile: Profile, package: &str, bin: &str) -> anyhow::Result<PathBuf> {
-    let root = cache::workspace_root();
-    let mut cmd = Command::new("cargo");
-    cmd.current_dir(&root)
-        .args(["build", "--quiet", "--package", package, "--bin", bin]);
-    if profile == Profile::Release {
-        cmd.arg("--release");
-    }
-    command::status(&mut cmd)?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let dir = if profile == Profile::Release {
-        "release"
-    } else {
-        "debug"
-    };
-    let binary = target.join(dir).join(bin);
-    binary
-        .is_file()
-        .then_some(binary.clone())
-        .with_context(|| format!("built {bin} but found no {}", binary.display()))
-}

@@ -13,6 +13,9 @@ use std::{
 
 use crate::{initramfs::Initramfs, kernel::Kernel};
 
+/// Where the tracer binary sits inside the VM.
+pub const TRACER: &str = "/bin/tracer";
+
 const HOST_BUSYBOX: &str = "/bin/busybox";
 const EXIT_TAG: &str = "vm-exit";
 
@@ -99,6 +102,12 @@ impl<'a> VmRun<'a> {
     pub fn icount(mut self, on: bool) -> Self {
         self.icount = on;
         self
+    }
+
+    /// The tracer for the kernel's architecture (`arch::tracer`, built if needed) at `TRACER`.
+    pub fn tracer(self) -> anyhow::Result<Self> {
+        let tracer = crate::arch::tracer(self.kernel.arch)?;
+        Ok(self.binary(TRACER, tracer))
     }
 
     /// An executable (with its shared libraries) at `dest` inside the VM.
