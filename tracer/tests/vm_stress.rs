@@ -148,7 +148,8 @@ fn preemptible_kernel_keeps_paths_intact_every_lost_count_counted_and_stops_prom
             said.join("\n")
         );
         eprintln!(
-            "{name}: stopped in {} cs, events {}, unwritten {}",
+            "{name}: summary after {} cs, exited after {} cs, events {}, unwritten {}",
+            out.value(&format!("{name}-summary-cs")).unwrap_or("?"),
             out.value(&format!("{name}-cs")).unwrap_or("?"),
             summary.events,
             summary.unwritten

@@ -76,16 +76,22 @@ uptime_cs() {
 
 # stop_within SECS PID NAME: SIGTERM to a tracer whose stderr is /tmp/NAME.err; SIGKILL if it
 # is still running SECS later, as the kubelet does after a pod's grace period. Prints its
-# exit status (@@NAME-exit), how long it took in hundredths of a second (@@NAME-cs), where
+# exit status (@@NAME-exit), how long it took in hundredths of a second (@@NAME-cs) and how
+# long until its summary was written (@@NAME-summary-cs, to the 0.1 s poll), where
 # its threads were if it had to be killed (@@NAME-stuck) and its stderr, tagged NAME.
 stop_within() {
   start=$(uptime_cs)
   kill -TERM "$2"
   n=0
+  summary=""
   while kill -0 "$2" 2>/dev/null && [ $n -lt $(($1 * 10)) ]; do
+    if [ -z "$summary" ] && grep -q '^summary ' "/tmp/$3.err"; then
+      summary=$(($(uptime_cs) - start))
+    fi
     sleep 0.1
     n=$((n + 1))
   done
+  echo "@@$3-summary-cs ${summary:-$(($(uptime_cs) - start))}"
   if kill -0 "$2" 2>/dev/null; then
     for t in /proc/"$2"/task/*; do
       echo "@@$3-stuck $(cat "$t/comm") $(cat "$t/wchan") $(tr '\n' ' ' < "$t/stack")"

@@ -440,4 +440,3 @@ fn dest_src(spec: &str) -> anyhow::Result<(&str, &str)> {
     spec.split_once('=')
         .with_context(|| format!("{spec}: expected DEST=SRC"))
 }
-

@@ -16,6 +16,15 @@ use crate::{
     trace::pipeline::{Flow, Pipeline},
 };
 
+/// How a trace ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// A cap (`--max-events`, `--max-bytes`...) was reached; the tracer goes on counting.
+    Capped(&'static str),
+    /// Stopped (a signal, `--duration`) at this instant: the summary is due `STOP_BUDGET` later.
+    Stopped(std::time::Instant),
+}
+
 /// Drains the ring buffer into the pipeline until stopped or capped, then turns tracing off in
 /// the kernel; on a stop, what is left is drained for at most `FINAL_DRAIN`.
 pub async fn trace(
@@ -25,7 +34,7 @@ pub async fn trace(
     state: &AppState,
     mut owners: watch::Receiver<Arc<Owners>>,
     ebpf: &Mutex<Ebpf>,
-) -> anyhow::Result<Option<&'static str>> {
+) -> anyhow::Result<Ended> {
     // SAFETY: the ring buffer owns its fd and lives inside the AsyncFd, which deregisters it
     // before the fd is closed.
     let mut ring = unsafe { AsyncFd::register(ring) }
@@ -119,9 +128,10 @@ pub async fn trace(
             .map_err(|_| anyhow::anyhow!("the poller panicked"))?;
         probes::set_tracing(&mut kernel, false)?;
     }
-    if capped.is_some() {
-        return Ok(capped);
+    if let Some(which) = capped {
+        return Ok(Ended::Capped(which));
     }
+    let stopped = std::time::Instant::now();
     tracing::debug!(
         kept = pipeline.kept,
         "stop: tracing off, draining what is left"
@@ -130,8 +140,8 @@ pub async fn trace(
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let (capped, emptied) = drain(ring.get_mut(), pipeline, left.min(DRAIN_BUDGET));
-        if capped.is_some() {
-            return Ok(capped);
+        if let Some(which) = capped {
+            return Ok(Ended::Capped(which));
         }
         if emptied || tokio::time::Instant::now() >= deadline {
             tracing::debug!(kept = pipeline.kept, emptied, "stop: drained");
@@ -143,7 +153,7 @@ pub async fn trace(
                     pipeline.unread += 1;
                 }
             }
-            return Ok(None);
+            return Ok(Ended::Stopped(stopped));
         }
         if pipeline.backlogged() {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -151,12 +161,28 @@ pub async fn trace(
     }
 }
 
+/// From a stop to the summary, at most (plus the summary's own reads): the final drain, the
+/// count of what it left, and stdout's last lines share it, so that a stop under a storm with
+/// a reader that stopped reading still reports well within a kubelet's grace period.
+pub const STOP_BUDGET: Duration = Duration::from_millis(2500);
 /// How long a stop may spend on what the ring buffer still holds.
-const FINAL_DRAIN: Duration = Duration::from_secs(2);
+const FINAL_DRAIN: Duration = Duration::from_millis(1500);
 /// How long a stop may spend counting the records the drain left (at most a ring buffer's).
-const UNREAD_COUNT: Duration = Duration::from_secs(1);
-/// How long a stop waits for stdout's reader to take the last lines.
+const UNREAD_COUNT: Duration = Duration::from_millis(500);
+/// How long stdout's reader gets for the last lines: what is left of `STOP_BUDGET` after a
+/// stop, but never less than this; after a cap, the whole of it.
 pub const STDOUT_GRACE: Duration = Duration::from_secs(1);
+pub const STDOUT_LEAST: Duration = Duration::from_millis(200);
+
+/// How long stdout's reader may still take, for a trace that ended so.
+pub fn stdout_grace(ended: Option<Ended>) -> Duration {
+    match ended {
+        Some(Ended::Stopped(at)) => (at + STOP_BUDGET)
+            .saturating_duration_since(std::time::Instant::now())
+            .max(STDOUT_LEAST),
+        _ => STDOUT_GRACE,
+    }
+}
 
 /// Records handled per drain call, at most, before the loop looks at its other duties ...
 const DRAIN_BATCH: usize = 8192;

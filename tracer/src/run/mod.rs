@@ -155,6 +155,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     });
 
     let mut pipeline = None;
+    let mut ended = None;
     if let Some(ring) = ring {
         let mut p = Pipeline::new(
             args.trace_patterns.0.clone(),
@@ -170,13 +171,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             // The host's mount table: the tracer runs in the host's PID namespace.
             p.layers = Some(Layers::new(args.proc.join("1/mountinfo")));
         }
-        let capped = drain::trace(ring, &mut p, &mut stop, &state, owners_rx, &ebpf).await?;
-        if let Some(which) = capped {
+        let end = drain::trace(ring, &mut p, &mut stop, &state, owners_rx, &ebpf).await?;
+        if let drain::Ended::Capped(which) = end {
             eprintln!("tracer: tracing stopped: {which} reached (metrics go on)");
             if !args.stdout {
                 stop.wait().await;
             }
         }
+        ended = Some(end);
         pipeline = Some(p);
     } else {
         stop.wait().await;
@@ -191,7 +193,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let unwritten = pipeline
         .as_mut()
         .and_then(|p| p.stdout.take())
-        .map_or(0, |out| out.finish(drain::STDOUT_GRACE));
+        .map_or(0, |out| out.finish(drain::stdout_grace(ended)));
     tracing::debug!(unwritten, "stop: stdout done");
     {
         let ebpf = ebpf
@@ -212,8 +214,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    tracing::debug!("stop: summary written");
     // Dropping the last handle on the object detaches every probe.
     drop(ebpf);
+    tracing::debug!("stop: probes detached");
     drop(pipeline);
     if let (Some(linger), false) = (args.linger, stop.signalled) {
         // The plugin reads this line as "the trace is over".
