@@ -1,10 +1,12 @@
-//! The command line: the commands, the flags every command shares, and the parsers of values
-//! that more than one command takes (pods, durations, patterns).
-use std::time::Duration;
-
+//! The command line: the commands, the flags every command shares, and which command runs.
 use clap::{Parser, Subcommand};
 
-use crate::{cluster::ClusterArgs, cmd};
+use crate::{
+    cluster::{self, ClusterArgs},
+    cmd,
+    error::Error,
+    prometheus::Server,
+};
 
 /// Investigate the kernel dentry cache of a pod, or of every pod on a node.
 #[derive(Debug, Parser)]
@@ -56,81 +58,80 @@ pub enum Fetch {
     Traces(cmd::fetch::Args),
 }
 
-/// How tracer pods are started (trace, top).
-#[derive(Debug, Clone, clap::Args)]
-pub struct TracerArgs {
-    /// The tracer image.
-    #[arg(long, env = "KUBECTL_DENTRY_IMAGE", default_value = crate::DEFAULT_IMAGE)]
-    pub image: String,
-    /// Namespace for tracer pods (default: the target's); it must admit privileged pods.
-    #[arg(long, value_name = "NAMESPACE")]
-    pub tracer_namespace: Option<String>,
-    /// How long a tracer pod may take to start (pull, schedule, attach).
-    #[arg(long, default_value = "2m", value_parser = duration)]
-    pub timeout: Duration,
-}
-
-/// `pod/NAME` (or `pods/`, `po/`) or `NAME` → `NAME`; other kinds are refused.
-pub fn pod(arg: &str) -> Result<String, String> {
-    match arg.split_once('/') {
-        None if !arg.is_empty() => Ok(arg.to_owned()),
-        Some(("pod" | "pods" | "po", name)) if !name.is_empty() && !name.contains('/') => {
-            Ok(name.to_owned())
+/// Runs the command the command line names.
+pub async fn run(cli: Cli) -> Result<(), Error> {
+    match &cli.command {
+        Command::Version => cmd::version::run(&cli.cluster).await,
+        Command::Completion { shell } => {
+            clap_complete::generate(
+                *shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "kubectl-dentry",
+                &mut std::io::stdout(),
+            );
+            Ok(())
         }
-        Some((kind, _)) if !kind.is_empty() && !matches!(kind, "pod" | "pods" | "po") => Err(
-            format!("this command takes a pod, not {kind} (pass pod/NAME or NAME)"),
-        ),
-        _ => Err("expected pod/NAME or NAME".into()),
-    }
-}
-
-pub fn duration(s: &str) -> Result<Duration, String> {
-    match humantime::parse_duration(s) {
-        Ok(d) if !d.is_zero() => Ok(d),
-        Ok(_) => Err(format!("{s:?} must be longer than zero")),
-        Err(e) => Err(format!(
-            "{s:?} is not a duration ({e}); use e.g. 30s, 5m, 1h"
-        )),
-    }
-}
-
-/// Comma-separated substrings (a newtype, so clap takes the list as one value).
-#[derive(Debug, Clone)]
-pub struct Patterns(pub Vec<String>);
-
-/// The tracer's own parser, so a pattern the tracer would refuse never reaches a pod.
-pub fn patterns(s: &str) -> Result<Patterns, String> {
-    match dentry_common::parse_patterns(s) {
-        Ok(list) if list.is_empty() => Err(format!(
-            "{s:?} holds no pattern; give comma-separated substrings, e.g. .ibd,#sql"
-        )),
-        Ok(list) => Ok(Patterns(list)),
-        Err(e) => Err(e.to_string()),
+        Command::Top(
+            args @ cmd::top::Args {
+                endpoint: Some(url),
+                ..
+            },
+        ) => cmd::top::run_endpoint(url, args).await,
+        Command::Top(args) if args.prometheus.is_some() || args.prometheus_service.is_some() => {
+            // A cluster only where one is needed: -l, pod/NAME without -n, the service proxy.
+            let needs_cluster = args.prometheus_service.is_some()
+                || args.selector.is_some()
+                || (args.pod.is_some() && cli.cluster.namespace.is_none());
+            let (client, name) = if needs_cluster {
+                let (client, namespace) = cluster::connect(&cli.cluster).await?;
+                (Some(client), namespace)
+            } else {
+                (None, cli.cluster.namespace.clone().unwrap_or_default())
+            };
+            let server = match (&args.prometheus, &args.prometheus_service, &client) {
+                (Some(url), ..) => Server::Url(url.clone()),
+                (None, Some((namespace, name, port)), Some(client)) => Server::Service {
+                    client: client.clone(),
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    port: port.clone(),
+                },
+                _ => return Err(Error::Local("no Prometheus to query".into())),
+            };
+            let ns = cmd::top::Namespace {
+                name,
+                explicit: cli.cluster.namespace.is_some(),
+            };
+            cmd::top::run_prometheus(client.as_ref(), &ns, &server, args).await
+        }
+        Command::Trace(args) => {
+            let (client, namespace) = cluster::connect(&cli.cluster).await?;
+            cmd::trace::run(&client, &namespace, args).await
+        }
+        Command::Top(args) => {
+            let (client, namespace) = cluster::connect(&cli.cluster).await?;
+            let ns = cmd::top::Namespace {
+                name: namespace,
+                explicit: cli.cluster.namespace.is_some(),
+            };
+            cmd::top::run(&client, &ns, args).await
+        }
+        Command::Cleanup(args) => {
+            let (client, namespace) = cluster::connect(&cli.cluster).await?;
+            cmd::cleanup::run(&client, &namespace, args).await
+        }
+        Command::Fetch {
+            what: Fetch::Traces(args),
+        } => {
+            let (client, _) = cluster::connect(&cli.cluster).await?;
+            cmd::fetch::run(&client, cli.cluster.namespace.as_deref(), args).await
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn one_pod_parser_for_every_command() {
-        assert_eq!(pod("pod/mysql-0").unwrap(), "mysql-0");
-        assert_eq!(pod("mysql-0").unwrap(), "mysql-0");
-        assert_eq!(pod("pods/mysql-0").unwrap(), "mysql-0");
-        assert_eq!(pod("po/mysql-0").unwrap(), "mysql-0");
-        assert!(pod("deploy/mysql").unwrap_err().contains("not deploy"));
-        assert!(pod("pod/").is_err());
-        assert!(pod("pod/a/b").is_err());
-        assert!(pod("").is_err());
-    }
-
-    #[test]
-    fn patterns_are_the_tracers() {
-        assert_eq!(patterns(".ibd,#sql").unwrap().0, [".ibd", "#sql"]);
-        assert!(patterns(",").unwrap_err().contains("no pattern"));
-        assert!(patterns("a\tb").unwrap_err().contains("control character"));
-    }
 
     #[test]
     fn every_command_parses_into_its_own_args() {

@@ -32,7 +32,7 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .map_err(|e| Error::Local(format!("cannot start the async runtime: {e}")))
-        .and_then(|runtime| runtime.block_on(kubectl_dentry::cmd::run(cli)));
+        .and_then(|runtime| runtime.block_on(kubectl_dentry::cli::run(cli)));
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

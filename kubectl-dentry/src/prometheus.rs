@@ -271,7 +271,7 @@ impl Server {
         let body = match self {
             Server::Url(base) => {
                 let url = format!("{}/api/v1/query?{query}", base.trim_end_matches('/'));
-                crate::cmd::top::get_url("--prometheus", &url)
+                crate::http_get::get_url("--prometheus", &url)
                     .await
                     .map_err(|e| match e {
                         Error::Endpoint { message, .. } => bad(message),

@@ -261,7 +261,7 @@ pub fn run(kernel: &Kernel, tracer: &Path, storm: &Path, plan: &Plan) -> anyhow:
         let mut outs = Vec::new();
         for boot in 0..boots {
             let out = VmRun::new(kernel, script(&variants, rounds, lookups))
-                .binary(crate::scenario::TRACER, tracer)
+                .binary(crate::vm::TRACER, tracer)
                 .binary(STORM, storm)
                 .module("loop")
                 .file("/ext4.img", image.clone())
@@ -363,7 +363,7 @@ pub fn tracer_rss(kernel: &Kernel, tracer: &Path) -> anyhow::Result<String> {
         lookups_b: 300,
     };
     let out = VmRun::new(kernel, workload.script())
-        .binary(crate::scenario::TRACER, tracer)
+        .binary(crate::vm::TRACER, tracer)
         .timeout(std::time::Duration::from_secs(600))
         .run()?;
     if out.status != 0 {
@@ -390,7 +390,7 @@ pub fn load(kernel: &Kernel, tracer: &Path) -> anyhow::Result<String> {
     };
     let script = crate::scripts::script(crate::scripts::LOAD, &[("MODES", modes.to_owned())]);
     let out = VmRun::new(kernel, script)
-        .binary(crate::scenario::TRACER, tracer)
+        .binary(crate::vm::TRACER, tracer)
         .timeout(std::time::Duration::from_secs(900))
         .run()?;
     let mut report = String::new();

@@ -9,8 +9,7 @@ use kubectl_dentry::tracer::pod::{Purpose, TracerPod};
 use crate::{
     kernel::Kernel,
     node_workload::{POD_A_CID, POD_A_UID, tree},
-    scenario::TRACER,
-    vm::VmRun,
+    vm::{TRACER, VmRun},
 };
 
 /// The tracer pods whose runs are recorded (only their `args()` matter here).

@@ -1,8 +1,6 @@
 //! Workloads run inside the VM, shared by the demo and the VM tests so both show the same thing.
 use crate::{dentry_workload::Summary, vm::VmOutput};
 
-pub use crate::vm::TRACER;
-
 /// Two sibling cgroups, `traced` and `other`; the tracer is scoped to `traced` and traces paths
 /// for `TRACE_SECS` (`--duration`); each cgroup then looks up names that do not exist (each
 /// lookup allocates one dentry), and the script waits for the tracer to end by itself.

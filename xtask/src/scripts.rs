@@ -27,7 +27,7 @@ pub fn script(body: &str, vars: &[(&str, String)]) -> String {
     for (name, value) in vars {
         out.push_str(&format!("{name}='{}'\n", value.replace('\'', r"'\''")));
     }
-    out.push_str(&format!("TRACER='{}'\n", crate::scenario::TRACER));
+    out.push_str(&format!("TRACER='{}'\n", crate::vm::TRACER));
     out.push_str(&PRELUDE.replace("@ATTACHED@", dentry_common::ATTACHED_MARKER));
     out.push_str(body);
     out

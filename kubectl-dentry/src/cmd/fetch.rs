@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use kube::Client;
 
 use crate::{
-    cli,
+    args,
     error::{Error, Scope},
     tracer::{pod::NAME_LABEL, proxy},
 };
@@ -25,7 +25,7 @@ pub struct TraceFile {
 )]
 pub struct Args {
     /// Only this tracer pod (pod/NAME or NAME).
-    #[arg(value_parser = cli::pod)]
+    #[arg(value_parser = args::pod)]
     pub pod: Option<String>,
     /// Only tracer pods on this node.
     #[arg(long)]

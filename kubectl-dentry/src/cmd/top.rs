@@ -12,13 +12,14 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::{Api, Client, api::ListParams};
 
 use crate::{
-    cli::{self, TracerArgs},
+    args::{self, TracerArgs},
     error::{Error, Scope},
+    http_get, pods,
     progress::Progress,
     prometheus::{self, Selector, Server},
     rates::{Row, Sample, rows},
     signals::Stop,
-    table, target,
+    table,
     tracer::{
         launch::{self, Launched, State},
         pod::{COMPONENT_LABEL, NAME_LABEL, Purpose, TracerPod, name_prefix},
@@ -37,7 +38,7 @@ const TOP_POD_SECS: u64 = 3600;
 )]
 pub struct Args {
     /// Only this pod (pod/NAME or NAME) and its node.
-    #[arg(value_parser = cli::pod)]
+    #[arg(value_parser = args::pod)]
     pub pod: Option<String>,
     /// Only pods matching this label selector (and their nodes).
     #[arg(short = 'l', long)]
@@ -49,7 +50,7 @@ pub struct Args {
     #[arg(short = 'A', long)]
     pub all_namespaces: bool,
     /// Time between the scrapes rates are computed over.
-    #[arg(long, default_value = "5s", value_parser = cli::duration)]
+    #[arg(long, default_value = "5s", value_parser = args::duration)]
     pub interval: Duration,
     /// Refresh until Ctrl-C.
     #[arg(short = 'w', long)]
@@ -63,7 +64,7 @@ pub struct Args {
     pub concurrency: u16,
     /// How long one node's tracer may take to answer a scrape; a node that does not answer in
     /// time is shown as unreachable and the others are shown.
-    #[arg(long, default_value = "10s", value_parser = cli::duration)]
+    #[arg(long, default_value = "10s", value_parser = args::duration)]
     pub node_timeout: Duration,
     /// Read one tracer's /metrics at this URL instead of the cluster.
     #[arg(long, value_name = "URL", conflicts_with_all = ["prometheus", "prometheus_service"])]
@@ -78,7 +79,7 @@ pub struct Args {
     pub prometheus_service: Option<(String, String, String)>,
     /// With --prometheus: the window rates are computed over (PromQL rate()); at least two
     /// of the tracers' scrape intervals.
-    #[arg(long, default_value = "2m", value_parser = cli::duration)]
+    #[arg(long, default_value = "2m", value_parser = args::duration)]
     pub rate_window: Duration,
     #[command(flatten)]
     pub tracer: TracerArgs,
@@ -144,7 +145,7 @@ async fn scrape(client: Option<&Client>, source: &Source) -> Result<Sample, Erro
             },
             Some(client),
         ) => proxy::get(client, namespace, name, "metrics").await?,
-        (Source::Url(url), _) => get_url("--endpoint", url).await?,
+        (Source::Url(url), _) => http_get::get_url("--endpoint", url).await?,
         (Source::Pod { .. }, None) => return Err(Error::Local("no cluster client".into())),
     };
     let text = String::from_utf8_lossy(&bytes);
@@ -180,41 +181,6 @@ async fn bounded<T>(
         .buffered(usize::from(limit.max(1)))
         .collect()
         .await
-}
-
-/// GETs a URL given with `flag` (`--endpoint`: a tracer's /metrics through a port-forward or
-/// in the demo VM; `--prometheus`: its HTTP API).
-pub async fn get_url(flag: &str, url: &str) -> Result<Vec<u8>, Error> {
-    use http_body_util::BodyExt as _;
-    let bad = |message: String| Error::Endpoint {
-        url: url.to_owned(),
-        message,
-    };
-    let uri: http::Uri = url.parse().map_err(|e| {
-        Error::Usage(format!(
-            "{flag} {url}: not a URL ({e}); pass e.g. http://127.0.0.1:9090"
-        ))
-    })?;
-    if uri.scheme_str() != Some("http") {
-        return Err(Error::Usage(format!(
-            "{flag} {url}: only http:// URLs are read (use a port-forward, or for Prometheus --prometheus-service)"
-        )));
-    }
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Empty<bytes::Bytes>>();
-    let response = client
-        .get(uri)
-        .await
-        .map_err(|e| bad(crate::error::source_chain(&e)))?;
-    if !response.status().is_success() {
-        return Err(bad(format!("HTTP {}", response.status())));
-    }
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| bad(e.to_string()))?;
-    Ok(body.to_bytes().to_vec())
 }
 
 /// `--endpoint URL`: one tracer, no cluster.
@@ -317,7 +283,7 @@ pub async fn run(client: &Client, ns: &Namespace, req: &Args) -> Result<(), Erro
 /// The nodes to cover and the rows to show.
 async fn plan(client: &Client, ns: &Namespace, req: &Args) -> Result<(Vec<String>, Filter), Error> {
     if let Some(pod) = &req.pod {
-        let t = target::resolve(client, &ns.name, pod, None).await?;
+        let t = pods::resolve(client, &ns.name, pod, None).await?;
         let filter = Filter {
             namespace: None,
             pods: Some(BTreeSet::from([(t.namespace, t.name)])),
@@ -353,7 +319,7 @@ async fn plan(client: &Client, ns: &Namespace, req: &Args) -> Result<(Vec<String
         if req.node.as_ref().is_some_and(|only| *only != name) {
             continue;
         }
-        match target::not_ready_reason(&n) {
+        match pods::not_ready_reason(&n) {
             None => ready.push(name),
             Some(reason) => eprintln!("skipping node {name}: NotReady{reason}"),
         }
@@ -361,7 +327,7 @@ async fn plan(client: &Client, ns: &Namespace, req: &Args) -> Result<(Vec<String
     if let Some(only) = &req.node
         && ready.is_empty()
     {
-        target::node_ready(client, only).await?;
+        pods::node_ready(client, only).await?;
     }
     let filter = Filter {
         namespace: (ns.explicit && !req.all_namespaces).then(|| ns.name.clone()),

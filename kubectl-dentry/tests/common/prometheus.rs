@@ -106,7 +106,7 @@ impl Prometheus {
             _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
-        while block_on(kubectl_dentry::cmd::top::get_url(
+        while block_on(kubectl_dentry::http_get::get_url(
             "ready",
             &format!("{}/-/ready", p.url),
         ))
@@ -138,7 +138,7 @@ impl Prometheus {
             .append_pair("query", promql)
             .finish();
         let start = Instant::now();
-        block_on(kubectl_dentry::cmd::top::get_url(
+        block_on(kubectl_dentry::http_get::get_url(
             "api",
             &format!("{}/api/v1/query?{query}", self.url),
         ))
@@ -148,7 +148,7 @@ impl Prometheus {
 
     /// GETs an API path (e.g. `/api/v1/rules`) as JSON.
     pub fn get(&self, path: &str) -> serde_json::Value {
-        let bytes = block_on(kubectl_dentry::cmd::top::get_url(
+        let bytes = block_on(kubectl_dentry::http_get::get_url(
             "api",
             &format!("{}{path}", self.url),
         ))

@@ -552,7 +552,7 @@ async fn proxy_service(
         Some(q) => format!("{base}/{rest}?{q}"),
         None => format!("{base}/{rest}"),
     };
-    match kubectl_dentry::cmd::top::get_url("service", &url).await {
+    match kubectl_dentry::http_get::get_url("service", &url).await {
         Ok(body) => body.into_response(),
         Err(e) => status(502, "BadGateway", &e.to_string()),
     }

@@ -25,9 +25,9 @@ use super::{
 };
 use crate::{
     error::{Error, Scope},
+    pods::{self, workload},
     progress::Progress,
     signals::Stop,
-    target::{self, workload},
     tracer::{
         launch,
         log::{self as tracer_log, Line},
@@ -252,10 +252,7 @@ impl Trace<'_> {
                 self.matching = self.relist.take().unwrap_or_default();
                 if !self.synced {
                     self.synced = true;
-                    let live = self
-                        .matching
-                        .values()
-                        .any(|p| target::finished(p).is_none());
+                    let live = self.matching.values().any(|p| pods::finished(p).is_none());
                     if !live && !self.req.wait {
                         return Err(Error::NoPodsMatch {
                             what: self.plan.what.clone(),
@@ -442,7 +439,7 @@ impl Trace<'_> {
             secs: self.req.wait_timeout.as_secs(),
             why: match self.matching.values().next() {
                 None => "none was created".into(),
-                Some(p) => target::unscheduled_reason(p),
+                Some(p) => pods::unscheduled_reason(p),
             },
         }
     }
@@ -498,7 +495,7 @@ fn uids(targets: &[&Target]) -> Vec<String> {
 fn targets(matching: &BTreeMap<Key, Pod>) -> BTreeMap<Key, Target> {
     matching
         .iter()
-        .filter(|(_, p)| target::finished(p).is_none())
+        .filter(|(_, p)| pods::finished(p).is_none())
         .filter_map(|(k, p)| {
             let node = p
                 .spec

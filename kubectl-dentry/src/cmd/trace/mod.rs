@@ -12,9 +12,9 @@ use std::time::Duration;
 use kube::Client;
 
 use crate::{
-    cli::{self, Patterns, TracerArgs},
+    args::{self, Patterns, TracerArgs},
     error::Error,
-    target::workload::{self, Kind, Ref},
+    pods::workload::{self, Kind, Ref},
 };
 
 /// How long a kept tracer pod serves its files after the trace.
@@ -53,13 +53,13 @@ pub struct Args {
     #[arg(long)]
     pub wait: bool,
     /// How long --wait waits for a pod to be created and scheduled.
-    #[arg(long, default_value = "5m", value_parser = cli::duration, requires = "wait")]
+    #[arg(long, default_value = "5m", value_parser = args::duration, requires = "wait")]
     pub wait_timeout: Duration,
     /// Only paths containing one of these comma-separated substrings.
-    #[arg(long, value_parser = cli::patterns, value_name = "A,B,...")]
+    #[arg(long, value_parser = args::patterns, value_name = "A,B,...")]
     pub patterns: Option<Patterns>,
     /// Stop after this long (Ctrl-C stops earlier); for a workload, the whole trace.
-    #[arg(long, default_value = "10m", value_parser = cli::duration)]
+    #[arg(long, default_value = "10m", value_parser = args::duration)]
     pub duration: Duration,
     /// Stop after this many events (for a workload, over all its pods).
     #[arg(long)]

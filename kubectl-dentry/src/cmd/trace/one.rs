@@ -8,9 +8,9 @@ use kube::Client;
 use super::{Args, KEEP_SECS, Output, SUMMARY_WAIT};
 use crate::{
     error::Error,
+    pods,
     progress::Progress,
     signals::Stop,
-    target,
     tracer::{
         launch::{self, Launched, State},
         log::{self as tracer_log, Line},
@@ -39,9 +39,9 @@ pub async fn run(client: &Client, namespace: &str, name: &str, req: &Args) -> Re
     progress.set(format!("resolving pod {namespace}/{name}"));
     let find = async {
         if req.wait {
-            target::wait_scheduled(client, namespace, name, req.wait_timeout, &mut progress).await
+            pods::wait_scheduled(client, namespace, name, req.wait_timeout, &mut progress).await
         } else {
-            target::resolve(client, namespace, name, req.container.as_deref()).await
+            pods::resolve(client, namespace, name, req.container.as_deref()).await
         }
     };
     let target = tokio::select! {
@@ -148,7 +148,7 @@ async fn supervise(
         launched.namespace, launched.name, launched.node
     ));
     let mut lines = Box::pin(launch::follow(client, launched).await?);
-    let mut gone = Box::pin(target::gone(client, namespace, name));
+    let mut gone = Box::pin(pods::gone(client, namespace, name));
     let mut stdout = std::io::stdout().lock();
     let mut attached = false;
     let mut interrupted: Option<(End, tokio::time::Instant)> = None;
