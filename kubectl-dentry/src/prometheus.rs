@@ -3,7 +3,7 @@
 //! for the table, nine for wide and JSON) and one for the nodes' lines, all at once.
 //! The node of a series is its `node` label, which the scrape sets (deploy/examples/
 //! podmonitor.yaml, docs/deploy.md); the tracer does not.
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, time::Duration};
 
 use dentry_common::metric;
 use futures::StreamExt as _;
@@ -234,16 +234,21 @@ impl Field {
 }
 
 /// The nodes' query: their dentry-state, cache memory and pods' share, the features their
-/// kernels lack (`feature`, `reason`), and their tracers' scrape health (`type="up"`).
-pub fn nodes_query(sel: &Selector) -> String {
+/// kernels lack (`feature`, `reason`), their tracers' scrape health (`type="up"`), and for a
+/// node whose tracer Prometheus has scraped for less than `window`, for how long
+/// (`type="scraped_for"`, seconds: the first scrape within the window, to a 120th of it).
+pub fn nodes_query(sel: &Selector, window: Duration) -> String {
     let node = sel.matchers(false);
     let sep = if node.is_empty() { "" } else { "," };
+    let step = (window.as_millis() / 120).max(1000);
     format!(
-        r#"max by (__name__, node, type) ({{__name__=~"{}|{}|{}"{sep}{node}}}) or max by (node, feature, reason) ({}{{{node}}} == 0) or label_replace(min by (node) (up{{{TRACER_JOBS}{sep}{node}}}), "type", "up", "", "")"#,
+        r#"max by (__name__, node, type) ({{__name__=~"{}|{}|{}"{sep}{node}}}) or max by (node, feature, reason) ({}{{{node}}} == 0) or label_replace(min by (node) (up{{{TRACER_JOBS}{sep}{node}}}), "type", "up", "", "") or label_replace(time() - min by (node) (min_over_time(timestamp(up{{{TRACER_JOBS}{sep}{node}}})[{}ms:{step}ms])) < {}, "type", "scraped_for", "", "")"#,
         metric::COUNT,
         metric::CACHE_BYTES,
         metric::CACHE_PODS_RATIO,
         metric::FEATURE,
+        window.as_millis(),
+        window.as_secs_f64(),
     )
 }
 
@@ -400,12 +405,13 @@ pub fn fleet<L: Labels>(
     sel: &Selector,
     fields: &[(Field, Vec<Series<L>>)],
     nodes: &[Series<L>],
+    window: Duration,
 ) -> Result<Fleet, Error> {
     let mut rows = Rows::default();
     for (field, answer) in fields {
         rows.add(*field, answer);
     }
-    rows.finish(at, sel, nodes)
+    rows.finish(at, sel, nodes, window)
 }
 
 /// The rows being summed, one field's answer at a time (so each answer can go as soon as it
@@ -438,12 +444,16 @@ impl Rows {
         }
     }
 
-    /// The rows, and the node lines from the nodes' query.
+    /// The rows, and the node lines from the nodes' query. `rate()` over a window that is
+    /// not full yet (Prometheus started scraping the node's tracer less than `window` ago)
+    /// spreads the increase over the whole window: such a node's rates are scaled to the
+    /// seconds that hold samples, and its line says so.
     pub fn finish<L: Labels>(
         self,
         at: &str,
         sel: &Selector,
         nodes: &[Series<L>],
+        window: Duration,
     ) -> Result<Fleet, Error> {
         let by_key = self.0;
         if by_key.is_empty() {
@@ -456,9 +466,21 @@ impl Rows {
             why: "the dentry series have no node label: relabel __meta_kubernetes_pod_node_name to node, as deploy/examples/podmonitor.yaml and docs/deploy.md do".into(),
         });
         }
+        let scraped_for: BTreeMap<&str, f64> = nodes
+            .iter()
+            .filter(|s| s.label("type") == "scraped_for" && s.label("__name__").is_empty())
+            .filter(|s| s.value > 0.0 && s.value < window.as_secs_f64())
+            .map(|s| (s.label("node"), s.value))
+            .collect();
         let rows = by_key
             .into_values()
             .map(|mut r| {
+                if let Some(secs) = scraped_for.get(r.node.as_str()) {
+                    let scale = window.as_secs_f64() / secs;
+                    r.alloc_per_s *= scale;
+                    r.negative_per_s *= scale;
+                    r.positive_per_s *= scale;
+                }
                 r.negative_pct = crate::rates::negative_share(r.negative_per_s, r.alloc_per_s);
                 r
             })
@@ -473,6 +495,9 @@ impl Rows {
                 }
                 continue;
             }
+            if s.label("type") == "scraped_for" && s.label("__name__").is_empty() {
+                continue;
+            }
             let line = lines.entry(node.clone()).or_insert_with(|| NodeLine {
                 node,
                 total: 0.0,
@@ -482,7 +507,9 @@ impl Rows {
                 pods_ratio: None,
                 unreachable: None,
                 features_off: Default::default(),
+                rates_over: None,
             });
+            line.rates_over = scraped_for.get(line.node.as_str()).copied();
             if !s.label("feature").is_empty() {
                 line.features_off
                     .insert(s.label("feature").to_owned(), s.label("reason").to_owned());
@@ -517,12 +544,14 @@ impl Rows {
 pub async fn read(
     server: &Server,
     sel: &Selector,
-    window: &str,
+    window: Duration,
     output: Output,
 ) -> Result<Fleet, Error> {
+    let span = format!("{}ms", window.as_millis());
+    let span = span.as_str();
     let mut answers: futures::stream::FuturesUnordered<_> = Field::shown(output)
         .iter()
-        .map(|&f| async move { (f, server.query_rows(f.query(sel, window)).await) })
+        .map(|&f| async move { (f, server.query_rows(f.query(sel, span)).await) })
         .collect();
     let rows = async {
         let mut rows = Rows::default();
@@ -531,13 +560,15 @@ pub async fn read(
         }
         Ok(rows)
     };
-    let (rows, nodes) = futures::try_join!(rows, server.query_rows(nodes_query(sel)))?;
-    rows.finish(&server.to_string(), sel, &nodes)
+    let (rows, nodes) = futures::try_join!(rows, server.query_rows(nodes_query(sel, window)))?;
+    rows.finish(&server.to_string(), sel, &nodes, window)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const MINUTES_2: Duration = Duration::from_secs(120);
 
     fn series(labels: &[(&str, &str)], value: f64) -> Series {
         Series {
@@ -578,7 +609,7 @@ mod tests {
             Field::LiveBytes.query(&sel, "2m"),
             r#"dentry_live_bytes{node="node-a",namespace="prod"}"#
         );
-        let nodes = nodes_query(&sel);
+        let nodes = nodes_query(&sel, Duration::from_secs(120));
         assert!(
             nodes.contains(r#"node="node-a""#) && !nodes.contains("prod"),
             "{nodes}"
@@ -649,7 +680,7 @@ mod tests {
                 0.0,
             ),
         ];
-        let f = fleet("p", &Selector::default(), &fields, &nodes).expect("rows");
+        let f = fleet("p", &Selector::default(), &fields, &nodes, MINUTES_2).expect("rows");
         assert_eq!(f.rows.len(), 1);
         let r = &f.rows[0];
         assert_eq!((r.alloc_per_s, r.negative_pct), (400.0, 75.0));
@@ -667,13 +698,14 @@ mod tests {
 
     #[test]
     fn missing_series_and_missing_node_labels_are_said_with_the_fix() {
-        let none = fleet::<RowLabels>("p", &Selector::default(), &[], &[]).unwrap_err();
+        let none = fleet::<RowLabels>("p", &Selector::default(), &[], &[], MINUTES_2).unwrap_err();
         assert!(none.to_string().contains("podmonitor.yaml"), "{none}");
         let down = fleet(
             "p",
             &Selector::default(),
             &[],
             &[series(&[("node", "a"), ("type", "up")], 0.0)],
+            MINUTES_2,
         )
         .unwrap_err();
         assert!(down.to_string().contains("up == 0"), "{down}");
@@ -682,11 +714,62 @@ mod tests {
             &Selector::default(),
             &[(Field::Live, vec![series(&[("pod", "p")], 1.0)])],
             &[],
+            MINUTES_2,
         )
         .unwrap_err();
         assert!(
             unlabelled.to_string().contains("no node label"),
             "{unlabelled}"
         );
+    }
+
+    #[test]
+    fn a_node_scraped_for_less_than_the_window_has_its_rates_over_what_was_scraped() {
+        let row = |node: &str, value: f64| {
+            series(
+                &[
+                    ("node", node),
+                    ("namespace", "n"),
+                    ("pod", "p"),
+                    ("container", "c"),
+                ],
+                value,
+            )
+        };
+        let fields = vec![(
+            Field::AllocRate,
+            vec![row("young", 250.0), row("old", 250.0)],
+        )];
+        let nodes = vec![
+            series(&[("node", "young"), ("type", "scraped_for")], 60.0),
+            series(
+                &[
+                    ("__name__", metric::COUNT),
+                    ("node", "young"),
+                    ("type", "total"),
+                ],
+                9.0,
+            ),
+            series(&[("node", "young"), ("type", "up")], 1.0),
+            series(&[("node", "old"), ("type", "up")], 1.0),
+        ];
+        let f = fleet("p", &Selector::default(), &fields, &nodes, MINUTES_2).expect("rows");
+        let by_node: BTreeMap<&str, f64> = f
+            .rows
+            .iter()
+            .map(|r| (r.node.as_str(), r.alloc_per_s))
+            .collect();
+        assert_eq!(
+            by_node["young"], 500.0,
+            "rate() spread 60 s of increase over 120 s"
+        );
+        assert_eq!(by_node["old"], 250.0);
+        let lines: BTreeMap<&str, Option<f64>> = f
+            .nodes
+            .iter()
+            .map(|n| (n.node.as_str(), n.rates_over))
+            .collect();
+        assert_eq!(lines.get("young"), Some(&Some(60.0)));
+        assert!(lines.get("old").is_none_or(|r| r.is_none()));
     }
 }

@@ -42,6 +42,9 @@ pub struct NodeLine {
     pub unreachable: Option<String>,
     /// What the node's kernel lacks: feature → why (a line each, as the tracer says it).
     pub features_off: BTreeMap<String, String>,
+    /// `top --prometheus`: the seconds Prometheus has scraped the node's tracer, where fewer
+    /// than the rate window (its rates are over these seconds, not the window).
+    pub rates_over: Option<f64>,
 }
 
 impl NodeLine {
@@ -57,6 +60,7 @@ impl NodeLine {
             pods_ratio: sample.node.get(crate::rates::PODS_RATIO).copied(),
             unreachable: None,
             features_off: sample.features_off.clone(),
+            rates_over: None,
         }
     }
 
@@ -71,6 +75,7 @@ impl NodeLine {
             pods_ratio: None,
             unreachable: Some(why.to_string()),
             features_off: BTreeMap::new(),
+            rates_over: None,
         }
     }
 }
@@ -186,7 +191,7 @@ pub fn render(rows: &[Row], nodes: &[NodeLine], output: Output) -> String {
                     "node": n.node, "dentries": n.total, "unused": n.unused,
                     "negative": n.negative, "cache_bytes": n.cache_bytes,
                     "pods_ratio": n.pods_ratio, "listed_pods_ratio": listed_share(rows, n),
-                    "features_off": n.features_off,
+                    "features_off": n.features_off, "rates_over_seconds": n.rates_over,
                 })
             })
             .collect();
@@ -291,6 +296,11 @@ pub fn render(rows: &[Row], nodes: &[NodeLine], output: Output) -> String {
             if let Some(share) = listed_share(rows, n) {
                 out.push_str(&format!(", listed pods hold {:.0}%", 100.0 * share));
             }
+        }
+        if let Some(secs) = n.rates_over {
+            out.push_str(&format!(
+                "; rates over the {secs:.0} s Prometheus has scraped it (less than --rate-window)"
+            ));
         }
         out.push('\n');
         for (feature, why) in &n.features_off {

@@ -316,6 +316,66 @@ fn top_from_prometheus_shows_what_the_proxy_path_shows() {
     );
 }
 
+/// Right after Prometheus starts scraping the tracers, their series are younger than the
+/// rate window: `rate()` spreads the increase over the whole window (about 10 s of samples
+/// in 2m read as a twelfth of the rate). `top` computes over the seconds that were scraped
+/// and says so on the node line.
+#[test]
+fn top_from_prometheus_is_right_before_the_rate_window_is_full() {
+    let api = fleet();
+    let prom = Prometheus::scraping(&api, &TRACERS, "1s");
+    scraped(&prom);
+    let top = |output: &str| {
+        api.plugin(&[
+            "top",
+            "--prometheus",
+            &prom.url,
+            "--rate-window",
+            "2m",
+            "-o",
+            output,
+        ])
+    };
+    let v = json(&top("json"));
+    let growing = Growing::recorded(1.0);
+    let expected =
+        growing.rate(r#"dentry_negative_total{container="mysql",namespace="prod",pod="mysql-0"}"#);
+    let mut compared = 0;
+    for (key, row) in rows(&v) {
+        if key.2 != "mysql-0" {
+            continue;
+        }
+        let scale = if key.0 == "node-b" { NODE_B_SCALE } else { 1.0 };
+        let got = row["negative_per_second"].as_f64().expect("rate");
+        assert!(
+            close(got, scale * expected, 0.2),
+            "{key:?}: {got}/s, growing at {}/s",
+            scale * expected
+        );
+        compared += 1;
+    }
+    assert_eq!(compared, 2, "mysql-0 on both nodes: {v}");
+    for n in v["nodes"].as_array().expect("nodes") {
+        let secs = n["rates_over_seconds"].as_f64().unwrap_or_default();
+        assert!((5.0..120.0).contains(&secs), "{n}");
+    }
+    let out = top("table");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table
+            .lines()
+            .filter(|l| l.starts_with("node ") && l.contains("Prometheus has scraped it"))
+            .count()
+            == TRACERS.len(),
+        "{table}"
+    );
+}
+
 #[test]
 fn top_from_prometheus_selects_like_the_proxy_path_and_reaches_a_service() {
     let api = fleet();

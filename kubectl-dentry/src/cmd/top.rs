@@ -78,7 +78,7 @@ pub struct Args {
     #[arg(long, value_name = "NAMESPACE/NAME:PORT", value_parser = prometheus::parse_service)]
     pub prometheus_service: Option<(String, String, String)>,
     /// With --prometheus: the window rates are computed over (PromQL rate()); at least two
-    /// of the tracers' scrape intervals.
+    /// of the tracers' scrape intervals. A node scraped for less has its rates over what was.
     #[arg(long, default_value = "2m", value_parser = args::duration)]
     pub rate_window: Duration,
     #[command(flatten)]
@@ -577,10 +577,9 @@ pub async fn run_prometheus(
         selector.namespace = searched;
         filter.pods = Some(keys.into_iter().map(|(k, _)| k).collect());
     }
-    let window = format!("{}ms", req.rate_window.as_millis());
     let terminal = std::io::stdout().is_terminal();
     loop {
-        let fleet = prometheus::read(server, &selector, &window, req.output).await?;
+        let fleet = prometheus::read(server, &selector, req.rate_window, req.output).await?;
         if !print(fleet.rows, &fleet.nodes, &filter, req, terminal) {
             return Ok(());
         }
