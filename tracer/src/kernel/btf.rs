@@ -49,15 +49,11 @@ struct Type {
     extra: usize,
 }
 
-/// Parsed BTF: the raw bytes plus an index of every type (id 1 is `types[0]`) and of the
-/// structs by name (the first of a name, as a scan would find it). A kernel's BTF has some
-/// 100,000 types and the offsets take dozens of lookups: scanned each time, that was 9 s of
-/// a debug tracer's start under qemu.
+/// Parsed BTF: the raw bytes plus an index of every type (id 1 is `types[0]`).
 pub struct Btf {
     data: Vec<u8>,
     strings: std::ops::Range<usize>,
     types: Vec<Type>,
-    structs: std::collections::HashMap<Box<str>, u32>,
 }
 
 impl Btf {
@@ -114,24 +110,11 @@ impl Btf {
             });
             at = extra + extra_len;
         }
-        let mut btf = Btf {
+        Ok(Btf {
             data,
             strings,
             types,
-            structs: Default::default(),
-        };
-        let structs = btf
-            .types
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| t.kind == KIND_STRUCT)
-            .map(|(i, t)| (Box::from(btf.name(t.name_off)), i as u32 + 1))
-            .fold(std::collections::HashMap::new(), |mut m, (name, id)| {
-                m.entry(name).or_insert(id);
-                m
-            });
-        btf.structs = structs;
-        Ok(btf)
+        })
     }
 
     fn word(&self, at: usize) -> u32 {
@@ -151,9 +134,10 @@ impl Btf {
     }
 
     fn struct_id(&self, name: &str) -> Result<u32, Error> {
-        self.structs
-            .get(name)
-            .copied()
+        self.types
+            .iter()
+            .position(|t| t.kind == KIND_STRUCT && self.name(t.name_off) == name)
+            .map(|i| i as u32 + 1)
             .ok_or_else(|| Error::NoStruct(name.to_owned()))
     }
 
