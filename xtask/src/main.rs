@@ -281,7 +281,7 @@ fn run(task: Task) -> anyhow::Result<()> {
             setup::ebpf_toolchain()?;
             setup::apt_packages(setup::VM_PACKAGES)?;
             let kernel = Kernel::fetch(&kernel)?;
-            let tracer = xtask::arch::tracer(Arch::host())?;
+            let tracer = vm_tracer(Arch::host())?;
             let dir = cache::workspace_root().join("kubectl-dentry/tests/fixtures");
             xtask::fixtures::record(&kernel, &tracer, &dir)?;
             println!("recorded on {} into {}", kernel.release, dir.display());
@@ -291,10 +291,7 @@ fn run(task: Task) -> anyhow::Result<()> {
             setup::ebpf_toolchain()?;
             setup::apt_packages(setup::VM_PACKAGES)?;
             let kernel = Kernel::fetch_for(&kernel, arch)?;
-            if arch != Arch::host() {
-                setup::cross_tools()?;
-            }
-            let tracer = xtask::arch::tracer(arch)?;
+            let tracer = vm_tracer(arch)?;
             print!("{}", xtask::bench::load(&kernel, &tracer)?);
             Ok(())
         }
@@ -302,7 +299,7 @@ fn run(task: Task) -> anyhow::Result<()> {
             setup::ebpf_toolchain()?;
             setup::apt_packages(setup::VM_PACKAGES)?;
             let kernel = Kernel::fetch(&kernel)?;
-            let tracer = xtask::arch::tracer(Arch::host())?;
+            let tracer = vm_tracer(Arch::host())?;
             print!("{}", xtask::bench::tracer_rss(&kernel, &tracer)?);
             Ok(())
         }
@@ -320,10 +317,7 @@ fn run(task: Task) -> anyhow::Result<()> {
             setup::ebpf_toolchain()?;
             setup::apt_packages(setup::VM_PACKAGES)?;
             let kernel = Kernel::fetch_for(&kernel, arch)?;
-            if arch != Arch::host() {
-                setup::cross_tools()?;
-            }
-            let tracer = xtask::arch::tracer(arch)?;
+            let tracer = vm_tracer(arch)?;
             let storm = xtask::arch::single_file_binary(arch, "xtask/src/bin/lookup-storm.rs")?;
             eprintln!(
                 "bench: {rounds} rounds of {lookups} lookups per variant; this takes minutes"
@@ -373,10 +367,7 @@ fn demo(kernel: &str, arch: Arch, lookups: u32) -> anyhow::Result<()> {
     setup::ebpf_toolchain()?;
     setup::apt_packages(setup::VM_PACKAGES)?;
     let kernel = Kernel::fetch_for(kernel, arch)?;
-    if arch != Arch::host() {
-        setup::cross_tools()?;
-    }
-    let tracer = xtask::arch::tracer(arch)?;
+    let tracer = vm_tracer(arch)?;
     let runs = xtask::fixtures::PodRuns {
         lookups_a: lookups,
         lookups_b: lookups / 3,
@@ -434,6 +425,15 @@ fn demo(kernel: &str, arch: Arch, lookups: u32) -> anyhow::Result<()> {
         println!("  {line}");
     }
     Ok(())
+}
+
+/// The tracer a VM boots (`xtask::arch::tracer`), with the cross tools installed first for
+/// another architecture.
+fn vm_tracer(arch: Arch) -> anyhow::Result<PathBuf> {
+    if arch != Arch::host() {
+        setup::cross_tools()?;
+    }
+    xtask::arch::tracer(arch)
 }
 
 fn dest_src(spec: &str) -> anyhow::Result<(&str, &str)> {
