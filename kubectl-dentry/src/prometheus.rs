@@ -116,6 +116,14 @@ impl<L: Labels> Series<L> {
         self.labels.get(name)
     }
 
+    /// The `type` the nodes' query gave a series of its own making with `label_replace`
+    /// (`up`, `scraped_for`): those have no metric name.
+    fn marker(&self) -> Option<&str> {
+        self.label("__name__")
+            .is_empty()
+            .then(|| self.label("type"))
+    }
+
     fn key(&self) -> (String, Key) {
         (
             self.label("node").to_owned(),
@@ -468,7 +476,7 @@ impl Rows {
         }
         let scraped_for: BTreeMap<&str, f64> = nodes
             .iter()
-            .filter(|s| s.label("type") == "scraped_for" && s.label("__name__").is_empty())
+            .filter(|s| s.marker() == Some("scraped_for"))
             .filter(|s| s.value > 0.0 && s.value < window.as_secs_f64())
             .map(|s| (s.label("node"), s.value))
             .collect();
@@ -489,14 +497,15 @@ impl Rows {
         let mut down = Vec::new();
         for s in nodes {
             let node = s.label("node").to_owned();
-            if s.label("type") == "up" && s.label("__name__").is_empty() {
-                if s.value == 0.0 {
-                    down.push(node);
+            match s.marker() {
+                Some("up") => {
+                    if s.value == 0.0 {
+                        down.push(node);
+                    }
+                    continue;
                 }
-                continue;
-            }
-            if s.label("type") == "scraped_for" && s.label("__name__").is_empty() {
-                continue;
+                Some("scraped_for") => continue,
+                _ => {}
             }
             let line = lines.entry(node.clone()).or_insert_with(|| NodeLine {
                 node,
@@ -507,9 +516,8 @@ impl Rows {
                 pods_ratio: None,
                 unreachable: None,
                 features_off: Default::default(),
-                rates_over: None,
+                rates_over: scraped_for.get(s.label("node")).copied(),
             });
-            line.rates_over = scraped_for.get(line.node.as_str()).copied();
             if !s.label("feature").is_empty() {
                 line.features_off
                     .insert(s.label("feature").to_owned(), s.label("reason").to_owned());
