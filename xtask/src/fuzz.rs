@@ -64,14 +64,23 @@ fn fuzz_dir() -> PathBuf {
 /// inputs a second.
 const BUILD: &[&str] = &["--sanitizer", "none", "--dev"];
 
-/// Builds every target once.
+/// Builds every target once. A failure carries the end of cargo's output, where its error
+/// is: a test's report keeps only the panic message.
 pub fn build() -> anyhow::Result<()> {
-    command::status(
-        Command::new("cargo")
-            .current_dir(fuzz_dir())
-            .args(["+nightly", "fuzz", "build"])
-            .args(BUILD),
-    )
+    let out = Command::new("cargo")
+        .current_dir(fuzz_dir())
+        .args(["+nightly", "fuzz", "build"])
+        .args(BUILD)
+        .output()
+        .context("cannot start cargo fuzz build")?;
+    if !out.status.success() {
+        bail!(
+            "cargo fuzz build failed ({}):\n{}",
+            out.status,
+            tail(&String::from_utf8_lossy(&out.stderr), 40)
+        );
+    }
+    Ok(())
 }
 
 /// Runs `target` for `time` from its seed corpus (new inputs go to a scratch corpus, so the
