@@ -244,7 +244,10 @@ impl Field {
 /// The nodes' query: their dentry-state, cache memory and pods' share, the features their
 /// kernels lack (`feature`, `reason`), their tracers' scrape health (`type="up"`), and for a
 /// node whose tracer Prometheus has scraped for less than `window`, for how long
-/// (`type="scraped_for"`, seconds: the first scrape within the window, to a 120th of it).
+/// (`type="scraped_for"`, seconds: its first scrape, to a 120th of the window). The first
+/// scrape is looked for over twice the window: over the window alone, a node scraped for
+/// longer finds a scrape up to one interval after the window's start and reads as younger
+/// than the window (`--rate-window 2m` with 30 s scrapes: rates up to 25 % high).
 pub fn nodes_query(sel: &Selector, window: Duration) -> String {
     let node = sel.matchers(false);
     let sep = if node.is_empty() { "" } else { "," };
@@ -255,7 +258,7 @@ pub fn nodes_query(sel: &Selector, window: Duration) -> String {
         metric::CACHE_BYTES,
         metric::CACHE_PODS_RATIO,
         metric::FEATURE,
-        window.as_millis(),
+        2 * window.as_millis(),
         window.as_secs_f64(),
     )
 }

@@ -253,6 +253,15 @@ fn top_from_prometheus_shows_what_the_proxy_path_shows() {
         calls.iter().all(|c| c.ends_with("/proxy/metrics")),
         "top --prometheus asked the API server: {calls:?}"
     );
+    // Every tracer has been scraped for longer than the window: no node's rates are scaled
+    // as a young node's (they were, by up to one scrape interval over the window, when its
+    // first scrape was looked for within the window alone).
+    for node in from_prom["nodes"].as_array().expect("nodes") {
+        assert!(
+            node["rates_over_seconds"].is_null(),
+            "a node scraped for longer than the window read as young: {node}"
+        );
+    }
     let from_proxy = json(&api.plugin(&["top", "--interval", "2s", "-o", "json"]));
     let (p, x) = (rows(&from_prom), rows(&from_proxy));
     assert_eq!(p.keys().collect::<Vec<_>>(), x.keys().collect::<Vec<_>>());
