@@ -15,6 +15,7 @@ mod live;
 mod maps;
 mod offsets;
 mod patterns;
+mod privileges;
 #[cfg(feature = "alloc")]
 mod trace_patterns;
 
@@ -26,6 +27,7 @@ pub use live::*;
 pub use maps::*;
 pub use offsets::*;
 pub use patterns::*;
+pub use privileges::*;
 #[cfg(feature = "alloc")]
 pub use trace_patterns::{MAX_PATTERN_LEN, PatternError, parse_patterns};
 

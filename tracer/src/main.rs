@@ -38,9 +38,43 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(err) => {
-            // One line: the cause chain joined, so the user sees cause and fix together.
-            eprintln!("tracer: {err:#}");
+            eprintln!("tracer: {}", one_line(&err));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The cause chain joined on one line, so the user sees cause and fix together. aya's errors
+/// print their source in their own text as well, so a cause already written is left out; a
+/// call the kernel refused with EPERM gains why (the capabilities lacking, or a seccomp
+/// profile) and what to change.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    let mut refused = false;
+    for cause in err.chain() {
+        refused |= cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.raw_os_error() == Some(libc::EPERM));
+        let cause = cause.to_string();
+        // aya writes the verifier's log after its error, and the label alone when it is empty.
+        let text = cause
+            .trim_end_matches(" Verifier output: ")
+            .trim_end_matches('.');
+        if line.contains(text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(text);
+    }
+    if refused {
+        use tracer::kernel::privileges;
+        line.push_str("; ");
+        line.push_str(&privileges::refused_hint(
+            privileges::effective(),
+            privileges::kernel_version(),
+        ));
+    }
+    line
 }

@@ -37,6 +37,7 @@ fn pods() -> Vec<TracerPod> {
             pending: false,
             host_paths: false,
         },
+        privileged: false,
     };
     vec![
         base.clone(),
@@ -83,8 +84,21 @@ fn the_tracer_accepts_the_plugins_args_and_finds_its_paths_mounted() {
             std::iter::once("tracer".to_owned()).chain(args.clone()),
         )
         .unwrap_or_else(|e| panic!("the tracer rejects {args:?}: {e}"));
-        let built = pod.build();
+        let privileges = kubectl_dentry::tracer::privileges::Privileges::choose(None, false);
+        let built = pod.build(&privileges);
         let spec = built.spec.expect("spec");
+        // The pod is given what the tracer checks it has (a node whose kernel is not known:
+        // every supported kernel's needs).
+        let added = spec.containers[0]
+            .security_context
+            .as_ref()
+            .and_then(|sc| sc.capabilities.as_ref()?.add.clone())
+            .unwrap_or_default();
+        let needed: Vec<String> = tracer::kernel::privileges::needs(None)
+            .iter()
+            .map(|n| n.name.trim_start_matches("CAP_").to_owned())
+            .collect();
+        assert_eq!(added, needed);
         let mounts: Vec<String> = spec.containers[0]
             .volume_mounts
             .clone()

@@ -117,15 +117,22 @@ pub fn single_file_binary(arch: Arch, source: &str) -> anyhow::Result<PathBuf> {
         .and_then(|s| s.to_str())
         .context("a source file name")?;
     let out = out_dir.join(name);
+    // Built beside and renamed into place: tests running at once each build it, and a
+    // half-written file must never be what another copies into its VM.
+    let building = tempfile::Builder::new()
+        .prefix(&format!(".{name}"))
+        .tempfile_in(&out_dir)?
+        .into_temp_path();
     command::status(
         Command::new("rustc")
             .current_dir(&root)
             .args(["--edition", "2024", "-O", "--target", arch.rust_target()])
             .arg(format!("-Clinker={}", arch.binutil("gcc")))
             .args(["-C", "target-feature=+crt-static", "-o"])
-            .arg(&out)
+            .arg(&building)
             .arg(source),
     )?;
+    building.persist(&out)?;
     Ok(out)
 }
 

@@ -1,7 +1,7 @@
 //! `tracer --check`: what this kernel and this process offer, and what is missing.
 use std::path::Path;
 
-use crate::kernel::features::Features;
+use crate::kernel::{features::Features, privileges};
 
 /// One line of the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,10 +13,6 @@ pub struct Item {
     pub required: bool,
 }
 
-/// Capability bits (linux/capability.h).
-const CAP_SYS_ADMIN: u32 = 21;
-const CAP_PERFMON: u32 = 38;
-const CAP_BPF: u32 = 39;
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 
 /// Inspects the running kernel and process. `fentry` is the outcome of trying to load an fentry
@@ -33,9 +29,12 @@ pub fn run(cgroup: &Path, fentry: Result<(), String>, features: &Features) -> Ve
             Some(s[start + 1..start + end].to_owned())
         })
         .unwrap_or_else(|| "unknown".into());
-    let caps = effective_caps();
-    let has = |bit: u32| caps.is_some_and(|c| c & (1u64 << bit) != 0);
-    let bpf_caps = has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON));
+    let caps = privileges::effective();
+    let lacking =
+        caps.map(|c| privileges::missing(c, &privileges::needs(privileges::kernel_version())));
+    let bpf_caps = lacking
+        .as_ref()
+        .is_some_and(|l| !l.iter().any(|n| n.refused_without));
     let cg2 = is_cgroup2(cgroup);
     let memlock = memlock_limit();
     let fentry_ok = fentry.is_ok();
@@ -100,9 +99,16 @@ pub fn run(cgroup: &Path, fentry: Result<(), String>, features: &Features) -> Ve
         Item {
             name: "capabilities",
             ok: bpf_caps,
-            detail: match caps {
-                Some(c) => format!("CapEff={c:016x} (needs CAP_BPF+CAP_PERFMON or CAP_SYS_ADMIN)"),
-                None => "cannot read /proc/self/status".into(),
+            detail: match (caps, &lacking) {
+                (Some(c), Some(l)) if l.is_empty() => format!("CapEff={c:016x}: all it needs"),
+                (Some(c), Some(l)) => format!(
+                    "CapEff={c:016x}, lacking {}",
+                    l.iter()
+                        .map(|n| format!("{} ({})", n.name, n.why))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                _ => "cannot read /proc/self/status".into(),
             },
             required: true,
         },
@@ -147,15 +153,6 @@ pub fn report(items: &[Item]) -> (String, bool) {
         out.push_str(&format!("missing: {what}{hint}\n"));
         (out, false)
     }
-}
-
-fn effective_caps() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let hex = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))?
-        .trim();
-    u64::from_str_radix(hex, 16).ok()
 }
 
 fn is_cgroup2(path: &Path) -> bool {

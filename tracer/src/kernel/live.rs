@@ -33,7 +33,22 @@ pub fn page_bytes() -> u64 {
 pub fn layout(btf: &Btf) -> Result<OwnerLayout, String> {
     let kallsyms = std::fs::read_to_string("/proc/kallsyms")
         .map_err(|e| format!("reading /proc/kallsyms: {e}"))?;
-    let symbol = |name: &str| symbol(&kallsyms, name);
+    // Without CAP_SYSLOG the kernel shows every address as 0 (where perf_event_paranoid is
+    // above 1, the default): say that, not that the symbol is missing.
+    let lacks_syslog = super::privileges::effective()
+        .is_some_and(|caps| !super::privileges::has(caps, super::privileges::CAP_SYSLOG));
+    let symbol = |name: &str| {
+        symbol(&kallsyms, name).map_err(|e| {
+            if lacks_syslog {
+                format!(
+                    "{name} has no address in /proc/kallsyms: the tracer lacks CAP_SYSLOG, \
+                     without which the kernel hides its addresses"
+                )
+            } else {
+                e
+            }
+        })
+    };
     let page = page_bytes();
     if !page.is_power_of_two() {
         return Err(format!("page size {page} is not a power of two"));

@@ -7,4 +7,5 @@ pub mod features;
 pub mod live;
 pub mod misses;
 pub mod object;
+pub mod privileges;
 pub mod probes;
