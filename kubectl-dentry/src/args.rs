@@ -8,12 +8,17 @@ pub struct TracerArgs {
     /// The tracer image.
     #[arg(long, env = "KUBECTL_DENTRY_IMAGE", default_value = crate::DEFAULT_IMAGE)]
     pub image: String,
-    /// Namespace for tracer pods (default: the target's); it must admit privileged pods.
+    /// Namespace for tracer pods (default: the target's); it must admit the PodSecurity
+    /// `privileged` level (hostPID and hostPath volumes need it even without --privileged).
     #[arg(long, value_name = "NAMESPACE")]
     pub tracer_namespace: Option<String>,
     /// How long a tracer pod may take to start (pull, schedule, attach).
     #[arg(long, default_value = "2m", value_parser = duration)]
     pub timeout: Duration,
+    /// Run tracer pods privileged instead of with capabilities (BPF, PERFMON, SYSLOG, and
+    /// SYS_RESOURCE before kernel 5.11), for runtimes or policies that refuse BPF to them.
+    #[arg(long)]
+    pub privileged: bool,
 }
 
 /// `pod/NAME` (or `pods/`, `po/`) or `NAME` → `NAME`; other kinds are refused.

@@ -83,7 +83,7 @@ pub enum Error {
     )]
     ContainerNotRunning { pod: String, container: String },
     #[error(
-        "admission rejected the privileged tracer pod in namespace {namespace}: {message} (use a namespace labelled pod-security.kubernetes.io/enforce=privileged: --tracer-namespace dentry-monitor after `kubectl apply -f deploy/00-namespace.yaml`)"
+        "admission rejected the tracer pod in namespace {namespace}: {message} (its hostPID and hostPath volumes need the PodSecurity privileged level, with or without --privileged: use a namespace labelled pod-security.kubernetes.io/enforce=privileged: --tracer-namespace dentry-monitor after `kubectl apply -f deploy/00-namespace.yaml`)"
     )]
     Admission { namespace: String, message: String },
     #[error(

@@ -173,6 +173,10 @@ async fn trace_top_keep_fetch_cleanup() {
     assert!(stderr.contains("summary attach="), "{stderr}");
     // What the pod still holds of what it allocated during the trace.
     assert!(stderr.contains("live scope dentries="), "{stderr}");
+    // The tracer ran with capabilities, not privileged, and every feature was on with them
+    // (CAP_SYSLOG's live gauges included): no "off:" line.
+    assert!(stderr.contains("(not privileged)"), "{stderr}");
+    assert!(!stderr.contains(" off: "), "{stderr}");
 
     // top: the workload's row has a positive allocation rate.
     let out = plugin(&["top", &target, "-n", n, "--interval=5s", "-o", "json"]);

@@ -521,15 +521,17 @@ fn every_failure_is_one_line_with_its_exit_code() {
         "no pod is created for bad input"
     );
 
+    // What a real API server says of the capability pod in a baseline namespace.
     api.state().create_error = Some((403, "Forbidden".into(),
-        "pods \"dentry-trace-mysql-0-x\" is forbidden: violates PodSecurity \"baseline:latest\": host namespaces (hostPID=true), privileged (container \"tracer\" must not set securityContext.privileged=true)".into(),
+        "pods \"dentry-trace-mysql-0-x\" is forbidden: violates PodSecurity \"baseline:latest\": host namespaces (hostPID=true), non-default capabilities (container \"tracer\" must not include \"BPF\", \"PERFMON\", \"SYSLOG\" in securityContext.capabilities.add), hostPath volumes (volumes \"cgroup\", \"var-log\", \"run\")".into(),
     ));
     fails(
         &api,
         &["trace", "pod/mysql-0"],
         8,
         &[
-            "admission rejected the privileged tracer pod in namespace prod",
+            "admission rejected the tracer pod in namespace prod",
+            "PodSecurity privileged level",
             "--tracer-namespace",
         ],
     );
@@ -729,4 +731,72 @@ fn pod_faults_are_shown_once_and_the_ones_that_cannot_clear_fail_at_once() {
         &["timed out after 2s"],
     );
     assert_no_tracer_pod_left(&api);
+}
+
+/// The tracer pod gets the capabilities its node's kernel needs, never `privileged`, and the
+/// seccomp profile its runtime allows BPF under (as the node reports both); `--privileged`
+/// overrides. The progress line says which was used.
+#[test]
+fn the_tracer_pod_has_the_capabilities_its_node_needs_and_is_privileged_only_when_asked() {
+    use k8s_openapi::api::core::v1::NodeSystemInfo;
+    let api = cluster();
+    let set_node = |kernel: &str, runtime: &str| {
+        for n in &mut api.state().nodes {
+            if let Some(status) = n.status.as_mut() {
+                status.node_info = Some(NodeSystemInfo {
+                    kernel_version: kernel.into(),
+                    container_runtime_version: runtime.into(),
+                    ..Default::default()
+                });
+            }
+        }
+    };
+    let run = |extra: &[&str]| {
+        let mut args = vec!["trace", "pod/mysql-0", "--duration=30s"];
+        args.extend_from_slice(extra);
+        let out = api.plugin(&args);
+        let stderr = text(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        let pod = api.state().created.last().cloned().expect("a tracer pod");
+        (
+            pod["spec"]["containers"][0]["securityContext"].clone(),
+            stderr,
+        )
+    };
+
+    set_node("5.10.0-32-cloud-amd64", "cri-o://1.28.1");
+    let (sc, stderr) = run(&[]);
+    assert_eq!(sc["privileged"], false, "{sc}");
+    assert_eq!(sc["allowPrivilegeEscalation"], false, "{sc}");
+    assert_eq!(
+        sc["capabilities"]["drop"],
+        serde_json::json!(["ALL"]),
+        "{sc}"
+    );
+    assert_eq!(
+        sc["capabilities"]["add"],
+        serde_json::json!(["BPF", "PERFMON", "SYSLOG", "SYS_RESOURCE"]),
+        "{sc}"
+    );
+    assert_eq!(sc["seccompProfile"]["type"], "Unconfined", "{sc}");
+    assert!(
+        stderr.contains("capabilities BPF,PERFMON,SYSLOG,SYS_RESOURCE (not privileged)"),
+        "{stderr}"
+    );
+
+    set_node("6.12.118+deb13-cloud-amd64", "containerd://1.7.24");
+    let (sc, stderr) = run(&[]);
+    assert_eq!(
+        sc["capabilities"]["add"],
+        serde_json::json!(["BPF", "PERFMON", "SYSLOG"]),
+        "{sc}"
+    );
+    assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault", "{sc}");
+    assert!(stderr.contains("seccomp RuntimeDefault"), "{stderr}");
+
+    let (sc, stderr) = run(&["--privileged"]);
+    assert_eq!(sc["privileged"], true, "{sc}");
+    assert!(sc.get("capabilities").is_none(), "{sc}");
+    assert!(sc.get("allowPrivilegeEscalation").is_none(), "{sc}");
+    assert!(stderr.contains("privileged (--privileged)"), "{stderr}");
 }

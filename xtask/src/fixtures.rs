@@ -31,6 +31,7 @@ pub fn pods() -> (TracerPod, TracerPod, TracerPod) {
             pending: false,
             host_paths: false,
         },
+        privileged: false,
     };
     let top = TracerPod {
         name_prefix: "dentry-top-vm-".into(),

@@ -240,6 +240,7 @@ pub async fn run(client: &Client, ns: &Namespace, req: &Args) -> Result<(), Erro
                 duration_secs: TOP_POD_SECS,
                 target: None,
                 purpose: Purpose::Top,
+                privileged: req.tracer.privileged,
             };
             async move { launch::create(client, &spec).await }
         }),

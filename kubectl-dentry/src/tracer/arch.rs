@@ -3,9 +3,8 @@
 //! (`...:0.1.0-arm64`, `.../arm64/tracer`) runs only on that one, and the plugin says so
 //! before it creates a pod that would fail at exec.
 use k8s_openapi::api::core::v1::Node;
-use kube::{Api, Client};
 
-use crate::error::{Error, Scope};
+use crate::error::Error;
 
 /// The well-known node label (set by the kubelet) naming its architecture.
 pub const NODE_ARCH_LABEL: &str = "kubernetes.io/arch";
@@ -39,27 +38,21 @@ pub fn image_arch(image: &str) -> Option<&'static str> {
     path.split('/').skip(1).find_map(lookup)
 }
 
-/// Fails when `image` is for one architecture and `node` reports another.
-pub async fn check(client: &Client, image: &str, node: &str) -> Result<(), Error> {
+/// Fails when `image` is for one architecture and `node` (named `name`; `None`: not read)
+/// reports another.
+pub fn check(image: &str, name: &str, node: Option<&Node>) -> Result<(), Error> {
     let Some(wanted) = image_arch(image) else {
         return Ok(());
     };
-    let nodes: Api<Node> = Api::all(client.clone());
-    let n = nodes
-        .get(node)
-        .await
-        .map_err(|e| Error::from_kube(e, "get", "nodes", Scope(None)))?;
-    let has = n
-        .metadata
-        .labels
-        .as_ref()
+    let has = node
+        .and_then(|n| n.metadata.labels.as_ref())
         .and_then(|l| l.get(NODE_ARCH_LABEL))
         .cloned();
     match has {
         Some(has) if has != wanted => Err(Error::ImageArch {
             image: image.to_owned(),
             image_arch: wanted.to_owned(),
-            node: node.to_owned(),
+            node: name.to_owned(),
             node_arch: has,
         }),
         _ => Ok(()),

@@ -1,7 +1,7 @@
 //! Creating a tracer pod and waiting until its tracer runs, turning every way that can fail
 //! (admission, image pull, a crashing tracer, a deadline) into one clear error.
 use futures::{StreamExt as _, TryStreamExt as _};
-use k8s_openapi::api::core::v1::{ContainerState, Pod};
+use k8s_openapi::api::core::v1::{ContainerState, Node, Pod};
 use kube::{
     Api, Client,
     api::{DeleteParams, LogParams, Patch, PatchParams, PostParams},
@@ -14,6 +14,7 @@ use crate::{
     tracer::{
         log::{self as tracer_log, Line},
         pod::TracerPod,
+        privileges::Privileges,
     },
 };
 
@@ -24,6 +25,8 @@ pub struct Launched {
     pub name: String,
     pub node: String,
     pub image: String,
+    /// How privileged it runs (`Privileges::describe`), for the progress line.
+    pub privileges: String,
 }
 
 impl Launched {
@@ -117,12 +120,34 @@ pub fn state(pod: &Pod, launched: &Launched) -> State {
     }
 }
 
-/// Submits the tracer pod, once its image can run on the node's architecture.
+/// Submits the tracer pod, once its image can run on the node's architecture, as privileged
+/// as the node's kernel and runtime need (`Privileges`).
 pub async fn create(client: &Client, spec: &TracerPod) -> Result<Launched, Error> {
-    crate::tracer::arch::check(client, &spec.image, &spec.node).await?;
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node = match nodes.get(&spec.node).await {
+        Ok(node) => Some(node),
+        // Only an image for one architecture needs the node; without it the pod gets what
+        // every supported kernel needs.
+        Err(e) if crate::tracer::arch::image_arch(&spec.image).is_some() => {
+            return Err(Error::from_kube(e, "get", "nodes", Scope(None)));
+        }
+        Err(e) => {
+            tracing::debug!(node = %spec.node, error = %e, "node not read");
+            None
+        }
+    };
+    crate::tracer::arch::check(&spec.image, &spec.node, node.as_ref())?;
+    let privileges = Privileges::choose(
+        node.as_ref()
+            .and_then(|n| n.status.as_ref()?.node_info.as_ref()),
+        spec.privileged,
+    );
     let api: Api<Pod> = Api::namespaced(client.clone(), &spec.namespace);
     let scope = || Scope(Some(spec.namespace.clone()));
-    let pod = match api.create(&PostParams::default(), &spec.build()).await {
+    let pod = match api
+        .create(&PostParams::default(), &spec.build(&privileges))
+        .await
+    {
         Ok(pod) => pod,
         Err(kube::Error::Api(s)) if is_admission(&s.message) => {
             return Err(Error::Admission {
@@ -148,6 +173,7 @@ pub async fn create(client: &Client, spec: &TracerPod) -> Result<Launched, Error
         name: pod.metadata.name.unwrap_or_default(),
         node: spec.node.clone(),
         image: spec.image.clone(),
+        privileges: privileges.describe(),
     })
 }
 
@@ -205,6 +231,10 @@ pub async fn wait_started(
     let mut warnings =
         crate::tracer::events::warnings(client, &launched.namespace, &launched.name).boxed();
     let mut warnings_open = true;
+    progress.println(&format!(
+        "tracer pod {}/{}: {}",
+        launched.namespace, launched.name, launched.privileges
+    ));
     loop {
         let event = tokio::select! {
             event = events.try_next() => event,

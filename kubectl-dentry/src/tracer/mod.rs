@@ -5,4 +5,5 @@ pub mod events;
 pub mod launch;
 pub mod log;
 pub mod pod;
+pub mod privileges;
 pub mod proxy;

@@ -8,10 +8,12 @@ use k8s_openapi::{
     api::core::v1::{
         Container, ContainerPort, DownwardAPIVolumeFile, DownwardAPIVolumeSource,
         EmptyDirVolumeSource, HostPathVolumeSource, ObjectFieldSelector, Pod, PodSpec,
-        ResourceRequirements, SecurityContext, Toleration, Volume, VolumeMount,
+        ResourceRequirements, Toleration, Volume, VolumeMount,
     },
     apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::ObjectMeta},
 };
+
+use crate::tracer::privileges::Privileges;
 
 /// Label every tracer pod carries; `cleanup` and `fetch` select on it.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "kubectl-dentry");
@@ -68,6 +70,8 @@ pub struct TracerPod {
     /// `namespace/name` of the traced pod, for people reading `kubectl get pods`.
     pub target: Option<String>,
     pub purpose: Purpose,
+    /// `--privileged`: `privileged: true` whatever the node allows.
+    pub privileged: bool,
 }
 
 fn quantity(q: &str) -> Quantity {
@@ -154,7 +158,8 @@ impl TracerPod {
         (self.duration_secs + linger) as i64 + DEADLINE_GRACE_SECS
     }
 
-    pub fn build(&self) -> Pod {
+    /// The pod, its container allowed `privileges`.
+    pub fn build(&self, privileges: &Privileges) -> Pod {
         let component = match self.purpose {
             Purpose::Trace { .. } => "trace",
             Purpose::Top => "top",
@@ -208,14 +213,7 @@ impl TracerPod {
                 ])),
                 ..Default::default()
             }),
-            // Privileged: a short-lived pod on a node we do not know; capabilities alone fail
-            // on older kernels and under some runtimes' seccomp/AppArmor defaults.
-            security_context: Some(SecurityContext {
-                privileged: Some(true),
-                read_only_root_filesystem: Some(true),
-                run_as_user: Some(0),
-                ..Default::default()
-            }),
+            security_context: Some(privileges.security_context()),
             volume_mounts: Some(
                 [
                     mount("cgroup", "/host/sys/fs/cgroup", true),
@@ -321,13 +319,25 @@ mod tests {
                 pending: false,
                 host_paths: false,
             },
+            privileged: false,
         }
+    }
+
+    /// A node with kernel 6.12 and containerd 1.7.
+    fn golden_privileges() -> Privileges {
+        let info = k8s_openapi::api::core::v1::NodeSystemInfo {
+            kernel_version: "6.12.118+deb13-cloud-amd64".into(),
+            container_runtime_version: "containerd://1.7.24".into(),
+            ..Default::default()
+        };
+        Privileges::choose(Some(&info), false)
     }
 
     /// The whole spec, pinned: a change to what we ask clusters to run shows up in review.
     #[test]
     fn the_trace_pod_matches_the_golden_file() {
-        let yaml = serde_yaml_ng::to_string(&trace_pod().build()).expect("serialises");
+        let yaml =
+            serde_yaml_ng::to_string(&trace_pod().build(&golden_privileges())).expect("serialises");
         let golden_path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/trace-pod.yaml");
         if std::env::var_os("DENTRY_UPDATE_GOLDEN").is_some() {
             std::fs::write(golden_path, &yaml).expect("write golden");
@@ -346,7 +356,7 @@ mod tests {
         let args = pod.args();
         assert!(args.contains(&"--target-pod-uid=0f3c8d2e-1b4a-4c5d-9e6f-7a8b9c0d1e2f".to_owned()));
         assert!(args.contains(&"--trace-patterns=.ibd,#sql".to_owned()));
-        let spec = pod.build().spec.expect("spec");
+        let spec = pod.build(&golden_privileges()).spec.expect("spec");
         assert!(spec.active_deadline_seconds.expect("deadline") > 60);
         assert_eq!(spec.automount_service_account_token, Some(false));
         let top = TracerPod {

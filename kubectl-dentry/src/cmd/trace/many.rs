@@ -476,6 +476,7 @@ impl Trace<'_> {
                 pending: true,
                 host_paths: req.host_paths,
             },
+            privileged: req.tracer.privileged,
         }
     }
 }

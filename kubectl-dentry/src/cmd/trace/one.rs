@@ -72,6 +72,7 @@ pub async fn run(client: &Client, namespace: &str, name: &str, req: &Args) -> Re
             pending: req.wait,
             host_paths: req.host_paths,
         },
+        privileged: req.tracer.privileged,
     };
     progress.set(format!(
         "creating a tracer pod in namespace {} on node {}",
