@@ -7,8 +7,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub struct Progress {
     spinner: Option<ProgressBar>,
     last: String,
-    /// Says nothing at all (a helper's progress when the caller reports for many).
+    /// Shows no state (a helper's progress when the caller reports for many).
     silent: bool,
+    /// Where a silent progress sends its lines (warnings, the privileges used): to the
+    /// caller that reports for many, or nowhere.
+    lines: Option<Box<dyn Fn(String) + Send>>,
 }
 
 impl Progress {
@@ -25,6 +28,7 @@ impl Progress {
             spinner,
             last: String::new(),
             silent: false,
+            lines: None,
         }
     }
 
@@ -34,6 +38,17 @@ impl Progress {
             spinner: None,
             last: String::new(),
             silent: true,
+            lines: None,
+        }
+    }
+
+    /// A progress that shows no state and hands its lines to `to`.
+    pub fn lines_to(to: impl Fn(String) + Send + 'static) -> Progress {
+        Progress {
+            spinner: None,
+            last: String::new(),
+            silent: true,
+            lines: Some(Box::new(to)),
         }
     }
 
@@ -63,10 +78,11 @@ impl Progress {
 
     /// Prints a line without disturbing the spinner.
     pub fn println(&self, line: &str) {
-        match &self.spinner {
-            Some(bar) => bar.println(line),
-            None if !self.silent => eprintln!("{line}"),
-            None => {}
+        match (&self.spinner, &self.lines) {
+            (Some(bar), _) => bar.println(line),
+            (None, Some(to)) => to(line.to_owned()),
+            (None, None) if !self.silent => eprintln!("{line}"),
+            (None, None) => {}
         }
     }
 }

@@ -541,6 +541,54 @@ fn nodes_that_cannot_run_the_tracer_are_reported_and_the_others_traced() {
     }));
 }
 
+/// A node's tracer pod warnings (a sandbox its CNI cannot set up yet, posted twice as a
+/// kubelet retries) and the privileges it runs with reach the trace's stderr once, under the
+/// node's name; the trace goes on once it starts.
+#[test]
+fn each_nodes_tracer_pod_warnings_and_privileges_are_shown_once_under_its_name() {
+    let api = web_on_two_nodes(false);
+    let sandbox = "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to \
+                   setup network for sandbox: plugin type=\"calico\" failed (add)";
+    api.state().tracer_on.insert(
+        "node-b".into(),
+        Tracer::Warns {
+            warnings: vec![
+                ("FailedCreatePodSandBox".into(), sandbox.into()),
+                ("FailedCreatePodSandBox".into(), sandbox.into()),
+            ],
+            then: Some(Box::new(Tracer::default())),
+        },
+    );
+    let out = api.plugin(&["trace", "deploy/web", "--duration=30s"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let warned: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("FailedCreatePodSandBox"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{stderr}");
+    assert!(warned[0].starts_with("[node-b] tracer pod "), "{stderr}");
+    for node in ["node-a", "node-b"] {
+        assert_eq!(
+            stderr
+                .lines()
+                .filter(|l| l.starts_with(&format!("[{node}] tracer pod "))
+                    && l.contains("(not privileged)"))
+                .count(),
+            1,
+            "{node}: {stderr}"
+        );
+    }
+    assert!(
+        stdout
+            .lines()
+            .filter(|l| l.contains("\tnegative\t"))
+            .count()
+            > 1,
+        "the trace ran: {stdout}"
+    );
+}
+
 #[test]
 fn a_job_waited_for_is_traced_from_its_pods_start_until_it_completes() {
     let api = FakeApi::start(vec![]);

@@ -93,7 +93,16 @@ async fn trace(client: &Client, n: &mut NodeTracer) -> Result<Over, Error> {
         state: state.to_owned(),
     };
     let deadline = tokio::time::Instant::now() + n.timeout;
-    let mut quiet = Progress::silent();
+    // Its warnings and the privileges it runs with reach the trace's stderr as its lines.
+    let out = n.out.clone();
+    let from = node.clone();
+    let mut quiet = Progress::lines_to(move |text| {
+        let _ = out.send(Msg::Line {
+            node: from.clone(),
+            kind: Line::Message,
+            text,
+        });
+    });
     let state = tokio::select! {
         s = launch::wait_started(client, &launched, &mut quiet) => s?,
         () = tokio::time::sleep_until(deadline) => return Err(timeout("not started")),
