@@ -434,22 +434,31 @@ pub fn busybox(arch: Arch) -> anyhow::Result<PathBuf> {
         return Ok(PathBuf::from("/bin/busybox"));
     }
     let dir = cache::dir().join(format!("busybox-{}", arch.debian()));
-    let binary = dir.join("bin/busybox");
-    if binary.is_file() {
+    // Debian's busybox-static put it in /bin until its packages moved to /usr (usrmerge):
+    // the mirror serves either, and replaces one with the other without notice.
+    let unpacked = || {
+        ["usr/bin/busybox", "bin/busybox"]
+            .iter()
+            .map(|p| dir.join(p))
+            .find(|p| p.is_file())
+    };
+    if let Some(binary) = unpacked() {
         return Ok(binary);
     }
     std::fs::create_dir_all(cache::dir())?;
     let lock = File::create(cache::dir().join(".busybox-lock"))?;
     lock.lock().context("locking the busybox cache")?;
-    if binary.is_file() {
+    if let Some(binary) = unpacked() {
         return Ok(binary);
     }
     apt_update(arch)?;
     unpack_into(arch, "busybox-static", &dir)?;
-    binary
-        .is_file()
-        .then_some(binary.clone())
-        .with_context(|| format!("busybox-static unpacked but no {}", binary.display()))
+    unpacked().with_context(|| {
+        format!(
+            "busybox-static unpacked into {} but neither usr/bin/busybox nor bin/busybox is there",
+            dir.display()
+        )
+    })
 }
 
 /// Downloads `package` of `arch` into the cache; returns the .deb.
