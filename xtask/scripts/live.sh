@@ -3,13 +3,6 @@
 # CREATES, GONE (lookups of the container that is then removed).
 # shellcheck shell=sh
 
-# many DIR PREFIX FROM COUNT CMD: runs CMD (stat or touch) on DIR/PREFIX-FROM ... in few
-# processes, so a lookup costs a lookup and not a fork.
-many() {
-  seq "$3" $(($3 + $4 - 1)) | sed "s|^|$1/$2-|" | xargs "$5" > /dev/null 2>&1
-  true
-}
-
 # snapshot NAME: the tracer's live gauges, the busy container's slab_reclaimable and the
 # node's dentry-state, tagged NAME.
 snapshot() {

@@ -19,4 +19,5 @@ pub mod release;
 pub mod scenario;
 pub mod scripts;
 pub mod setup;
+pub mod soak;
 pub mod vm;

@@ -105,6 +105,19 @@ enum Task {
         #[arg(long, default_value = "6.12")]
         kernel: String,
     },
+    /// The release tracer over a long run in the VM, as the DaemonSet runs it: mixed storms,
+    /// traces rotated, /metrics scraped every second, a container restarted every minute.
+    /// Reports RSS, map entries and trace bytes each minute; fails on RSS growth after
+    /// warm-up, a full map, or a count that drifted.
+    Soak {
+        #[arg(long, default_value = "6.12")]
+        kernel: String,
+        #[arg(long, default_value_t = 30)]
+        minutes: u64,
+        /// Seconds between restarts of pod A's container.
+        #[arg(long, default_value_t = 60)]
+        restart_secs: u64,
+    },
     /// Benchmark the kernel side in the VM: per-lookup cost with no tracer, the floor probe,
     /// counters, tracing with a pattern that matches nothing, tracing everything.
     BenchKernel {
@@ -301,6 +314,26 @@ fn run(task: Task) -> anyhow::Result<()> {
             let kernel = Kernel::fetch(&kernel)?;
             let tracer = vm_tracer(Arch::host())?;
             print!("{}", xtask::bench::tracer_rss(&kernel, &tracer)?);
+            Ok(())
+        }
+        Task::Soak {
+            kernel,
+            minutes,
+            restart_secs,
+        } => {
+            setup::ebpf_toolchain()?;
+            setup::apt_packages(setup::VM_PACKAGES)?;
+            let kernel = Kernel::fetch(&kernel)?;
+            let tracer = vm_tracer(Arch::host())?;
+            let bpf_maps =
+                xtask::arch::single_file_binary(Arch::host(), "xtask/src/bin/bpf-maps.rs")?;
+            eprintln!("soak: {minutes} minutes in the VM on {}", kernel.release);
+            let soak = xtask::soak::Soak {
+                secs: minutes * 60,
+                restart_secs,
+                batch: 1000,
+            };
+            print!("{}", soak.run(&kernel, &tracer, &bpf_maps)?);
             Ok(())
         }
         Task::BenchKernel {

@@ -10,6 +10,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("stress.sh", STRESS),
     ("live.sh", LIVE),
     ("load.sh", LOAD),
+    ("soak.sh", SOAK),
 ];
 
 /// Preemption under load (see `tracer/tests/vm_stress.rs`).
@@ -20,6 +21,9 @@ pub const LIVE: &str = include_str!("../scripts/live.sh");
 
 /// What loading the programs costs (`cargo xtask bench-load`).
 pub const LOAD: &str = include_str!("../scripts/load.sh");
+
+/// The tracer over a long run (`cargo xtask soak`).
+pub const SOAK: &str = include_str!("../scripts/soak.sh");
 
 /// `body` as a VM script: `vars` as shell assignments, the prelude, then `body`.
 pub fn script(body: &str, vars: &[(&str, String)]) -> String {
