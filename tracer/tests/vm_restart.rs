@@ -34,17 +34,30 @@ scrape() {{
   wget -q -O - http://127.0.0.1:9090/metrics | sed "s/^/@@$1 /"
 }}
 
+# tracked: how many cgroups the kernel's counter map holds.
+tracked() {{
+  wget -q -O - http://127.0.0.1:9090/metrics | awk '/^dentry_tracer_cgroups_tracked /{{print $2}}'
+}}
+
 # The container's first run, then its restart: the old cgroup goes, a new one comes.
 : > /var/log/containers/web-0_prod_app-{FIRST_CID}.log
 mkdir $POD/{FIRST_CID}
 run_in $POD/{FIRST_CID} lookups /mnt/tmpfs/first {LOOKUPS}
 scrape before
+tracked_before=$(tracked)
+echo "@@first-id $(stat -c %i $POD/{FIRST_CID})"
 rmdir $POD/{FIRST_CID}
 rm /var/log/containers/web-0_prod_app-{FIRST_CID}.log
 : > /var/log/containers/web-0_prod_app-{SECOND_CID}.log
 mkdir $POD/{SECOND_CID}
 run_in $POD/{SECOND_CID} lookups /mnt/tmpfs/second {LOOKUPS}
 scrape after
+echo "@@second-id $(stat -c %i $POD/{SECOND_CID})"
+# The first container's counters leave the kernel's map once it is gone: the map then holds
+# as many cgroups as before the restart (waited for up to 30 s; a poll or two is enough).
+i=0
+while [ "$(tracked)" != "$tracked_before" ] && [ $i -lt 60 ]; do sleep 0.5; i=$((i+1)); done
+echo "@@tracked $tracked_before $(tracked)"
 stop_tracer $T tracer
 for d in first second; do
   echo "@@traced $d $(grep -c "	negative	/$d/missing-" /tmp/trace.tsv)"
@@ -80,6 +93,28 @@ fn check(series: &str) {
     assert!(
         after >= before + LOOKUPS,
         "{series}: {before} before the restart, {after} after"
+    );
+    // The first container's counters left the kernel's map (its counts stay in the series,
+    // as asserted above); the second's are there at the end.
+    let ids = |tag: &str| {
+        out.value(tag)
+            .unwrap_or_else(|| panic!("{series}: no {tag}\n{log}"))
+    };
+    let (first, second) = (ids("first-id"), ids("second-id"));
+    let summary_has = |id: &str| {
+        out.tagged("tracer")
+            .iter()
+            .any(|l| l.starts_with(&format!("cgroup cgroup_id={id} ")))
+    };
+    assert!(
+        !summary_has(first),
+        "{series}: the removed container's cgroup {first} is still in the counter map \
+         (tracked before the restart, at the end: {:?})\n{log}",
+        out.value("tracked")
+    );
+    assert!(
+        summary_has(second),
+        "{series}: no counters of cgroup {second}\n{log}"
     );
     // The pod's scope covers the new container cgroup: both runs are traced, in full.
     for run in ["first", "second"] {

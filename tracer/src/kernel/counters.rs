@@ -1,5 +1,5 @@
 //! Reading the per-CPU counters the kernel programs keep.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aya::{
     Ebpf,
@@ -53,6 +53,34 @@ pub fn per_cgroup(ebpf: &Ebpf) -> Result<BTreeMap<u64, Counters>, Error> {
         *total = total.add(&sum(per_cpu.iter()));
     }
     Ok(totals)
+}
+
+/// The cgroups the CPUs' counting slots hold now. A cgroup that is gone never enters a slot
+/// again (no task of it runs), so one no slot holds has no write-back in flight.
+pub fn slot_cgroups(ebpf: &Ebpf) -> Result<BTreeSet<u64>, Error> {
+    let name = names::HOT_COUNTERS;
+    let map = ebpf.map(name).ok_or(Error::MissingMap(name))?;
+    let err = |source| Error::Map { map: name, source };
+    let hot: PerCpuArray<_, HotCounters> = PerCpuArray::try_from(map).map_err(err)?;
+    let hot = hot.get(&0, 0).map_err(err)?;
+    Ok(hot.iter().map(|h| h.cgroup).filter(|&c| c != 0).collect())
+}
+
+/// Deletes a cgroup's `COUNTERS` and `SPILLED` entries (those it has; see `run::retire`).
+pub fn remove(ebpf: &mut Ebpf, cgroup: u64) -> Result<(), Error> {
+    for name in [names::COUNTERS, names::SPILLED] {
+        let map = ebpf.map_mut(name).ok_or(Error::MissingMap(name))?;
+        let err = |source| Error::Map { map: name, source };
+        let mut map: PerCpuHashMap<_, u64, Counters> = PerCpuHashMap::try_from(map).map_err(err)?;
+        match map.remove(&cgroup) {
+            Ok(()) => {}
+            // Not there (a cgroup that never spilled): ENOENT.
+            Err(aya::maps::MapError::SyscallError(e))
+                if e.io_error.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(e) => return Err(err(e)),
+        }
+    }
+    Ok(())
 }
 
 /// Per cgroup, the sum over CPUs of the larger of its hash value and the CPU's hot slot when

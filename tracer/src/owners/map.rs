@@ -1,7 +1,7 @@
 //! cgroup id → pod/container, resolved on the node: pod UID and container ID from the cgroup
 //! path, names from the kubelet's log directories. Unknown cgroups resolve to empty labels.
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
 };
@@ -33,6 +33,9 @@ pub struct Owners {
     pod_dirs: HashMap<String, PathBuf>,
     /// container ID → the container's cgroup directory.
     container_dirs: HashMap<String, PathBuf>,
+    /// Every cgroup the walk found, pod or not: a cgroup one walk found and a later one did
+    /// not is gone (ids are never reused).
+    walked: HashSet<u64>,
 }
 
 /// How deep kubepods hierarchies go (root/kubepods/qos/pod/container, plus nested slices).
@@ -55,6 +58,7 @@ impl Owners {
             let Ok(meta) = std::fs::metadata(&dir) else {
                 continue;
             };
+            owners.walked.insert(meta.ino());
             let relative = dir
                 .strip_prefix(&sources.cgroup_root)
                 .unwrap_or(Path::new(""))
@@ -99,6 +103,11 @@ impl Owners {
     /// Records an owner by hand (tests and benchmarks; `resolve` fills it from the node).
     pub fn insert(&mut self, id: u64, owner: Owner) {
         self.by_id.insert(id, owner);
+    }
+
+    /// Whether the walk that made this snapshot found the cgroup.
+    pub fn walked(&self, id: u64) -> bool {
+        self.walked.contains(&id)
     }
 
     /// The owner of a cgroup id; `None` for cgroups outside any pod.

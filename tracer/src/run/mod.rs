@@ -4,6 +4,7 @@ pub mod added;
 pub mod drain;
 pub mod plan;
 pub mod report;
+pub mod retire;
 pub mod stop;
 pub mod tasks;
 

@@ -12,7 +12,8 @@ use tokio::sync::watch;
 
 use crate::{
     kernel::{counters, live, misses},
-    owners::{Owners, Sources, cri, kubelet},
+    owners::{Owners, Sources, cgroup, cri, kubelet},
+    run::retire::Retirement,
     serve::{http::AppState, metrics::DentryState},
 };
 
@@ -78,10 +79,12 @@ pub async fn poll_loop(
 ) {
     let mut tick = tokio::time::interval(every);
     let mut monotonic = counters::Monotonic::default();
+    let mut retirement = Retirement::default();
     loop {
         tick.tick().await;
         let paths = (proc.as_path(), cgroup_root.as_path());
-        if let Err(e) = poll_once(&ebpf, &state, &owners, paths, &mut monotonic) {
+        let kept = (&mut monotonic, &mut retirement);
+        if let Err(e) = poll_once(&ebpf, &state, &owners, paths, kept) {
             tracing::warn!("reading counters: {e:#}");
         }
     }
@@ -92,12 +95,14 @@ fn poll_once(
     state: &AppState,
     owners: &watch::Receiver<Arc<Owners>>,
     (proc, cgroup_root): (&Path, &Path),
-    monotonic: &mut counters::Monotonic,
+    (monotonic, retirement): (&mut counters::Monotonic, &mut Retirement),
 ) -> anyhow::Result<()> {
     let (totals, drops, filtered, contended, missed, held, untracked, object_size) = {
         let ebpf = ebpf.lock().map_err(|_| anyhow::anyhow!("lock poisoned"))?;
+        let mut totals = counters::per_cgroup(&ebpf)?;
+        retirement.filter(&mut totals);
         (
-            monotonic.apply(counters::per_cgroup(&ebpf)?),
+            monotonic.apply(totals),
             counters::per_cpu_total(&ebpf, names::DROPS)?,
             counters::per_cpu_total(&ebpf, names::FILTERED)?,
             counters::per_cpu_total(&ebpf, names::CONTENDED)?,
@@ -132,6 +137,26 @@ fn poll_once(
     m.set_live_untracked(untracked);
     if let Some(s) = dentry_state {
         m.set_dentry_state(s);
+    }
+    let mount = std::fs::File::open(cgroup_root).ok();
+    let exists = |id| mount.as_ref().and_then(|m| cgroup::exists(m, id));
+    // Metrics, then the kernel: the order every task that takes both locks keeps.
+    let mut ebpf = ebpf.lock().map_err(|_| anyhow::anyhow!("lock poisoned"))?;
+    let in_slot = counters::slot_cgroups(&ebpf)?;
+    let due = retirement.due(
+        &totals,
+        |id| owners.walked(id),
+        exists,
+        |id, now| m.delivered(id, now),
+        &in_slot,
+    );
+    for &id in &due {
+        counters::remove(&mut ebpf, id)?;
+        m.forget(id);
+    }
+    retirement.retired(&due);
+    if !due.is_empty() {
+        tracing::debug!("retired the counters of {} removed cgroups", due.len());
     }
     Ok(())
 }

@@ -309,6 +309,19 @@ impl Metrics {
         self.hold_polls = polls;
     }
 
+    /// Whether every count of `now` (the cgroup's latest totals) is in the counters: none is
+    /// held back waiting for the cgroup's name.
+    pub fn delivered(&self, id: u64, now: &Counters) -> bool {
+        !self.unnamed.contains_key(&id) && self.last.get(&id).unwrap_or(&Counters::default()) == now
+    }
+
+    /// Forgets a cgroup whose kernel counters were removed (`run::retire`): were the id to
+    /// come back, its counts would all be new.
+    pub fn forget(&mut self, id: u64) {
+        self.last.remove(&id);
+        self.unnamed.remove(&id);
+    }
+
     /// Folds one poll of the kernel's per-cgroup totals into the counters.
     pub fn update(&mut self, totals: &BTreeMap<u64, Counters>, owners: &Owners) {
         self.cgroups_tracked.set(totals.len() as i64);
