@@ -291,28 +291,19 @@ fn run(task: Task) -> anyhow::Result<()> {
             std::process::exit(out.status);
         }
         Task::RecordFixtures { kernel } => {
-            setup::ebpf_toolchain()?;
-            setup::apt_packages(setup::VM_PACKAGES)?;
-            let kernel = Kernel::fetch(&kernel)?;
-            let tracer = vm_tracer(Arch::host())?;
+            let (kernel, tracer) = vm_kernel(&kernel, Arch::host())?;
             let dir = cache::workspace_root().join("kubectl-dentry/tests/fixtures");
             xtask::fixtures::record(&kernel, &tracer, &dir)?;
             println!("recorded on {} into {}", kernel.release, dir.display());
             Ok(())
         }
         Task::BenchLoad { kernel, arch } => {
-            setup::ebpf_toolchain()?;
-            setup::apt_packages(setup::VM_PACKAGES)?;
-            let kernel = Kernel::fetch_for(&kernel, arch)?;
-            let tracer = vm_tracer(arch)?;
+            let (kernel, tracer) = vm_kernel(&kernel, arch)?;
             print!("{}", xtask::bench::load(&kernel, &tracer)?);
             Ok(())
         }
         Task::BenchRss { kernel } => {
-            setup::ebpf_toolchain()?;
-            setup::apt_packages(setup::VM_PACKAGES)?;
-            let kernel = Kernel::fetch(&kernel)?;
-            let tracer = vm_tracer(Arch::host())?;
+            let (kernel, tracer) = vm_kernel(&kernel, Arch::host())?;
             print!("{}", xtask::bench::tracer_rss(&kernel, &tracer)?);
             Ok(())
         }
@@ -321,10 +312,7 @@ fn run(task: Task) -> anyhow::Result<()> {
             minutes,
             restart_secs,
         } => {
-            setup::ebpf_toolchain()?;
-            setup::apt_packages(setup::VM_PACKAGES)?;
-            let kernel = Kernel::fetch(&kernel)?;
-            let tracer = vm_tracer(Arch::host())?;
+            let (kernel, tracer) = vm_kernel(&kernel, Arch::host())?;
             let bpf_maps =
                 xtask::arch::single_file_binary(Arch::host(), "xtask/src/bin/bpf-maps.rs")?;
             eprintln!("soak: {minutes} minutes in the VM on {}", kernel.release);
@@ -347,10 +335,7 @@ fn run(task: Task) -> anyhow::Result<()> {
             icount,
             arch,
         } => {
-            setup::ebpf_toolchain()?;
-            setup::apt_packages(setup::VM_PACKAGES)?;
-            let kernel = Kernel::fetch_for(&kernel, arch)?;
-            let tracer = vm_tracer(arch)?;
+            let (kernel, tracer) = vm_kernel(&kernel, arch)?;
             let storm = xtask::arch::single_file_binary(arch, "xtask/src/bin/lookup-storm.rs")?;
             eprintln!(
                 "bench: {rounds} rounds of {lookups} lookups per variant; this takes minutes"
@@ -397,10 +382,7 @@ fn demo(kernel: &str, arch: Arch, lookups: u32) -> anyhow::Result<()> {
         table,
         tracer::log::{self as tracer_log, Line},
     };
-    setup::ebpf_toolchain()?;
-    setup::apt_packages(setup::VM_PACKAGES)?;
-    let kernel = Kernel::fetch_for(kernel, arch)?;
-    let tracer = vm_tracer(arch)?;
+    let (kernel, tracer) = vm_kernel(kernel, arch)?;
     let runs = xtask::fixtures::PodRuns {
         lookups_a: lookups,
         lookups_b: lookups / 3,
@@ -460,13 +442,17 @@ fn demo(kernel: &str, arch: Arch, lookups: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The tracer a VM boots (`xtask::arch::tracer`), with the cross tools installed first for
-/// another architecture.
-fn vm_tracer(arch: Arch) -> anyhow::Result<PathBuf> {
+/// What a task that boots the tracer in a VM needs: the build and VM tools installed, the
+/// kernel of `series` for `arch`, and the tracer it boots (`xtask::arch::tracer`, with the
+/// cross tools installed first for another architecture).
+fn vm_kernel(series: &str, arch: Arch) -> anyhow::Result<(Kernel, PathBuf)> {
+    setup::ebpf_toolchain()?;
+    setup::apt_packages(setup::VM_PACKAGES)?;
+    let kernel = Kernel::fetch_for(series, arch)?;
     if arch != Arch::host() {
         setup::cross_tools()?;
     }
-    xtask::arch::tracer(arch)
+    Ok((kernel, xtask::arch::tracer(arch)?))
 }
 
 fn dest_src(spec: &str) -> anyhow::Result<(&str, &str)> {

@@ -1,6 +1,6 @@
 //! Live dentries per owner as userspace sees them: where the kernel keeps a slab object's
 //! owner, reading the per-CPU deltas, and folding removed cgroups into their parents.
-use std::{collections::BTreeMap, path::Path};
+use std::collections::BTreeMap;
 
 use aya::{Ebpf, maps::PerCpuHashMap};
 use dentry_common::{BASE_CANDIDATES, Live, OwnerLayout, ROOT_OWNER, names};
@@ -220,17 +220,14 @@ pub fn fold(raw: &BTreeMap<u64, Live>, alive: impl Fn(u64) -> bool) -> BTreeMap<
 }
 
 /// Every owner's live dentries, removed cgroups folded into their parents (asked of the
-/// kernel through the cgroup2 mount at `cgroup_root`; where it will not say, an owner is taken
-/// as alive and keeps its own row).
-pub fn held(ebpf: &Ebpf, cgroup_root: &Path) -> Result<BTreeMap<u64, Held>, Error> {
+/// kernel through the cgroup2 `mount`; where it will not say, an owner is taken as alive and
+/// keeps its own row).
+pub fn held(
+    ebpf: &Ebpf,
+    mount: &crate::owners::cgroup::Mount,
+) -> Result<BTreeMap<u64, Held>, Error> {
     let raw = per_owner(ebpf)?;
-    let mount = std::fs::File::open(cgroup_root).ok();
-    Ok(fold(&raw, |id| {
-        mount
-            .as_ref()
-            .and_then(|m| crate::owners::cgroup::exists(m, id))
-            .unwrap_or(true)
-    }))
+    Ok(fold(&raw, |id| mount.exists(id).unwrap_or(true)))
 }
 
 /// The dentry cache's memory from `/proc/slabinfo` (its slabs' pages), if readable.

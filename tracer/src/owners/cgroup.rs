@@ -94,6 +94,20 @@ pub fn pod_levels(root: &Path) -> u32 {
     levels
 }
 
+/// The cgroup2 mount, held open to ask `exists` of (`None` where it cannot be opened).
+pub struct Mount(Option<std::fs::File>);
+
+impl Mount {
+    pub fn open(root: &Path) -> Mount {
+        Mount(std::fs::File::open(root).ok())
+    }
+
+    /// `exists` on this mount; `None` where the kernel will not say or the mount is not open.
+    pub fn exists(&self, id: u64) -> Option<bool> {
+        self.0.as_ref().and_then(|m| exists(m, id))
+    }
+}
+
 /// Asks the kernel whether the cgroup with this id still exists, through a file handle on the
 /// cgroup2 mount (a kernfs handle is the id): no directory walk, so a cgroup that lived for
 /// less than a resolve interval is still known to be gone. `None` where the kernel will not

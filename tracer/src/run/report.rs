@@ -37,7 +37,7 @@ pub fn final_summary(
             c.alloc, c.positive, c.negative, c.shrink_calls, c.prune_calls, c.pruned
         );
     }
-    let held = live::held(ebpf, cgroup_root)?;
+    let held = live::held(ebpf, &crate::owners::cgroup::Mount::open(cgroup_root))?;
     if !targets.is_empty() {
         // What the traced cgroups hold at the end, of what they allocated during the run (at
         // its start the gauges are 0 by definition: docs/counters.md).

@@ -80,9 +80,11 @@ pub async fn poll_loop(
     let mut tick = tokio::time::interval(every);
     let mut monotonic = counters::Monotonic::default();
     let mut retirement = Retirement::default();
+    // Opened once: every poll asks it whether the cgroups it read still exist.
+    let mount = cgroup::Mount::open(&cgroup_root);
     loop {
         tick.tick().await;
-        let paths = (proc.as_path(), cgroup_root.as_path());
+        let paths = (proc.as_path(), &mount);
         let kept = (&mut monotonic, &mut retirement);
         if let Err(e) = poll_once(&ebpf, &state, &owners, paths, kept) {
             tracing::warn!("reading counters: {e:#}");
@@ -94,7 +96,7 @@ fn poll_once(
     ebpf: &Mutex<Ebpf>,
     state: &AppState,
     owners: &watch::Receiver<Arc<Owners>>,
-    (proc, cgroup_root): (&Path, &Path),
+    (proc, mount): (&Path, &cgroup::Mount),
     (monotonic, retirement): (&mut counters::Monotonic, &mut Retirement),
 ) -> anyhow::Result<()> {
     let (totals, drops, filtered, contended, missed, held, untracked, object_size) = {
@@ -107,7 +109,7 @@ fn poll_once(
             counters::per_cpu_total(&ebpf, names::FILTERED)?,
             counters::per_cpu_total(&ebpf, names::CONTENDED)?,
             misses::total(&ebpf),
-            live::held(&ebpf, cgroup_root)?,
+            live::held(&ebpf, mount)?,
             counters::per_cpu_total(&ebpf, names::UNTRACKED)?,
             live::object_size(&ebpf),
         )
@@ -138,15 +140,13 @@ fn poll_once(
     if let Some(s) = dentry_state {
         m.set_dentry_state(s);
     }
-    let mount = std::fs::File::open(cgroup_root).ok();
-    let exists = |id| mount.as_ref().and_then(|m| cgroup::exists(m, id));
     // Metrics, then the kernel: the order every task that takes both locks keeps.
     let mut ebpf = ebpf.lock().map_err(|_| anyhow::anyhow!("lock poisoned"))?;
     let in_slot = counters::slot_cgroups(&ebpf)?;
     let due = retirement.due(
         &totals,
         |id| owners.walked(id),
-        exists,
+        |id| mount.exists(id),
         |id, now| m.delivered(id, now),
         &in_slot,
     );

@@ -36,14 +36,16 @@ impl Attr {
         self.0[offset..offset + 8].copy_from_slice(&value.to_ne_bytes());
         self
     }
-    fn read_u32(&self, offset: usize) -> u32 {
-        u32::from_ne_bytes([
-            self.0[offset],
-            self.0[offset + 1],
-            self.0[offset + 2],
-            self.0[offset + 3],
-        ])
-    }
+}
+
+/// The `u32` at `offset` of a buffer the kernel filled.
+fn u32_at(bytes: &[u8], offset: usize) -> u32 {
+    u32::from_ne_bytes([
+        bytes[offset],
+        bytes[offset + 1],
+        bytes[offset + 2],
+        bytes[offset + 3],
+    ])
 }
 
 fn bpf(command: i64, attr: &mut Attr) -> i64 {
@@ -77,14 +79,12 @@ fn info(fd: u32) -> Option<Info> {
     if bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr) != 0 {
         return None;
     }
-    let word =
-        |i: usize| u32::from_ne_bytes([buf[4 * i], buf[4 * i + 1], buf[4 * i + 2], buf[4 * i + 3]]);
     let name = &buf[24..40];
     let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
     Some(Info {
-        kind: word(0),
-        key_size: word(2),
-        max_entries: word(4),
+        kind: u32_at(&buf, 0),
+        key_size: u32_at(&buf, 8),
+        max_entries: u32_at(&buf, 16),
         name: String::from_utf8_lossy(&name[..end]).into_owned(),
     })
 }
@@ -131,7 +131,7 @@ fn main() {
         if bpf(BPF_MAP_GET_NEXT_ID, &mut attr) != 0 {
             break; // ENOENT: past the last map
         }
-        id = attr.read_u32(4);
+        id = u32_at(&attr.0, 4);
         let fd = bpf(BPF_MAP_GET_FD_BY_ID, &mut Attr::new().u32_at(0, id));
         if fd < 0 {
             continue; // freed since
