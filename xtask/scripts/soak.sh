@@ -93,7 +93,7 @@ sleep 7
 wget -q -O /tmp/m http://127.0.0.1:9090/metrics || failed=$((failed + 1))
 echo "@@scrapes $s $failed"
 echo "@@lookups-a $(awk '{n+=$1} END{print n+0}' /tmp/done-a)"
-grep -E "^dentry_negative_total\{[^}]*pod=\"mysql-0\"|^dentry_tracer_(events|probe_missed)" /tmp/m \
+grep -E "^dentry_negative_total\{[^}]*pod=\"(mysql-0)?\"|^dentry_tracer_(events|probe_missed)" /tmp/m \
   | sed 's/^/@@final /'
 sample end
 stop_tracer $T tracer

@@ -84,6 +84,11 @@ struct Report {
     restarts: u64,
     lookups_a: u64,
     negative_a: u64,
+    /// Negatives under empty labels (counts of a cgroup never named) and the kernel's
+    /// counts that are in no pod's series: where a shortfall of pod A's went.
+    negative_unnamed: u64,
+    contended: u64,
+    missed: u64,
     events: u64,
     dropped: u64,
     summary: String,
@@ -152,7 +157,10 @@ impl Report {
             scrapes_failed,
             restarts: number("restarts")?,
             lookups_a: number("lookups-a")?,
-            negative_a: final_value("dentry_negative_total{"),
+            negative_a: final_value("dentry_negative_total{container=\"mysql\""),
+            negative_unnamed: final_value("dentry_negative_total{container=\"\""),
+            contended: final_value("dentry_tracer_events_contended_total "),
+            missed: final_value("dentry_tracer_probe_missed_total "),
             events: final_value("dentry_tracer_events_total "),
             dropped: final_value("dentry_tracer_events_dropped_total "),
             summary: tagged("tracer")
@@ -260,9 +268,18 @@ impl Report {
         }
         let _ = writeln!(
             t,
-            "\npod A: {} failed lookups made, {} counted negative; trace events {} ({} dropped); \
-             the tracer's summary (bytes: every trace byte written, rotated away or not):\n{}",
-            self.lookups_a, self.negative_a, self.events, self.dropped, self.summary
+            "\npod A: {} failed lookups made, {} counted negative; {} negatives of unnamed \
+             cgroups; probe hits on a busy CPU {}, probe runs the kernel skipped {}; trace \
+             events {} ({} dropped); the tracer's summary (bytes: every trace byte written, \
+             rotated away or not):\n{}",
+            self.lookups_a,
+            self.negative_a,
+            self.negative_unnamed,
+            self.contended,
+            self.missed,
+            self.events,
+            self.dropped,
+            self.summary
         );
         t
     }
