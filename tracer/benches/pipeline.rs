@@ -164,7 +164,7 @@ fn metrics_render(c: &mut Criterion) {
             },
         );
     }
-    m.update(&totals, &o);
+    m.update(&totals, &o, std::time::Instant::now());
     c.bench_function("metrics_render_1000_containers", |b| b.iter(|| m.render()));
 }
 

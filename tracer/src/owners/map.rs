@@ -4,6 +4,7 @@ use std::{
     collections::{HashMap, HashSet},
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
+    time::Instant,
 };
 
 use crate::owners::{kubelet::Names, kubepath};
@@ -36,6 +37,9 @@ pub struct Owners {
     /// Every cgroup the walk found, pod or not: a cgroup one walk found and a later one did
     /// not is gone (ids are never reused).
     walked: HashSet<u64>,
+    /// When the sources of this snapshot began to be read: a cgroup counting before then and
+    /// still unnamed by it is not a container that has just started.
+    began: Option<Instant>,
 }
 
 /// How deep kubepods hierarchies go (root/kubepods/qos/pod/container, plus nested slices).
@@ -48,11 +52,15 @@ impl Owners {
 
     /// As `resolve`, with names from the runtime (`cri`) preferred to the kubelet's files.
     pub fn resolve_with(sources: &Sources, cri: Option<&Names>) -> Owners {
+        let began = Instant::now();
         let mut names = Names::read(&sources.pods_log_dir, &sources.containers_log_dir);
         if let Some(cri) = cri {
             names.overlay(cri);
         }
-        let mut owners = Owners::default();
+        let mut owners = Owners {
+            began: Some(began),
+            ..Owners::default()
+        };
         let mut stack = vec![(sources.cgroup_root.clone(), 0usize)];
         while let Some((dir, depth)) = stack.pop() {
             let Ok(meta) = std::fs::metadata(&dir) else {
@@ -98,6 +106,18 @@ impl Owners {
             }
         }
         owners
+    }
+
+    /// Marks the snapshot as built from sources read from `at` on (names asked of the runtime
+    /// before the walk).
+    pub fn began_at(mut self, at: Instant) -> Owners {
+        self.began = Some(at);
+        self
+    }
+
+    /// When the sources of this snapshot began to be read (`None`: made by hand).
+    pub fn began(&self) -> Option<Instant> {
+        self.began
     }
 
     /// Records an owner by hand (tests and benchmarks; `resolve` fills it from the node).

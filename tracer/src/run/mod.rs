@@ -112,9 +112,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let state = Arc::new(AppState {
         metrics: Mutex::new({
             let mut m = Metrics::new(args.cgroup_id_label, mode, &features)?;
-            // Long enough for the resolver to name a container that has just started.
-            let poll = args.poll_interval.as_millis().max(1);
-            m.hold_unnamed((args.resolve_interval.as_millis().div_ceil(poll) + 1) as u32);
+            // Normally held until the next resolve; bounded for a resolver that stalls.
+            m.hold_unnamed(args.resolve_interval * 3);
             m
         }),
         trace_dir: files.is_some().then(|| args.trace_dir.clone()),
@@ -125,8 +124,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     });
     let ebpf = Arc::new(Mutex::new(ebpf));
     let cri_socket = crate::owners::cri::find_socket(&args.cri_sockets());
+    let began = std::time::Instant::now();
     let owners = match tasks::cri_names(cri_socket.as_deref(), true).await {
-        Some(names) => Owners::resolve_with(&sources, Some(&names)),
+        Some(names) => Owners::resolve_with(&sources, Some(&names)).began_at(began),
         None => owners,
     };
     let (owners_tx, owners_rx) = watch::channel(Arc::new(owners));

@@ -27,10 +27,13 @@ pub async fn resolve_loop(
     tick.tick().await;
     loop {
         tick.tick().await;
+        let began = std::time::Instant::now();
         let cri = cri_names(cri_socket.as_deref(), false).await;
         let sources = sources.clone();
-        if let Ok(owners) =
-            tokio::task::spawn_blocking(move || Owners::resolve_with(&sources, cri.as_ref())).await
+        if let Ok(owners) = tokio::task::spawn_blocking(move || {
+            Owners::resolve_with(&sources, cri.as_ref()).began_at(began)
+        })
+        .await
         {
             let _ = tx.send(Arc::new(owners));
         }
@@ -130,7 +133,7 @@ fn poll_once(
         .metrics
         .lock()
         .map_err(|_| anyhow::anyhow!("lock poisoned"))?;
-    m.update(&totals, &owners);
+    m.update(&totals, &owners, std::time::Instant::now());
     m.set_drops(drops);
     m.set_filtered(filtered);
     m.set_contended(contended);

@@ -4,9 +4,10 @@
 //! them to counters keyed by namespace/pod/container, so a series never goes backwards: not when
 //! a cgroup disappears, not when its id is reused by a new cgroup (its map slot then restarts
 //! from a lower value, which counts as a reset of that slot, never as a negative delta).
-use std::collections::HashMap;
-
-use std::collections::BTreeMap;
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::{Duration, Instant},
+};
 
 use dentry_common::{Counters, metric};
 use prometheus::{
@@ -43,10 +44,10 @@ pub struct Metrics {
     live_untracked: KernelTotal,
     last: HashMap<u64, Counters>,
     cgroup_id_label: bool,
-    /// Polls a cgroup the owner map does not name yet is held back (see `hold_unnamed`), and
-    /// for how many polls each such cgroup has been.
-    hold_polls: u32,
-    unnamed: HashMap<u64, u32>,
+    /// The longest a cgroup the owner map does not name yet is held back (see
+    /// `hold_unnamed`), and when each such cgroup's counts were first held.
+    hold_max: Duration,
+    unnamed: HashMap<u64, Instant>,
 }
 
 /// A counter fed with a total the kernel keeps (summed over CPUs): it only ever moves up.
@@ -296,17 +297,19 @@ impl Metrics {
             },
             last: HashMap::new(),
             cgroup_id_label,
-            hold_polls: 0,
+            hold_max: Duration::ZERO,
             unnamed: HashMap::new(),
         })
     }
 
-    /// Holds back a cgroup's counts for up to `polls` polls while the owner map does not name
-    /// it: a container that has just started is named at the next resolve, and its first
-    /// lookups then count under its pod rather than under empty labels. A cgroup still unnamed
-    /// after that (a system service) counts under empty labels, all of it.
-    pub fn hold_unnamed(&mut self, polls: u32) {
-        self.hold_polls = polls;
+    /// Holds back the counts of a cgroup the owner map does not name, until a snapshot whose
+    /// sources were read after the counts were first seen (a container that has just started
+    /// is named by the next resolve, and its first lookups then count under its pod rather
+    /// than under empty labels), and for `max` at most. A cgroup such a snapshot does not name
+    /// either (a system service) counts under what is known of it, all of it. Time, not a
+    /// number of polls: the poll ticks catch up in a burst after a stall, the resolver does not.
+    pub fn hold_unnamed(&mut self, max: Duration) {
+        self.hold_max = max;
     }
 
     /// Whether every count of `now` (the cgroup's latest totals) is in the counters: none is
@@ -322,8 +325,8 @@ impl Metrics {
         self.unnamed.remove(&id);
     }
 
-    /// Folds one poll of the kernel's per-cgroup totals into the counters.
-    pub fn update(&mut self, totals: &BTreeMap<u64, Counters>, owners: &Owners) {
+    /// Folds one poll of the kernel's per-cgroup totals, read at `at`, into the counters.
+    pub fn update(&mut self, totals: &BTreeMap<u64, Counters>, owners: &Owners, at: Instant) {
         self.cgroups_tracked.set(totals.len() as i64);
         let empty = crate::owners::Owner::default();
         for (&id, now) in totals {
@@ -332,20 +335,17 @@ impl Metrics {
             if d == Counters::default() {
                 continue;
             }
-            let owner = match owners.get(id) {
-                Some(owner) => {
-                    self.unnamed.remove(&id);
-                    owner
+            let owner = owners.get(id);
+            // A pod cgroup can be found before its pod's name is (the kubelet's files lag).
+            if owner.is_none_or(|o| o.pod.is_empty()) {
+                let first = *self.unnamed.entry(id).or_insert(at);
+                let resolved_since = owners.began().is_some_and(|b| b > first);
+                if !resolved_since && at.saturating_duration_since(first) < self.hold_max {
+                    continue;
                 }
-                None => {
-                    let held = self.unnamed.entry(id).or_insert(0);
-                    if *held < self.hold_polls {
-                        *held += 1;
-                        continue;
-                    }
-                    &empty
-                }
-            };
+            }
+            self.unnamed.remove(&id);
+            let owner = owner.unwrap_or(&empty);
             self.last.insert(id, *now);
             let id_text = id.to_string();
             let mut labels = vec![
@@ -519,10 +519,10 @@ mod tests {
                 },
             )])
         };
-        m.update(&at(100), &owners);
-        m.update(&at(150), &owners);
+        m.update(&at(100), &owners, Instant::now());
+        m.update(&at(150), &owners, Instant::now());
         // The cgroup went away and a new one got id 7: its slot restarts low.
-        m.update(&at(20), &owners);
+        m.update(&at(20), &owners, Instant::now());
         let t = text(&m);
         let series = r#"dentry_alloc_total{container="",namespace="",pod=""}"#;
         assert_eq!(value(&t, series), Some(170), "{t}");
@@ -531,7 +531,9 @@ mod tests {
     #[test]
     fn a_new_cgroup_counts_under_its_name_once_resolved_and_unnamed_ones_count_late() {
         let mut m = Metrics::new(false, "kprobe", &Features::default()).unwrap();
-        m.hold_unnamed(2);
+        m.hold_unnamed(Duration::from_secs(15));
+        let t0 = Instant::now();
+        let secs = |n| t0 + Duration::from_secs(n);
         let at = |id, alloc| {
             BTreeMap::from([(
                 id,
@@ -541,31 +543,55 @@ mod tests {
                 },
             )])
         };
-        let unknown = Owners::default();
-        let mut named = Owners::default();
-        named.insert(
-            7,
-            crate::owners::Owner {
-                pod_uid: "u".into(),
-                namespace: "batch".into(),
-                pod: "first-0".into(),
-                container: "app".into(),
-            },
-        );
+        // The resolver's last snapshot was read before any of the counts below.
+        let stale = Owners::default().began_at(t0);
+        let app = |pod: &str| crate::owners::Owner {
+            pod_uid: "u".into(),
+            namespace: if pod.is_empty() { "" } else { "batch" }.into(),
+            pod: pod.into(),
+            container: if pod.is_empty() { "" } else { "app" }.into(),
+        };
+        let mut named = Owners::default().began_at(secs(5));
+        named.insert(7, app("first-0"));
         let pod = r#"dentry_alloc_total{container="app",namespace="batch",pod="first-0"}"#;
         let nobody = r#"dentry_alloc_total{container="",namespace="",pod=""}"#;
-        // Polls before the resolver has seen the container: nothing yet, nothing lost.
-        m.update(&at(7, 400), &unknown);
-        m.update(&at(7, 1000), &unknown);
+        // Polls before the resolver has seen the container, a burst of them after a stall
+        // among them: nothing yet, nothing lost.
+        m.update(&at(7, 400), &stale, secs(1));
+        for n in 2..10 {
+            m.update(&at(7, 1000), &stale, secs(2) + Duration::from_millis(n));
+        }
         assert_eq!(value(&text(&m), pod), None);
-        m.update(&at(7, 1000), &named);
+        assert_eq!(value(&text(&m), nobody), None);
+        m.update(&at(7, 1000), &named, secs(6));
         assert_eq!(value(&text(&m), pod), Some(1000));
         assert_eq!(value(&text(&m), nobody), None);
-        // Never named: counted, in full, once the hold is over.
-        for alloc in [5, 8, 9] {
-            m.update(&at(9, alloc), &unknown);
-        }
+
+        // A pod cgroup found before its pod's name is: held too.
+        let mut nameless = Owners::default().began_at(t0);
+        nameless.insert(8, app(""));
+        m.update(&at(8, 30), &nameless, secs(1));
+        assert_eq!(value(&text(&m), nobody), None);
+        let mut later = Owners::default().began_at(secs(2));
+        later.insert(8, app("first-0"));
+        later.insert(7, app("first-0"));
+        m.update(&at(8, 30), &later, secs(3));
+        assert_eq!(value(&text(&m), pod), Some(1030));
+
+        // Never named: counted, in full, once a snapshot read after its first counts does
+        // not name it either.
+        m.update(&at(9, 5), &stale, secs(20));
+        m.update(&at(9, 8), &stale, secs(21));
+        assert_eq!(value(&text(&m), nobody), None);
+        let resolved = Owners::default().began_at(secs(21));
+        m.update(&at(9, 9), &resolved, secs(22));
         assert_eq!(value(&text(&m), nobody), Some(9));
+        // Or once the hold is over, where the resolver stalls.
+        m.update(&at(10, 4), &stale, secs(30));
+        m.update(&at(10, 6), &stale, secs(44));
+        assert_eq!(value(&text(&m), nobody), Some(9));
+        m.update(&at(10, 6), &stale, secs(45));
+        assert_eq!(value(&text(&m), nobody), Some(15));
     }
 
     #[test]
@@ -585,11 +611,16 @@ mod tests {
             negative: n,
             ..Default::default()
         };
-        m.update(&BTreeMap::from([(11, negative(300))]), &owners);
+        m.update(
+            &BTreeMap::from([(11, negative(300))]),
+            &owners,
+            Instant::now(),
+        );
         owners.insert(12, app("u"));
         m.update(
             &BTreeMap::from([(11, negative(300)), (12, negative(50))]),
             &owners,
+            Instant::now(),
         );
         let series = r#"dentry_negative_total{container="app",namespace="batch",pod="crashy-0"}"#;
         assert_eq!(value(&text(&m), series), Some(350));
